@@ -1,0 +1,173 @@
+"""The routing header: what travels in clear so the CCC can route what it cannot read.
+
+The header is bound into the sealed envelope as associated data and covered by the
+sender's signature (see ``schemas.sealing`` and docs/wire-format.md), so it can be read
+by anyone on the path but changed by no one.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+
+from schemas.markings import Evaluation, HandlingCode, Tlp
+from schemas.participants import ParticipantId, RecipientId
+
+__all__ = [
+    "HEADER_SCHEMA_VERSION",
+    "MAX_RECIPIENTS",
+    "HeaderFlag",
+    "Language",
+    "MessageId",
+    "MessageType",
+    "Precedence",
+    "RoutingHeader",
+    "Suite",
+    "TraceId",
+    "UtcTimestamp",
+    "format_timestamp",
+]
+
+HEADER_SCHEMA_VERSION = 1
+MAX_RECIPIENTS = 256
+
+
+class MessageType(StrEnum):
+    """What a message is; the CCC routes and prioritises on it."""
+
+    MESSAGE = "message"  # bilateral or multilateral NCB-to-NCB message
+    DIFFUSION = "diffusion"  # an alert sent directly by an NCB to several NCBs
+    URGENT_REQUEST = "urgent-request"  # a request for the CCC's immediate help
+    DB_CHECK_QUERY = "db-check-query"
+    DB_CHECK_RESULT = "db-check-result"
+    NOTICE_REQUEST = "notice-request"
+    ACKNOWLEDGEMENT = "ack"  # a recipient says it has handled a message
+    DELIVERY_RECEIPT = "delivery-receipt"  # the CCC says it delivered a message
+
+
+class Precedence(StrEnum):
+    """The military precedence scale, highest first."""
+
+    FLASH = "FLASH"
+    IMMEDIATE = "IMMEDIATE"
+    PRIORITY = "PRIORITY"
+    ROUTINE = "ROUTINE"
+
+    @property
+    def rank(self) -> int:
+        """0 for FLASH (most urgent) up to 3 for ROUTINE."""
+        return _RANK[self]
+
+    @property
+    def lane(self) -> str:
+        """The lane name in topic names: ``flash``, ``immediate``, ``priority``, ``routine``."""
+        return self.value.lower()
+
+
+_RANK = {
+    Precedence.FLASH: 0,
+    Precedence.IMMEDIATE: 1,
+    Precedence.PRIORITY: 2,
+    Precedence.ROUTINE: 3,
+}
+
+
+class Language(StrEnum):
+    """The CCC's four working languages."""
+
+    AR = "ar"
+    EN = "en"
+    ES = "es"
+    FR = "fr"
+
+
+class HeaderFlag(StrEnum):
+    """Facts a sender declares in clear that the priority rules weigh."""
+
+    WANTED_PERSON_HIT = "wanted-person-hit"
+    STOLEN_DOCUMENT_HIT = "stolen-document-hit"
+    THREAT_TO_LIFE = "threat-to-life"
+    MASS_CASUALTY = "mass-casualty"
+
+
+class Suite(StrEnum):
+    """The HPKE suite that wraps the data key for each recipient (RFC 9180 names)."""
+
+    X25519 = "DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM"
+    MLKEM768_X25519 = "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM"
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _check_uuid(value: str) -> str:
+    if not _UUID.match(value):
+        raise ValueError("must be a lowercase canonical UUID (8-4-4-4-12 hex)")
+    return value
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``: the one textual form times take on the wire."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _require_aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must carry a timezone")
+    return moment.astimezone(UTC)
+
+
+MessageId = Annotated[str, AfterValidator(_check_uuid)]
+TraceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+UtcTimestamp = Annotated[
+    datetime,
+    AfterValidator(_require_aware),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _unique(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("recipients must not repeat")
+    return values
+
+
+class RoutingHeader(BaseModel):
+    """Everything the CCC needs to validate, prioritise and route a message."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = HEADER_SCHEMA_VERSION
+    message_id: MessageId
+    sender: ParticipantId
+    recipients: Annotated[
+        list[RecipientId], Field(min_length=1, max_length=MAX_RECIPIENTS), AfterValidator(_unique)
+    ]
+    message_type: MessageType
+    precedence: Precedence
+    created_at: UtcTimestamp
+    language: Language
+    case_id: ShortText | None = None
+    correlation_id: ShortText | None = None
+    trace_id: TraceId
+    handling: HandlingCode = HandlingCode.H0
+    tlp: Tlp = Tlp.AMBER
+    evaluation: Evaluation = "B2"
+    flags: Annotated[list[HeaderFlag], Field(max_length=len(HeaderFlag))] = Field(
+        default_factory=list
+    )
+    suite: Suite = Suite.X25519
