@@ -151,7 +151,7 @@ class RoutingHeader(BaseModel):
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = HEADER_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     message_id: MessageId
     sender: ParticipantId
     recipients: Annotated[
