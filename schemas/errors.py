@@ -1,0 +1,100 @@
+"""Why a message is refused, as exception types that carry a dead-letter reason code.
+
+Errors here are about *input from the wire* (h11's RemoteProtocolError): each is caught
+at the edge, and the record goes to the dead-letter topic with ``reason`` and the message.
+Our own bugs are never one of these; they crash loudly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "BadSignature",
+    "MalformedMessage",
+    "NotARecipient",
+    "OversizedMessage",
+    "RejectReason",
+    "RejectedMessage",
+    "ReplayedMessage",
+    "StaleMessage",
+    "TamperedMessage",
+    "UnknownParticipant",
+]
+
+
+class RejectReason(StrEnum):
+    """Reason codes written to the ``i247.dlq.reason`` header of a dead letter."""
+
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    UNKNOWN_SENDER = "unknown-sender"
+    UNKNOWN_RECIPIENT = "unknown-recipient"
+    BAD_SIGNATURE = "bad-signature"
+    TAMPERED = "tampered"
+    NOT_A_RECIPIENT = "not-a-recipient"
+    STALE = "stale"
+    REPLAYED = "replayed"
+
+
+class RejectedMessage(Exception):
+    """Base of every refusal; ``reason`` is the dead-letter code, ``str()`` the detail."""
+
+    reason: RejectReason = RejectReason.MALFORMED
+
+
+class MalformedMessage(RejectedMessage):
+    """The record is not a well-formed sealed envelope (bad JSON, schema, encoding)."""
+
+    reason = RejectReason.MALFORMED
+
+
+class OversizedMessage(RejectedMessage):
+    """The record is larger than the configured maximum (``I247_MAX_MESSAGE_BYTES``)."""
+
+    reason = RejectReason.OVERSIZED
+
+
+class UnknownParticipant(RejectedMessage):
+    """A sender or recipient that the key directory does not know."""
+
+    def __init__(self, participant: str, *, role: str) -> None:
+        self.participant = participant
+        self.role = role
+        self.reason = (
+            RejectReason.UNKNOWN_SENDER if role == "sender" else RejectReason.UNKNOWN_RECIPIENT
+        )
+        super().__init__(
+            f"{role} {participant!r} is not in the key directory; "
+            "add its public keys with `i247 keys init` or correct the address"
+        )
+
+
+class BadSignature(RejectedMessage):
+    """The signature is not the sender's: wrong key, unknown key id, or invalid bytes."""
+
+    reason = RejectReason.BAD_SIGNATURE
+
+
+class TamperedMessage(RejectedMessage):
+    """The header or body differs from what the sender sealed."""
+
+    reason = RejectReason.TAMPERED
+
+
+class NotARecipient(RejectedMessage):
+    """The reader holds no key the message was sealed for."""
+
+    reason = RejectReason.NOT_A_RECIPIENT
+
+
+class StaleMessage(RejectedMessage):
+    """Created outside the freshness window (too old, or too far in the future)."""
+
+    reason = RejectReason.STALE
+
+
+class ReplayedMessage(RejectedMessage):
+    """A message id already seen at another place in the log."""
+
+    reason = RejectReason.REPLAYED

@@ -1,0 +1,351 @@
+"""Seal, verify and open messages: the envelope every record on the backbone carries.
+
+Theory of operation (the normative text is docs/wire-format.md):
+
+* the body is encrypted once, AES-256-GCM under a fresh 32-byte data key, with the
+  *associated data* binding the routing header, the topic the sender published to and
+  the record key; so a ciphertext cannot be edited or moved to another record unnoticed;
+* the data key is wrapped for each key holder with single-shot HPKE (RFC 9180, base mode),
+  the suite named in the header; ``ccc`` expands to every hub and the auditor, and the
+  sender always keeps a wrap of its own so it can read what it sent;
+* two SHA-256 digests (header context, sealed body) are what the sender signs with
+  Ed25519; checking the digests before the signature lets a hub say *what* changed
+  (``TamperedMessage``) apart from *who* signed (``BadSignature``).
+
+Hubs ``verify`` and route on the header; only key holders can ``open_sealed`` the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from schemas.bodies import BODY_ADAPTER, Body
+from schemas.errors import (
+    BadSignature,
+    MalformedMessage,
+    NotARecipient,
+    OversizedMessage,
+    TamperedMessage,
+)
+from schemas.header import MAX_RECIPIENTS, RoutingHeader, Suite
+from schemas.keys import Directory, PrivateIdentity
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "OpenedMessage",
+    "SealedMessage",
+    "associated_data",
+    "body_digest",
+    "canonical_json",
+    "open_sealed",
+    "parse_envelope",
+    "seal",
+    "verify",
+]
+
+ENVELOPE_VERSION = 1
+AD_LABEL = b"I247-AD-v1\x00"
+BODY_LABEL = b"I247-BODY-v1\x00"
+SIG_LABEL = b"I247-SIG-v1\x00"
+WRAP_LABEL = b"I247-WRAP-v1\x00"
+
+_SUITES = {
+    Suite.X25519: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
+    Suite.MLKEM768_X25519: hpke.Suite(
+        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
+    ),
+}
+
+RandomBytes = Callable[[int], bytes]
+B64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$", max_length=2_000_000)]
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Kid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, non-ASCII escaped: the one byte form a header hashes to."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def associated_data(topic: str, key: bytes, canonical_header: bytes) -> bytes:
+    """AEAD associated data: label, then topic, record key and header, each length-prefixed."""
+    return AD_LABEL + _lp(topic.encode()) + _lp(key) + _lp(canonical_header)
+
+
+def _wrap_info(message_id: str, holder: str) -> bytes:
+    return WRAP_LABEL + message_id.encode() + b"\x00" + holder.encode()
+
+
+class WrappedKey(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    recipient: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    kid: Kid
+    enc: B64
+
+
+class Digests(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    header: Hex64
+    body: Hex64
+
+
+class Signature(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    kid: Kid
+    value: B64
+
+
+class _EnvelopeWire(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    envelope: Literal[1]
+    header: RoutingHeader
+    wrapped_keys: Annotated[list[WrappedKey], Field(min_length=1, max_length=4 * MAX_RECIPIENTS)]
+    nonce: B64
+    ciphertext: B64
+    digests: Digests
+    signature: Signature
+
+
+def _b64d(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedMessage(f"{what} is not valid base64: {exc}") from None
+
+
+def _b64e(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def body_digest(nonce: bytes, ciphertext: bytes, wraps: list[tuple[str, str, bytes]]) -> bytes:
+    """SHA-256 over the sealed body: nonce, ciphertext, then every wrapped key in order."""
+    h = hashlib.sha256(BODY_LABEL)
+    h.update(_lp(nonce))
+    h.update(_lp(ciphertext))
+    h.update(struct.pack(">I", len(wraps)))
+    for recipient, kid, enc in wraps:
+        h.update(_lp(recipient.encode()))
+        h.update(_lp(kid.encode()))
+        h.update(_lp(enc))
+    return h.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SealedMessage:
+    """A parsed envelope: the header for routing, the rest opaque until opened."""
+
+    header: RoutingHeader
+    canonical_header: bytes
+    wraps: tuple[tuple[str, str, bytes], ...]  # (key holder, kid, HPKE enc||ct)
+    nonce: bytes
+    ciphertext: bytes
+    header_digest: bytes
+    body_digest: bytes
+    signature_kid: str
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        """The Kafka record value (UTF-8 JSON)."""
+        envelope = {
+            "envelope": ENVELOPE_VERSION,
+            "header": json.loads(self.canonical_header),
+            "wrapped_keys": [{"recipient": r, "kid": k, "enc": _b64e(e)} for r, k, e in self.wraps],
+            "nonce": _b64e(self.nonce),
+            "ciphertext": _b64e(self.ciphertext),
+            "digests": {"header": self.header_digest.hex(), "body": self.body_digest.hex()},
+            "signature": {"kid": self.signature_kid, "value": _b64e(self.signature)},
+        }
+        return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage:
+    header: RoutingHeader
+    body: Body
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MalformedMessage("a JSON object repeats a key")
+    return result
+
+
+def parse_envelope(raw: bytes, *, max_bytes: int) -> SealedMessage:
+    """Parse a record value into a ``SealedMessage``; no key is needed, nothing is trusted yet."""
+    if len(raw) > max_bytes:
+        raise OversizedMessage(f"record is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        document = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, MalformedMessage):
+            raise
+        raise MalformedMessage(f"record is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("header"), dict):
+        raise MalformedMessage("record is not a sealed envelope object with a header")
+    try:
+        wire = _EnvelopeWire.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise MalformedMessage(f"envelope field {where}: {first['msg']}") from None
+    nonce = _b64d(wire.nonce, "nonce")
+    if len(nonce) != 12:
+        raise MalformedMessage("nonce must be 12 bytes")
+    return SealedMessage(
+        header=wire.header,
+        canonical_header=canonical_json(document["header"]),
+        wraps=tuple((w.recipient, w.kid, _b64d(w.enc, "wrapped key")) for w in wire.wrapped_keys),
+        nonce=nonce,
+        ciphertext=_b64d(wire.ciphertext, "ciphertext"),
+        header_digest=bytes.fromhex(wire.digests.header),
+        body_digest=bytes.fromhex(wire.digests.body),
+        signature_kid=wire.signature.kid,
+        signature=_b64d(wire.signature.value, "signature"),
+    )
+
+
+def seal(
+    header: RoutingHeader,
+    body: Body,
+    *,
+    sender: PrivateIdentity,
+    directory: Directory,
+    topic: str,
+    key: bytes,
+    random_bytes: RandomBytes = os.urandom,
+) -> SealedMessage:
+    """Encrypt ``body`` for the header's recipients and sign the whole as ``sender``.
+
+    ``topic`` and ``key`` are where the record will be published; readers must check
+    them against the same values (see ``verify``).
+    """
+    if header.sender != sender.participant:
+        raise ValueError(f"header sender {header.sender} is not the sealing identity")
+    if body.type != header.message_type:
+        raise ValueError(f"body type {body.type} does not match header {header.message_type}")
+    holders = {sender.participant}
+    for recipient in header.recipients:
+        holders.update(directory.key_holders(recipient))
+    canonical = canonical_json(header.model_dump(mode="json"))
+    ad = associated_data(topic, key, canonical)
+    dek = random_bytes(32)
+    nonce = random_bytes(12)
+    ciphertext = AESGCM(dek).encrypt(nonce, BODY_ADAPTER.dump_json(body), ad)
+    suite = _SUITES[header.suite]
+    wraps: list[tuple[str, str, bytes]] = []
+    own = directory.identities.get(sender.participant) or sender.public()
+    for holder in sorted(holders):
+        public = (own if holder == sender.participant else directory.get(holder)).kem.get(
+            header.suite
+        )
+        if public is None:
+            raise ValueError(f"{holder} has no key for suite {header.suite.value}")
+        enc = suite.encrypt(dek, public.key, info=_wrap_info(header.message_id, holder))
+        wraps.append((holder, public.kid, enc))
+    h_digest = hashlib.sha256(ad).digest()
+    b_digest = body_digest(nonce, ciphertext, wraps)
+    signature = sender.signing_key.sign(SIG_LABEL + h_digest + b_digest)
+    return SealedMessage(
+        header, canonical, tuple(wraps), nonce, ciphertext,
+        h_digest, b_digest, sender.signing_kid, signature,
+    )  # fmt: skip
+
+
+def verify(sealed: SealedMessage, *, topic: str, key: bytes, directory: Directory) -> RoutingHeader:
+    """Check that the sender sealed exactly this, for this topic and key; return the header."""
+    sender = directory.get(sealed.header.sender, role="sender")
+    ad = associated_data(topic, key, sealed.canonical_header)
+    if not hmac.compare_digest(hashlib.sha256(ad).digest(), sealed.header_digest):
+        raise TamperedMessage(
+            f"the routing header, topic or key of {sealed.header.message_id} differs from "
+            f"what {sealed.header.sender} signed (expected topic {topic!r})"
+        )
+    computed = body_digest(sealed.nonce, sealed.ciphertext, list(sealed.wraps))
+    if not hmac.compare_digest(computed, sealed.body_digest):
+        raise TamperedMessage(
+            f"the sealed body of {sealed.header.message_id} differs from what "
+            f"{sealed.header.sender} signed"
+        )
+    public = sender.signing.get(sealed.signature_kid)
+    if public is None:
+        owner = directory.signing_key_owner(sealed.signature_kid)
+        whose = f"it belongs to {owner}" if owner else "no participant has it"
+        raise BadSignature(
+            f"signed with key {sealed.signature_kid}, not one of {sender.participant}'s; {whose}"
+        )
+    try:
+        public.verify(sealed.signature, SIG_LABEL + sealed.header_digest + sealed.body_digest)
+    except InvalidSignature:
+        raise BadSignature(
+            f"signature does not verify with {sender.participant}'s key {sealed.signature_kid}"
+        ) from None
+    return sealed.header
+
+
+def open_sealed(
+    sealed: SealedMessage,
+    *,
+    topic: str,
+    key: bytes,
+    directory: Directory,
+    identity: PrivateIdentity,
+) -> OpenedMessage:
+    """Verify, then decrypt with one of ``identity``'s keys; only key holders succeed."""
+    header = verify(sealed, topic=topic, key=key, directory=directory)
+    wrap = next(
+        (
+            (kid, enc)
+            for holder, kid, enc in sealed.wraps
+            if holder == identity.participant and kid in identity.kem_keys
+        ),
+        None,
+    )
+    if wrap is None:
+        raise NotARecipient(
+            f"{identity.participant} holds no key that {header.message_id} was sealed for"
+        )
+    kem_key = identity.kem_keys[wrap[0]]
+    try:
+        dek = _SUITES[kem_key.suite].decrypt(
+            wrap[1], kem_key.key, info=_wrap_info(header.message_id, identity.participant)
+        )
+        plaintext = AESGCM(dek).decrypt(
+            sealed.nonce, sealed.ciphertext, associated_data(topic, key, sealed.canonical_header)
+        )
+    except (InvalidTag, ValueError):
+        raise TamperedMessage(f"{header.message_id} does not decrypt: altered in transit") from None
+    try:
+        body = BODY_ADAPTER.validate_json(plaintext)
+    except ValidationError as exc:
+        raise MalformedMessage(
+            f"body of {header.message_id} is not valid: {exc.errors()[0]['msg']}"
+        ) from None
+    if body.type != header.message_type:
+        raise TamperedMessage(
+            f"body of {header.message_id} is a {body.type.value}, "
+            f"header says {header.message_type.value}"
+        )
+    return OpenedMessage(header, body)
