@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
-from schemas.participants import ParticipantId
+from schemas.participants import ParticipantId, RecipientId
 
 __all__ = [
     "BODY_ADAPTER",
@@ -143,7 +143,7 @@ class DeliveryReceiptBody(_Body):
 
     type: Literal[MessageType.DELIVERY_RECEIPT] = MessageType.DELIVERY_RECEIPT
     delivered: MessageId
-    recipient: ParticipantId
+    recipient: RecipientId
     hub: ParticipantId
     precedence: Precedence
     delivered_at: UtcTimestamp

@@ -46,6 +46,7 @@ from schemas.keys import Directory, PrivateIdentity
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "SIG_LABEL",
     "OpenedMessage",
     "SealedMessage",
     "associated_data",

@@ -1,0 +1,100 @@
+"""``i247``: the command line of the backbone.
+
+    i247 demo        the live backbone on the embedded broker, with simulated traffic
+    i247 hub         run one CCC hub (a faust worker)
+    i247 simulate    run the 196 simulated NCBs against a broker
+    i247 keys init   generate keys for every NCB, hub and the auditor
+    i247 provision   create every topic (idempotent)
+    i247 bench       measure the backbone beside a plain aiokafka baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from brokers.settings import Settings
+from schemas.participants import HUB_SITES
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="i247", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the live backbone with simulated traffic")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
+    demo.add_argument("--rate", type=float, default=200.0, help="messages per second (200)")
+    demo.add_argument("--seed", type=int, default=2477, help="traffic seed (2477)")
+    demo.add_argument("--fault-share", type=float, default=0.01,
+                      help="share of deliberately bad records (0.01)")  # fmt: skip
+    demo.add_argument("--drain-timeout", type=float, default=60.0,
+                      help="seconds to wait for in-flight traffic after sending stops (60)")  # fmt: skip
+    demo.add_argument("--summary-json", type=Path, help="also write the accounting as JSON")
+    demo.add_argument("--site", choices=HUB_SITES, default="lyon", help="hub to run (lyon)")
+    demo.add_argument("--no-live", action="store_true", help="no live table (for logs/CI)")
+
+    hub = commands.add_parser("hub", help="run one CCC hub")
+    hub.add_argument("--site", choices=HUB_SITES, required=True)
+
+    simulate = commands.add_parser("simulate", help="run the simulated NCBs")
+    simulate.add_argument("--rate", type=float, default=200.0)
+    simulate.add_argument("--duration", type=float, default=float("inf"))
+    simulate.add_argument("--seed", type=int, default=2477)
+    simulate.add_argument("--fault-share", type=float, default=0.01)
+
+    keys = commands.add_parser("keys", help="manage the keyring")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    init = key_commands.add_parser("init", help="generate keys for every participant")
+    init.add_argument("--dir", type=Path, help="keys directory (I247_KEYS_DIR)")
+    init.add_argument("--overwrite", action="store_true", help="replace existing keys")
+
+    commands.add_parser("provision", help="create every topic of the backbone")
+
+    bench = commands.add_parser("bench", help="measure throughput and latency")
+    bench.add_argument("--duration", type=float, default=15.0)
+    bench.add_argument("--rate", type=float, default=500.0)
+    bench.add_argument("--json", type=Path, help="also write the figures as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "keys":
+        from agents.keyring import init_all
+
+        directory_path = args.dir or Path(settings.keys_dir)
+        directory = init_all(directory_path, overwrite=args.overwrite)
+        print(f"{len(directory)} participants' keys in {directory_path}")
+        return 0
+    if args.command == "provision":
+        from agents.operations import provision_all
+
+        asyncio.run(provision_all(settings))
+        return 0
+    if args.command == "hub":
+        from agents.hub_process import run_hub
+
+        return run_hub(settings, args.site)
+    if args.command == "simulate":
+        from agents.demo import simulate
+
+        return asyncio.run(simulate(settings, args))
+    if args.command == "demo":
+        from agents.demo import demo
+
+        return asyncio.run(demo(settings, args))
+    if args.command == "bench":
+        from agents.bench import bench
+
+        return asyncio.run(bench(settings, args))
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""``i247 demo``: the whole backbone on one machine, live, with its books at the end.
+
+It starts the embedded broker (unless ``I247_BOOTSTRAP`` is set), provisions the topics,
+starts the CCC hub as its own process, runs the 196 simulated NCBs at the given rate,
+shows a live table, drains, and prints the accounting. Exit status 1 if anything the CCC
+accepted was not delivered (lost), 2 if a spoiled record was not refused as expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.live import Live
+
+from agents.accounting import Accounting
+from agents.keyring import load_all
+from agents.logs import configure_logging
+from agents.operations import provision_all
+from agents.report import accounting_tables, live_table
+from agents.simulator import Observer, Simulator
+from agents.traffic import TrafficMix
+from brokers.embedded import broker_for
+from brokers.settings import Settings
+from schemas.registry import default_registry
+
+__all__ = ["demo", "simulate", "start_hub"]
+
+log = structlog.get_logger("i247.demo")
+
+
+def start_hub(settings: Settings, site: str, bootstrap: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    """Start ``i247 hub --site`` as a child process pointed at ``bootstrap``."""
+    env = dict(os.environ, I247_BOOTSTRAP=bootstrap, I247_LOG_FILE=str(log_dir / f"hub-{site}.log"))
+    env["I247_TOPIC_PREFIX"] = settings.topic_prefix
+    env["I247_KEYS_DIR"] = str(settings.keys_dir)
+    out = (log_dir / f"hub-{site}.out").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "hub", "--site", site],
+        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.asynccontextmanager
+async def kafka_clients(
+    settings: Settings, bootstrap: str, group: str
+) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
+        max_request_size=2 * settings.max_message_bytes,
+    )  # fmt: skip
+    inbox = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=True,
+        auto_offset_reset="earliest", fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_partition_fetch_bytes=2 * settings.max_message_bytes,
+    )  # fmt: skip
+    observer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_partition_fetch_bytes=2 * settings.max_message_bytes,
+    )  # fmt: skip
+    await producer.start()
+    await inbox.start()
+    await observer.start()
+    try:
+        yield producer, inbox, observer
+    finally:
+        await producer.stop()
+        await inbox.stop()
+        await observer.stop()
+
+
+async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def run_traffic(
+    settings: Settings, bootstrap: str, args: argparse.Namespace, *, live: bool,
+    hub: subprocess.Popen[bytes] | None = None,
+) -> Accounting:
+    """Run the simulated NCBs against ``bootstrap``; return the books after draining."""
+    registry = default_registry()
+    topics = settings.topics
+    ncbs = list(registry.codes())
+    directory, identities = load_all(Path(settings.keys_dir), ncbs)
+    regions: dict[str, list[str]] = {}
+    for member in registry.members:
+        regions.setdefault(member.region.value, []).append(member.iso3)
+    mix = TrafficMix(regions, {m.iso3: m.language for m in registry.members},
+                     seed=args.seed, fault_share=args.fault_share)  # fmt: skip
+    books = Accounting()
+    stop = asyncio.Event()
+    async with kafka_clients(settings, bootstrap, f"{topics.prefix}-ncb-gateway") as (
+        producer, inbox, observer_consumer,
+    ):  # fmt: skip
+        simulator = Simulator(
+            topics=topics, directory=directory, identities=identities, mix=mix,
+            producer=producer, books=books, max_bytes=settings.max_message_bytes,
+            freshness=timedelta(seconds=settings.freshness_seconds),
+        )  # fmt: skip
+        observer = Observer(topics, books, settings.max_message_bytes)
+        inbox.subscribe(simulator.inboxes)
+        observer_consumer.assign(observer.partitions())
+        tasks = [
+            asyncio.create_task(simulator.read_inboxes(inbox, stop)),
+            asyncio.create_task(observer.run(observer_consumer, stop)),
+        ]
+        if hub is not None:
+            await _wait_for(
+                lambda: any(e.get("event") == "hub-ready" for e in observer.hub_events)
+                or hub.poll() is not None,
+                120, "the hub to join its consumer group",
+            )  # fmt: skip
+            if hub.poll() is not None:
+                raise RuntimeError("the hub process exited during start-up; see its log")
+        await _wait_for(lambda: bool(inbox.assignment()), 60, "the inbox reader's assignment")
+        started = time.monotonic()
+        pump = asyncio.create_task(simulator.pump(args.rate, args.duration, stop))
+        console = Console()
+        with Live(console=console, refresh_per_second=4, transient=False) if live else contextlib.nullcontext() as view:
+            def refresh(phase: str) -> None:
+                if view is not None:
+                    view.update(live_table(books, phase, time.monotonic() - started))
+
+            while not pump.done():
+                refresh("sending")
+                await asyncio.sleep(0.25)
+            await pump
+            drain_until = time.monotonic() + args.drain_timeout
+            expected_dead = len(books.expected_refusals)
+            while time.monotonic() < drain_until:
+                refresh("draining")
+                settled = not books.outstanding() and sum(books.refused.values()) >= expected_dead
+                if settled and time.monotonic() - started > args.duration + 1:
+                    break
+                await asyncio.sleep(0.25)
+            refresh("done")
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return books
+
+
+async def demo(settings: Settings, args: argparse.Namespace) -> int:
+    run_dir = Path(settings.data_dir) / "demo"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_level, run_dir / "demo.log")
+    console = Console()
+    console.print(f"[bold]I-24/7 backbone demo[/] — logs and keys under {run_dir.parent}")
+    async with broker_for(settings) as bootstrap:
+        settings = settings.model_copy(update={"bootstrap": bootstrap})
+        report = await provision_all(settings)
+        console.print(f"broker {bootstrap}; topics: {report}")
+        hub = start_hub(settings, args.site, bootstrap, run_dir)
+        try:
+            books = await run_traffic(settings, bootstrap, args, live=not args.no_live, hub=hub)
+        finally:
+            stop_process(hub)
+    summary = books.summary()
+    for table in accounting_tables(summary):
+        console.print(table)
+    if args.summary_json:
+        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+        args.summary_json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if summary["lost"]["total"]:
+        console.print(f"[red bold]LOST {summary['lost']['total']} deliveries[/]")
+        return 1
+    if summary["rejected"]["misjudged"]:
+        console.print("[red bold]spoiled records not refused as expected[/]")
+        return 2
+    console.print("[green bold]lost: 0[/] — every accepted message reached every recipient")
+    return 0
+
+
+async def simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """Traffic only, against an existing backbone (``I247_BOOTSTRAP``), e.g. in compose."""
+    configure_logging(settings.log_level)
+    if not settings.bootstrap:
+        raise SystemExit("i247 simulate needs I247_BOOTSTRAP")
+    args.drain_timeout = 30.0
+    books = await run_traffic(settings, settings.bootstrap, args, live=False)
+    print(json.dumps(books.summary(), indent=2))
+    return 1 if books.summary()["lost"]["total"] else 0
+

@@ -1,0 +1,160 @@
+"""An NCB adapter: how one member country's bureau publishes to, and reads from, I-24/7.
+
+It seals what it sends (``compose``), opens what reaches its inbox (``receive``) and
+acknowledges what it handled (``acknowledgement``). Opening checks that a record was
+sealed for a topic the adapter expects (the inbound topic, or its own inbox for what the
+CCC itself sealed there), and drops a message id it already opened, so the bureau sees
+each message once however often Kafka redelivers it. The adapter does no I/O itself; the
+simulator or a real bureau's gateway carries its records to and from Kafka.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from brokers.record_headers import envelope_headers
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.bodies import AcknowledgementBody, Body
+from schemas.errors import RejectedMessage, RejectReason
+from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader, Suite
+from schemas.keys import Directory, PrivateIdentity
+from schemas.markings import HandlingCode, Tlp
+from schemas.sealing import RandomBytes, open_sealed, parse_envelope, seal
+from schemas.topics import TopicCatalog
+
+__all__ = ["Duplicate", "Inbound", "NcbAdapter", "Opened", "Unopened"]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A message this NCB opened for the first time."""
+
+    header: RoutingHeader
+    body: Body
+    precedence: Precedence
+    hub: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unopened:
+    """A record in the inbox that this NCB refuses to trust, and why."""
+
+    reason: RejectReason | str
+    detail: str
+
+
+Inbound = Opened | Duplicate | Unopened
+
+
+@dataclass
+class NcbAdapter:
+    identity: PrivateIdentity
+    directory: Directory
+    topics: TopicCatalog
+    max_bytes: int = 1_048_576
+    memory: int = 100_000
+    _opened: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    @property
+    def participant(self) -> str:
+        return self.identity.participant
+
+    @property
+    def inbox(self) -> str:
+        return self.topics.inbox(self.participant)
+
+    def compose(
+        self,
+        recipients: Sequence[str],
+        body: Body,
+        *,
+        now: datetime,
+        random_bytes: RandomBytes,
+        precedence: Precedence = Precedence.ROUTINE,
+        language: Language = Language.EN,
+        flags: Sequence[HeaderFlag] = (),
+        case_id: str | None = None,
+        correlation_id: str | None = None,
+        handling: HandlingCode = HandlingCode.H0,
+        tlp: Tlp = Tlp.AMBER,
+        suite: Suite = Suite.X25519,
+    ) -> tuple[RoutingHeader, OutboundRecord]:
+        """Seal ``body`` for ``recipients`` as a record for the inbound topic."""
+        header = RoutingHeader(
+            message_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
+            sender=self.participant,
+            recipients=list(recipients),
+            message_type=MessageType(body.type),
+            precedence=precedence,
+            created_at=now,
+            language=language,
+            case_id=case_id,
+            correlation_id=correlation_id,
+            trace_id=random_bytes(16).hex(),
+            handling=handling,
+            tlp=tlp,
+            flags=list(flags),
+            suite=suite,
+        )
+        key = self.participant.encode()
+        sealed = seal(
+            header, body, sender=self.identity, directory=self.directory,
+            topic=self.topics.inbound, key=key, random_bytes=random_bytes,
+        )  # fmt: skip
+        record = OutboundRecord(
+            self.topics.inbound, key, sealed.to_bytes(), envelope_headers(header, random_bytes(8).hex())
+        )
+        return header, record
+
+    def receive(self, record: ReceivedRecord) -> Inbound:
+        """Open one inbox record, or say why not; a message id opened before is a duplicate."""
+        sealed_topic = (record.header("i247-sealed-topic") or b"").decode()
+        sealed_key = record.header("i247-sealed-key") or b""
+        if sealed_topic not in (self.topics.inbound, self.inbox):
+            return Unopened("unexpected-origin", f"sealed for {sealed_topic!r}, not for this NCB")
+        try:
+            sealed = parse_envelope(record.value, max_bytes=self.max_bytes)
+            if sealed.header.message_id in self._opened:
+                return Duplicate(sealed.header.message_id)
+            opened = open_sealed(
+                sealed, topic=sealed_topic, key=sealed_key, directory=self.directory,
+                identity=self.identity,
+            )  # fmt: skip
+        except RejectedMessage as refusal:
+            return Unopened(refusal.reason, str(refusal))
+        self._opened[opened.header.message_id] = None
+        while len(self._opened) > self.memory:
+            self._opened.popitem(last=False)
+        assessed = record.header("i247-precedence")
+        hub = record.header("i247-hub")
+        return Opened(
+            opened.header,
+            opened.body,
+            Precedence(assessed.decode()) if assessed else opened.header.precedence,
+            hub.decode() if hub else None,
+        )
+
+    def acknowledgement(
+        self, opened: Opened, *, now: datetime, random_bytes: RandomBytes
+    ) -> OutboundRecord:
+        """Tell the sender (through the CCC) that this NCB has handled ``opened``."""
+        _, record = self.compose(
+            [opened.header.sender],
+            AcknowledgementBody(acknowledged=opened.header.message_id),
+            now=now,
+            random_bytes=random_bytes,
+            precedence=opened.precedence,
+            language=opened.header.language,
+            case_id=opened.header.case_id,
+            correlation_id=opened.header.message_id,
+        )
+        return record

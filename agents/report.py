@@ -1,0 +1,70 @@
+"""Rich tables for the demo: the live view and the final accounting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from agents.accounting import Accounting
+from schemas.header import Precedence
+
+__all__ = ["accounting_tables", "live_table"]
+
+
+def _ms(value: float | int | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def live_table(books: Accounting, phase: str, elapsed: float) -> Table:
+    table = Table(title=f"I-24/7 backbone — {phase} — {elapsed:5.1f} s", expand=False)
+    for column in ("sent", "accepted", "refused", "delivered", "outstanding", "dup. suppressed"):
+        table.add_column(column, justify="right")
+    latency = books.latency_summary()
+    for precedence in Precedence:
+        table.add_column(f"{precedence.value} p50/p99 ms", justify="right")
+    table.add_row(
+        str(sum(books.sent.values())),
+        str(len(books.accepted)),
+        str(sum(books.refused.values())),
+        str(len(books.delivered)),
+        str(len(books.outstanding())),
+        str(sum(books.duplicates_suppressed.values())),
+        *(
+            f"{_ms(latency[p.value]['p50_ms'])}/{_ms(latency[p.value]['p99_ms'])}"
+            for p in Precedence
+        ),
+    )
+    return table
+
+
+def accounting_tables(summary: dict[str, Any]) -> list[Table]:
+    """The end-of-run books: totals, refusals by reason, deliveries by hub and precedence."""
+    totals = Table(title="Accounting")
+    totals.add_column("what")
+    totals.add_column("count", justify="right")
+    totals.add_column("breakdown")
+    totals.add_row("sent", str(summary["sent"]["total"]),
+                   ", ".join(f"{k} {v}" for k, v in sorted(summary["sent"]["by_kind"].items())))  # fmt: skip
+    totals.add_row("accepted", str(summary["accepted"]["total"]),
+                   ", ".join(f"{k} {v}" for k, v in sorted(summary["accepted"]["by_precedence"].items())))  # fmt: skip
+    rejected = summary["rejected"]
+    totals.add_row("rejected", str(rejected["total"]),
+                   ", ".join(f"{k} {v}" for k, v in sorted(rejected["by_reason"].items())))  # fmt: skip
+    totals.add_row("delivered", str(summary["delivered"]["total"]),
+                   f"to the CCC {summary['delivered']['to_ccc']}, receipts {summary['delivered']['receipts']}")  # fmt: skip
+    totals.add_row("duplicates suppressed", str(summary["duplicates_suppressed"]["total"]), "")
+    lost = summary["lost"]["total"]
+    totals.add_row("[bold]lost[/]", f"[{'red' if lost else 'green'} bold]{lost}[/]", "")
+    totals.add_row("handling breaches", str(summary["breaches"]), "")
+
+    delivered = Table(title="Delivered, by hub and precedence (latency: created → opened)")
+    delivered.add_column("hub")
+    for precedence in Precedence:
+        delivered.add_column(precedence.value, justify="right")
+    for hub, counts in summary["delivered"]["by_hub"].items():
+        delivered.add_row(hub, *(str(counts.get(p.value, 0)) for p in Precedence))
+    latency = summary["delivered"]["latency"]
+    delivered.add_row("p50 ms", *(_ms(latency[p.value]["p50_ms"]) for p in Precedence))
+    delivered.add_row("p99 ms", *(_ms(latency[p.value]["p99_ms"]) for p in Precedence))
+    return [totals, delivered]

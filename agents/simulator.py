@@ -1,0 +1,250 @@
+"""The traffic simulator: all NCB adapters, one Kafka gateway, paced live traffic.
+
+Each simulated bureau is an ``NcbAdapter`` with its own keys; they share one producer and
+one inbox reader (196 consumers would cost 196 fetch loops for nothing), which hands each
+record to the adapter whose inbox it came from. An ``Observer`` reads the CCC's lanes and
+dead letters so the books (``Accounting``) are kept from what really crossed the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from agents.accounting import Accepted, Accounting
+from agents.faults import forge_signature, make_malformed, make_oversized, tamper_body, tamper_header
+from agents.ncb import Duplicate, NcbAdapter, Opened, Unopened
+from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.bodies import DeliveryReceiptBody
+from schemas.errors import RejectedMessage
+from schemas.header import MessageType, Precedence
+from schemas.keys import Directory, PrivateIdentity
+from schemas.participants import ParticipantKind, kind_of
+from schemas.sealing import RandomBytes, parse_envelope
+from schemas.topics import TopicCatalog
+
+__all__ = ["Observer", "Simulator", "received_from"]
+
+log = structlog.get_logger("i247.simulator")
+
+_ACKED = frozenset({MessageType.MESSAGE, MessageType.DIFFUSION})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def received_from(record: object) -> ReceivedRecord:
+    """An aiokafka ``ConsumerRecord`` as the core's record type."""
+    return ReceivedRecord(
+        topic=record.topic,  # type: ignore[attr-defined]
+        partition=record.partition,  # type: ignore[attr-defined]
+        offset=record.offset,  # type: ignore[attr-defined]
+        timestamp_ms=record.timestamp,  # type: ignore[attr-defined]
+        key=record.key,  # type: ignore[attr-defined]
+        value=record.value or b"",  # type: ignore[attr-defined]
+        headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
+    )
+
+
+@dataclass
+class Simulator:
+    """Runs the adapters: sends the mix, reads inboxes, acknowledges, keeps the books."""
+
+    topics: TopicCatalog
+    directory: Directory
+    identities: Mapping[str, PrivateIdentity]
+    mix: TrafficMix
+    producer: AIOKafkaProducer
+    books: Accounting
+    max_bytes: int
+    freshness: timedelta
+    clock: Callable[[], datetime] = utc_now
+    random_bytes: RandomBytes = os.urandom
+    adapters: dict[str, NcbAdapter] = field(init=False)
+    _by_inbox: dict[str, NcbAdapter] = field(init=False)
+    _last_good: dict[str, OutboundRecord] = field(default_factory=dict)
+    _outsider: NcbAdapter = field(init=False)
+    _inflight: set[asyncio.Future[object]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.adapters = {
+            p: NcbAdapter(i, self.directory, self.topics, self.max_bytes)
+            for p, i in self.identities.items()
+            if kind_of(p) is ParticipantKind.NCB
+        }
+        self._by_inbox = {a.inbox: a for a in self.adapters.values()}
+        outsider = self.identities.get("XKX")
+        if outsider is None:
+            from schemas.keys import generate_identity
+
+            outsider = generate_identity("XKX")
+        self._outsider = NcbAdapter(outsider, self.directory, self.topics, self.max_bytes)
+
+    @property
+    def inboxes(self) -> list[str]:
+        return sorted(self._by_inbox)
+
+    async def _send(self, record: OutboundRecord) -> None:
+        future = await self.producer.send(
+            record.topic, record.value, key=record.key, headers=list(record.headers)
+        )
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+
+    def build(self, planned: Planned) -> tuple[str, OutboundRecord]:
+        """The record for ``planned`` (spoiled if it carries a fault) and its message id."""
+        now = self.clock()
+        adapter = self.adapters[planned.sender]
+        fault = planned.fault
+        if fault is Fault.REPLAYED and planned.sender in self._last_good:
+            record = self._last_good[planned.sender]
+            return (record.header("ce_id") or b"").decode(), record  # type: ignore[attr-defined]
+        if fault is Fault.UNKNOWN_SENDER:
+            adapter = self._outsider
+        directory = self.directory
+        recipients = planned.recipients
+        if fault is Fault.UNKNOWN_RECIPIENT:
+            recipients = (*recipients, "XKX")
+            adapter = NcbAdapter(
+                adapter.identity, directory.with_identities([self._outsider.identity.public()]),
+                self.topics, self.max_bytes,
+            )  # fmt: skip
+        created = now - 2 * self.freshness if fault is Fault.STALE else now
+        header, record = adapter.compose(
+            recipients, planned.body, now=created, random_bytes=self.random_bytes,
+            precedence=planned.precedence, language=planned.language, flags=planned.flags,
+        )  # fmt: skip
+        if fault is None:
+            self._last_good[planned.sender] = record
+        elif fault is Fault.TAMPERED_BODY:
+            record = tamper_body(record)
+        elif fault is Fault.TAMPERED_HEADER:
+            record = tamper_header(record)
+        elif fault is Fault.WRONG_SIGNATURE:
+            impostor = next(i for p, i in self.identities.items() if p != planned.sender)
+            record = forge_signature(record, impostor, self.max_bytes)
+        elif fault is Fault.MALFORMED:
+            record = make_malformed(record)
+        elif fault is Fault.OVERSIZED:
+            record = make_oversized(record, self.max_bytes)
+        return header.message_id, record
+
+    async def send_next(self) -> None:
+        planned = self.mix.next()
+        if planned.fault is Fault.REPLAYED and planned.sender not in self._last_good:
+            planned = Planned(planned.sender, planned.recipients, planned.body,
+                              planned.precedence, planned.language, planned.flags)  # fmt: skip
+        message_id, record = self.build(planned)
+        expected = EXPECTED_REASON[planned.fault].value if planned.fault else None
+        kind = planned.fault.value if planned.fault else MessageType(planned.body.type).value
+        self.books.on_sent(message_id, kind, expected)
+        await self._send(record)
+
+    async def pump(self, rate: float, duration: float, stop: asyncio.Event) -> None:
+        """Send at ``rate`` messages per second for ``duration`` seconds (or until ``stop``)."""
+        start = time.monotonic()
+        sent = 0
+        while not stop.is_set():
+            elapsed = time.monotonic() - start
+            if elapsed >= duration:
+                break
+            due = int(elapsed * rate) + 1
+            while sent < due:
+                await self.send_next()
+                sent += 1
+            await asyncio.sleep(0.005)
+        await self.producer.flush()
+
+    def on_inbox_record(self, record: ReceivedRecord) -> OutboundRecord | None:
+        """Hand a record to its adapter; return the acknowledgement to send, if any."""
+        adapter = self._by_inbox.get(record.topic)
+        if adapter is None:
+            return None
+        result = adapter.receive(record)
+        if isinstance(result, Duplicate):
+            self.books.duplicates_suppressed["recipient"] += 1
+            return None
+        if isinstance(result, Unopened):
+            self.books.unopened[str(result.reason)] += 1
+            log.warning("unopened", ncb=adapter.participant, reason=str(result.reason),
+                        detail=result.detail)  # fmt: skip
+            return None
+        assert isinstance(result, Opened)
+        now = self.clock()
+        header = result.header
+        if header.message_type is MessageType.DELIVERY_RECEIPT:
+            self.books.receipts += 1
+            body = result.body
+            if isinstance(body, DeliveryReceiptBody) and body.recipient == "ccc":
+                self.books.on_delivered(body.delivered, "ccc", None)
+            return None
+        latency = (now - header.created_at).total_seconds() * 1000
+        self.books.on_delivered(header.message_id, adapter.participant, latency)
+        if header.message_type in _ACKED and kind_of(header.sender) is ParticipantKind.NCB:
+            return adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes)
+        return None
+
+    async def read_inboxes(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100, max_records=2000)
+            for records in batch.values():
+                for raw in records:
+                    ack = self.on_inbox_record(received_from(raw))
+                    if ack is not None:
+                        message_id = (ack.header("ce_id") or b"").decode()
+                        self.books.on_sent(message_id, MessageType.ACKNOWLEDGEMENT.value, None)
+                        await self._send(ack)
+
+
+@dataclass
+class Observer:
+    """Reads lanes, dead letters and the journal to learn what the CCC decided."""
+
+    topics: TopicCatalog
+    books: Accounting
+    max_bytes: int
+    hub_events: list[dict[str, object]] = field(default_factory=list)
+
+    def partitions(self) -> list[TopicPartition]:
+        names = [*self.topics.lanes(), self.topics.deadletter, self.topics.control]
+        return [TopicPartition(n, 0) for n in names]
+
+    def on_record(self, record: ReceivedRecord) -> None:
+        if record.topic == self.topics.deadletter:
+            reason = (record.header("i247.dlq.reason") or b"?").decode()
+            message_id = (record.header("ce_id") or b"").decode() or None
+            self.books.on_refused(message_id, reason)
+        elif record.topic == self.topics.control:
+            import json
+
+            try:
+                event = json.loads(record.value)
+            except ValueError:
+                return
+            if event.get("event") == "handling-breach":
+                self.books.breaches += 1
+            self.hub_events.append(event)
+        else:
+            try:
+                header = parse_envelope(record.value, max_bytes=self.max_bytes).header
+            except RejectedMessage:
+                return
+            hub = (record.header("i247-hub") or b"?").decode()
+            precedence = Precedence((record.header("i247-precedence") or b"ROUTINE").decode())
+            self.books.on_accepted(header.message_id, Accepted(hub, precedence, tuple(header.recipients)))
+
+    async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            for records in batch.values():
+                for raw in records:
+                    self.on_record(received_from(raw))

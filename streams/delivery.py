@@ -1,0 +1,196 @@
+"""Delivery: from a lane record to recipients' inboxes, receipts and clock events.
+
+Theory of operation: ``plan_delivery`` reads one lane record (the sender's sealed bytes,
+already admitted by intake) and returns effects as data: one inbox record per NCB or team
+recipient not yet delivered by this process, one receipt order per such delivery, the
+handling clock to start, and, for an acknowledgement, the clock to stop. Messages to
+``ccc`` are handled by the hub itself (``to_ccc``). The shell produces the records, seals
+the receipts (``seal_receipt``) and feeds the clock events to ``HandlingClocks``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from brokers.record_headers import envelope_headers
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.bodies import DeliveryReceiptBody
+from schemas.header import MessageType, Precedence, RoutingHeader
+from schemas.keys import Directory, PrivateIdentity
+from schemas.participants import CCC
+from schemas.sealing import RandomBytes, parse_envelope, seal
+from schemas.topics import TopicCatalog
+
+__all__ = [
+    "Acknowledge",
+    "DeliveryLedger",
+    "DeliveryPlan",
+    "ReceiptOrder",
+    "plan_delivery",
+    "receipt_id_for",
+    "seal_receipt",
+]
+
+_NO_RECEIPTS = frozenset({MessageType.DELIVERY_RECEIPT, MessageType.ACKNOWLEDGEMENT})
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptOrder:
+    """Tell ``sender`` that ``message_id`` reached ``recipient``."""
+
+    header: RoutingHeader
+    recipient: str
+    precedence: Precedence
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledge:
+    """``recipient`` has handled ``message_id``: stop that clock."""
+
+    message_id: str
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPlan:
+    header: RoutingHeader
+    precedence: Precedence
+    inbox: tuple[OutboundRecord, ...] = ()
+    receipts: tuple[ReceiptOrder, ...] = ()
+    to_ccc: bool = False
+    acknowledge: Acknowledge | None = None
+    clocked_recipients: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+
+
+@dataclass
+class DeliveryLedger:
+    """(message, recipient) pairs this process delivered, bounded, oldest forgotten first.
+
+    It stops a record read twice by one process (a rebalance) from being delivered twice;
+    across restarts recipients deduplicate by message id themselves.
+    """
+
+    capacity: int = 200_000
+    _pairs: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+
+    def seen(self, message_id: str, recipient: str) -> bool:
+        return (message_id, recipient) in self._pairs
+
+    def record(self, message_id: str, recipient: str) -> None:
+        self._pairs[(message_id, recipient)] = None
+        while len(self._pairs) > self.capacity:
+            self._pairs.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+
+def plan_delivery(
+    record: ReceivedRecord,
+    *,
+    hub: str,
+    topics: TopicCatalog,
+    ledger: DeliveryLedger,
+    max_bytes: int,
+) -> DeliveryPlan:
+    """Plan the effects of one lane record; ``ledger`` is updated with what is planned."""
+    header = parse_envelope(record.value, max_bytes=max_bytes).header
+    raw_precedence = record.header("i247-precedence")
+    precedence = Precedence(raw_precedence.decode()) if raw_precedence else header.precedence
+    headers = tuple((k, v) for k, v in record.headers if k != "i247-hub") + (
+        ("i247-hub", hub.encode()),
+    )
+    inbox: list[OutboundRecord] = []
+    receipts: list[ReceiptOrder] = []
+    duplicates: list[str] = []
+    clocked: list[str] = []
+    to_ccc = False
+    for recipient in header.recipients:
+        if recipient == CCC:
+            to_ccc = True
+            if header.message_type not in _NO_RECEIPTS:
+                receipts.append(ReceiptOrder(header, CCC, precedence))
+            continue
+        if ledger.seen(header.message_id, recipient):
+            duplicates.append(recipient)
+            continue
+        ledger.record(header.message_id, recipient)
+        inbox.append(
+            OutboundRecord(topics.inbox(recipient), header.message_id.encode(), record.value, headers)
+        )
+        if header.message_type not in _NO_RECEIPTS:
+            receipts.append(ReceiptOrder(header, recipient, precedence))
+            clocked.append(recipient)
+    acknowledge = None
+    if header.message_type is MessageType.ACKNOWLEDGEMENT and header.correlation_id:
+        acknowledge = Acknowledge(header.correlation_id, header.sender)
+    return DeliveryPlan(
+        header=header,
+        precedence=precedence,
+        inbox=tuple(inbox),
+        receipts=tuple(receipts),
+        to_ccc=to_ccc,
+        acknowledge=acknowledge,
+        clocked_recipients=tuple(clocked),
+        duplicates=tuple(duplicates),
+    )
+
+
+_RECEIPTS = uuid.UUID("6f1d2c1e-24f7-4c0c-9a1e-1247a5e5c0de")
+
+
+def receipt_id_for(message_id: str, recipient: str) -> str:
+    """Receipt ids are derived, not drawn, so a receipt re-sent after a restart dedups."""
+    return str(uuid.uuid5(_RECEIPTS, f"{message_id}/{recipient}"))
+
+
+def seal_receipt(
+    order: ReceiptOrder,
+    *,
+    hub: PrivateIdentity,
+    directory: Directory,
+    topics: TopicCatalog,
+    now: datetime,
+    random_bytes: RandomBytes,
+) -> OutboundRecord:
+    """The sealed receipt record, written straight to the original sender's inbox."""
+    original = order.header
+    receipt_id = receipt_id_for(original.message_id, order.recipient)
+    header = RoutingHeader(
+        message_id=receipt_id,
+        sender=hub.participant,
+        recipients=[original.sender],
+        message_type=MessageType.DELIVERY_RECEIPT,
+        precedence=order.precedence,
+        created_at=now,
+        language=original.language,
+        case_id=original.case_id,
+        correlation_id=original.message_id,
+        trace_id=original.trace_id,
+    )
+    body = DeliveryReceiptBody(
+        delivered=original.message_id,
+        recipient=order.recipient,
+        hub=hub.participant,
+        precedence=order.precedence,
+        delivered_at=now,
+    )
+    topic = topics.inbox(original.sender)
+    key = receipt_id.encode()
+    sealed = seal(
+        header, body, sender=hub, directory=directory, topic=topic, key=key,
+        random_bytes=random_bytes,
+    )  # fmt: skip
+    span = random_bytes(8).hex()
+    headers = (
+        *envelope_headers(header, span),
+        ("i247-sealed-topic", topic.encode()),
+        ("i247-sealed-key", key),
+        ("i247-precedence", order.precedence.value.encode()),
+        ("i247-hub", hub.participant.encode()),
+    )
+    return OutboundRecord(topic, key, sealed.to_bytes(), headers)

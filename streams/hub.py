@@ -1,0 +1,239 @@
+"""A CCC hub as a faust worker: intake on the inbound topic, delivery from the lanes.
+
+The agents here stay short: turn the faust event into a ``ReceivedRecord``, call the pure
+core (``admit``, ``plan_delivery``), produce what it returns. The state they keep (replay
+memory, delivery ledger, handling clocks) lives in ``HubState`` and is rebuilt, where it
+matters, from the log when the hub starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from brokers.record_headers import dead_letter_headers
+from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.settings import Settings
+from schemas.header import Precedence
+from schemas.keys import Directory, PrivateIdentity
+from schemas.participants import hub_id
+from schemas.sealing import RandomBytes
+from streams.clocks import HandlingClocks
+from streams.dedup import SeenMessages
+from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
+from streams.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
+from streams.replay_memory import rebuild_seen_messages
+from streams.roster import DutyRoster
+from streams.transport import LowLatencyApp
+
+__all__ = ["HubState", "build_hub_app"]
+
+log = structlog.get_logger("i247.hub")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HubState:
+    """What one hub process remembers between records."""
+
+    settings: Settings
+    site: str
+    bootstrap: str
+    directory: Directory
+    identity: PrivateIdentity
+    roster: DutyRoster
+    clock: Callable[[], datetime] = utc_now
+    random_bytes: RandomBytes = os.urandom
+    seen: SeenMessages = field(init=False)
+    ledger: DeliveryLedger = field(default_factory=DeliveryLedger)
+    clocks: HandlingClocks = field(init=False)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.seen = SeenMessages(horizon=self.settings.freshness_seconds)
+        self.clocks = HandlingClocks(scale=self.settings.clock_scale)
+
+    @property
+    def hub(self) -> str:
+        return hub_id(self.site)
+
+    @property
+    def policy(self) -> IntakePolicy:
+        return IntakePolicy(
+            max_bytes=self.settings.max_message_bytes,
+            freshness=timedelta(seconds=self.settings.freshness_seconds),
+        )
+
+
+def received(event: Any) -> ReceivedRecord:
+    """A faust event as the core's record type."""
+    message = event.message
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        headers = tuple(headers.items())
+    return ReceivedRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int((message.timestamp or 0) * 1000),
+        key=message.key,
+        value=message.value if message.value is not None else b"",
+        headers=tuple((k, bytes(v)) for k, v in headers),
+    )
+
+
+def dead_letter(record: ReceivedRecord, refusal: Refused, topic: str, processor: str) -> OutboundRecord:
+    """The record, untouched, with the reason in ``i247.dlq.*`` headers."""
+    headers = record.headers + tuple(
+        dead_letter_headers(
+            reason=refusal.reason.value,
+            detail=refusal.detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+            processor=processor,
+        )
+    )
+    return OutboundRecord(topic, record.key, record.value, headers)
+
+
+def build_hub_app(state: HubState) -> LowLatencyApp:
+    """The faust app of one hub; run it with ``faust.Worker``."""
+    settings = state.settings
+    topics = settings.topics
+    app = LowLatencyApp(
+        f"{topics.prefix}-ccc-{state.site}",
+        broker=[f"kafka://{host}" for host in state.bootstrap.split(",")],
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
+        broker_request_timeout=max(30.0, 2 * settings.session_timeout_ms / 1000),
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=2 * settings.max_message_bytes,
+        topic_replication_factor=settings.replication_factor,
+        topic_partitions=1,
+        web_enabled=False,
+        store="memory://",
+        stream_wait_empty=False,
+        autodiscover=False,
+    )
+    processor = f"{state.hub}/intake"
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")  # fmt: skip
+
+    async def produce(out: OutboundRecord) -> None:
+        await app.producer.send(
+            out.topic, out.key, out.value, partition=None, timestamp=None,
+            headers=list(out.headers),
+        )  # fmt: skip
+
+    @app.agent(raw_topic(topics.inbound), name="intake")
+    async def intake(stream: Any) -> AsyncIterator[None]:
+        await rebuild_seen_messages(state.bootstrap, topics, state.seen, now=state.clock())
+        async for event in stream.events():
+            record = received(event)
+            outcome = admit(
+                record, now=state.clock(), directory=state.directory, seen=state.seen,
+                roster=state.roster, topics=topics, policy=state.policy,
+            )  # fmt: skip
+            if isinstance(outcome, Admitted):
+                await produce(outcome.lane)
+                state.counts["admitted"] += 1
+                log.debug("admitted", message_id=outcome.header.message_id,
+                          trace_id=outcome.header.trace_id, lane=outcome.lane.topic,
+                          rule=outcome.assessment.rule)  # fmt: skip
+            elif isinstance(outcome, Refused):
+                await produce(dead_letter(record, outcome, topics.deadletter, processor))
+                state.counts[f"refused.{outcome.reason.value}"] += 1
+                log.info("refused", message_id=outcome.message_id, reason=outcome.reason.value,
+                         detail=outcome.detail, origin=record.origin)  # fmt: skip
+            elif isinstance(outcome, Redelivered):
+                state.counts["redelivered"] += 1
+            yield None
+
+    async def deliver(stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            record = received(event)
+            now = state.clock()
+            plan = plan_delivery(record, hub=state.hub, topics=topics, ledger=state.ledger,
+                                 max_bytes=settings.max_message_bytes)  # fmt: skip
+            for out in plan.inbox:
+                await produce(out)
+            for order in plan.receipts:
+                await produce(seal_receipt(order, hub=state.identity, directory=state.directory,
+                                           topics=topics, now=now,
+                                           random_bytes=state.random_bytes))  # fmt: skip
+            if plan.clocked_recipients:
+                state.clocks.start(plan.header.message_id, plan.clocked_recipients,
+                                   plan.precedence, now)  # fmt: skip
+            if plan.acknowledge:
+                state.clocks.acknowledge(plan.acknowledge.message_id, plan.acknowledge.recipient, now)
+            state.counts["delivered"] += len(plan.inbox)
+            state.counts["ccc"] += int(plan.to_ccc)
+            state.counts["duplicates"] += len(plan.duplicates)
+            log.debug("delivered", message_id=plan.header.message_id,
+                      trace_id=plan.header.trace_id, precedence=plan.precedence.value,
+                      recipients=len(plan.inbox))  # fmt: skip
+            yield None
+
+    for precedence in Precedence:
+        lane_topics = [raw_topic(topics.lane(site, precedence)) for site in _sites()]
+        channel = app.topic(*[t.get_topic_name() for t in lane_topics], key_type=bytes,
+                            value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
+        app.agent(channel, name=f"deliver-{precedence.lane}")(deliver)
+
+    announced = False
+
+    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    async def announce(sender: Any, assigned: Any, **_: Any) -> None:
+        nonlocal announced
+        event = "hub-ready" if not announced else "hub-rebalanced"
+        announced = True
+        lanes = sorted({tp.topic for tp in assigned if tp.topic != topics.inbound})
+        await produce(OutboundRecord(
+            topics.control, state.hub.encode(),
+            json.dumps({"event": event, "hub": state.hub, "lanes": lanes,
+                        "time": state.clock().isoformat()}).encode(),
+            (("ce_type", f"int.interpol.i247.control.{event}.v1".encode()),),
+        ))  # fmt: skip
+        log.info(event, hub=state.hub, partitions=len(assigned))
+
+    @app.timer(1.0)
+    async def clocks_due() -> None:
+        for breach in state.clocks.due(state.clock()):
+            await produce(OutboundRecord(
+                topics.control, breach.message_id.encode(),
+                json.dumps({"event": "handling-breach", "hub": state.hub,
+                            **breach.model_dump(mode="json")}).encode(),
+                (("ce_type", b"int.interpol.i247.control.handling-breach.v1"),),
+            ))  # fmt: skip
+            state.counts["breaches"] += 1
+            log.warning("handling-breach", message_id=breach.message_id,
+                        precedence=breach.precedence.value)  # fmt: skip
+
+    @app.timer(10.0)
+    async def report() -> None:
+        log.info("hub-stats", hub=state.hub, **dict(state.counts), open_clocks=state.clocks.open_count)
+
+    return app
+
+
+def _sites() -> tuple[str, ...]:
+    from schemas.participants import HUB_SITES
+
+    return HUB_SITES

@@ -1,0 +1,155 @@
+"""Intake: the CCC's first look at a record on the inbound topic, as a pure decision.
+
+Theory of operation: ``admit`` takes one received record and everything it depends on
+(the key directory, the replay memory, the roster, ``now``) and returns one outcome:
+
+* ``Admitted``: well formed, signed by its sender, addressed to known participants, fresh,
+  not seen before; it carries its assessed precedence and the lane record to produce;
+* ``Refused``: why not (a ``RejectReason`` and a detail); the shell dead-letters the record
+  untouched;
+* ``Redelivered``: our own at-least-once reprocessing of a record already admitted from
+  the same offset (after a restart); the shell drops it silently.
+
+Checks run cheapest-first and stop at the first failure, so a refusal names one reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.errors import (
+    MalformedMessage,
+    RejectedMessage,
+    RejectReason,
+    StaleMessage,
+    UnknownParticipant,
+)
+from schemas.header import RoutingHeader
+from schemas.keys import Directory
+from schemas.participants import CCC, ParticipantKind, kind_of
+from schemas.sealing import parse_envelope, verify
+from schemas.topics import TopicCatalog
+from streams.dedup import SeenMessages, Verdict
+from streams.priority import Assessment, assess_priority
+from streams.roster import DutyRoster
+
+__all__ = ["Admitted", "IntakePolicy", "Outcome", "Redelivered", "Refused", "admit", "forwarding_headers"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntakePolicy:
+    """Limits intake enforces; from settings (``I247_MAX_MESSAGE_BYTES``, ``I247_FRESHNESS_SECONDS``)."""
+
+    max_bytes: int = 1_048_576
+    freshness: timedelta = timedelta(seconds=300)
+    future_skew: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    header: RoutingHeader
+    assessment: Assessment
+    site: str
+    lane: OutboundRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: RejectReason
+    detail: str
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Redelivered:
+    message_id: str
+
+
+Outcome = Admitted | Refused | Redelivered
+
+
+def forwarding_headers(
+    record: ReceivedRecord, header: RoutingHeader, precedence: str, hub: str
+) -> tuple[tuple[str, bytes], ...]:
+    """What the CCC adds when it forwards a sender's bytes (docs/wire-format.md §7)."""
+    keep = tuple((k, v) for k, v in record.headers if not k.startswith("i247-"))
+    return keep + (
+        ("i247-sealed-topic", record.topic.encode()),
+        ("i247-sealed-key", record.key or b""),
+        ("i247-precedence", precedence.encode()),
+        ("i247-hub", hub.encode()),
+        ("i247-origin", record.origin.encode()),
+    )
+
+
+def _check_recipients(header: RoutingHeader, directory: Directory) -> None:
+    for recipient in header.recipients:
+        if recipient == CCC:
+            continue
+        if kind_of(recipient) not in (ParticipantKind.NCB, ParticipantKind.TEAM):
+            raise UnknownParticipant(recipient, role="recipient (address the CCC as 'ccc')")
+        if recipient not in directory:
+            raise UnknownParticipant(recipient, role="recipient")
+
+
+def _check_fresh(header: RoutingHeader, now: datetime, policy: IntakePolicy) -> None:
+    age = now - header.created_at
+    if age > policy.freshness:
+        raise StaleMessage(
+            f"created {age.total_seconds():.0f} s ago, older than the "
+            f"{policy.freshness.total_seconds():.0f} s freshness window"
+        )
+    if -age > policy.future_skew:
+        raise StaleMessage(
+            f"created {-age.total_seconds():.0f} s in the future; check the sender's clock"
+        )
+
+
+def admit(
+    record: ReceivedRecord,
+    *,
+    now: datetime,
+    directory: Directory,
+    seen: SeenMessages,
+    roster: DutyRoster,
+    topics: TopicCatalog,
+    policy: IntakePolicy,
+) -> Outcome:
+    """Decide what becomes of one inbound record. ``seen`` is updated for admitted ones."""
+    message_id: str | None = None
+    try:
+        if record.key is None:
+            raise MalformedMessage("record has no key; inbound records are keyed by sender id")
+        sealed = parse_envelope(record.value, max_bytes=policy.max_bytes)
+        message_id = sealed.header.message_id
+        header = verify(sealed, topic=record.topic, key=record.key, directory=directory)
+        _check_recipients(header, directory)
+        _check_fresh(header, now, policy)
+    except RejectedMessage as refusal:
+        return Refused(refusal.reason, str(refusal), message_id)
+    verdict = seen.observe(
+        header.message_id,
+        (record.topic, record.partition, record.offset),
+        header.created_at,
+        now,
+    )
+    if verdict is Verdict.REDELIVERY:
+        return Redelivered(header.message_id)
+    if verdict is Verdict.REPLAY:
+        return Refused(
+            RejectReason.REPLAYED,
+            f"message {header.message_id} was already accepted from another offset",
+            header.message_id,
+        )
+    assessment = assess_priority(header)
+    site = roster.hub_on_duty(now)
+    hub = f"hub:{site}"
+    lane = OutboundRecord(
+        topic=topics.lane(site, assessment.precedence),
+        key=header.message_id.encode(),
+        value=record.value,
+        headers=forwarding_headers(record, header, assessment.precedence.value, hub),
+    )
+    return Admitted(header, assessment, site, lane)
