@@ -126,7 +126,11 @@ async def _producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
 
 
 async def _collect(
-    bootstrap: str, settings: Settings, topics: list[str], expected: int, timeout: float,
+    bootstrap: str,
+    settings: Settings,
+    topics: list[str],
+    expected: int,
+    timeout: float,
     stamp: Callable[[Any], float | None],
 ) -> tuple[list[float], float]:
     """Read ``expected`` records from ``topics``: latencies, and seconds from first to last."""
@@ -153,7 +157,9 @@ async def _collect(
     return latencies, last - first
 
 
-async def _forward(bootstrap: str, settings: Settings, source: str, target: str, stop: asyncio.Event) -> None:
+async def _forward(
+    bootstrap: str, settings: Settings, source: str, target: str, stop: asyncio.Event
+) -> None:
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"{source}-fwd",
                                 auto_offset_reset="earliest", enable_auto_commit=True,
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms)  # fmt: skip
@@ -171,7 +177,9 @@ async def _forward(bootstrap: str, settings: Settings, source: str, target: str,
 
 
 async def _offer(
-    producer: AIOKafkaProducer, records: list[OutboundRecord], rate: float | None,
+    producer: AIOKafkaProducer,
+    records: list[OutboundRecord],
+    rate: float | None,
     restamp: Callable[[OutboundRecord], OutboundRecord] | None = None,
 ) -> float:
     start = time.monotonic()
@@ -193,7 +201,9 @@ def _stamp_header(record: Any) -> float | None:
     return None
 
 
-async def baseline(bootstrap: str, settings: Settings, count: int, rate: float | None, tag: str) -> Figures:
+async def baseline(
+    bootstrap: str, settings: Settings, count: int, rate: float | None, tag: str
+) -> Figures:
     """Plain aiokafka, two forwarding hops, same record size as the backbone's."""
     prefix = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     a, b, c = f"{prefix}.in", f"{prefix}.mid", f"{prefix}.out"
@@ -207,13 +217,23 @@ async def baseline(bootstrap: str, settings: Settings, count: int, rate: float |
     if rate is None:  # saturation: preload, then start the forwarders
         stamped = [r.with_headers([("bench-sent", str(time.time()).encode())]) for r in records]
         await _offer(producer, stamped, None)
-        collector = asyncio.create_task(_collect(bootstrap, settings, [c], count, 300, _stamp_header))
-        forwarders = [asyncio.create_task(_forward(bootstrap, settings, s, t, stop)) for s, t in ((a, b), (b, c))]
+        collector = asyncio.create_task(
+            _collect(bootstrap, settings, [c], count, 300, _stamp_header)
+        )
+        forwarders = [
+            asyncio.create_task(_forward(bootstrap, settings, s, t, stop))
+            for s, t in ((a, b), (b, c))
+        ]
         latencies, seconds = await collector
     else:
-        forwarders = [asyncio.create_task(_forward(bootstrap, settings, s, t, stop)) for s, t in ((a, b), (b, c))]
+        forwarders = [
+            asyncio.create_task(_forward(bootstrap, settings, s, t, stop))
+            for s, t in ((a, b), (b, c))
+        ]
         await asyncio.sleep(3)
-        collector = asyncio.create_task(_collect(bootstrap, settings, [c], count, 300, _stamp_header))
+        collector = asyncio.create_task(
+            _collect(bootstrap, settings, [c], count, 300, _stamp_header)
+        )
         seconds = await _offer(producer, records, rate,
                                lambda r: r.with_headers([("bench-sent", str(time.time()).encode())]))  # fmt: skip
         latencies, _ = await collector
@@ -224,7 +244,9 @@ async def baseline(bootstrap: str, settings: Settings, count: int, rate: float |
                    len(latencies), seconds, latencies)  # fmt: skip
 
 
-def _sealed_batch(adapters: dict[str, NcbAdapter], count: int, now: datetime) -> list[OutboundRecord]:
+def _sealed_batch(
+    adapters: dict[str, NcbAdapter], count: int, now: datetime
+) -> list[OutboundRecord]:
     codes = sorted(adapters)
     body = MessageBody(subject="bench", text=TEXT)
     records = []
@@ -240,8 +262,13 @@ def _sealed_batch(adapters: dict[str, NcbAdapter], count: int, now: datetime) ->
 
 
 async def backbone(
-    bootstrap: str, settings: Settings, adapters: dict[str, NcbAdapter], count: int,
-    rate: float | None, run_dir: Path, tag: str,
+    bootstrap: str,
+    settings: Settings,
+    adapters: dict[str, NcbAdapter],
+    count: int,
+    rate: float | None,
+    run_dir: Path,
+    tag: str,
 ) -> Figures:
     """Sealed messages through a real hub process, inbound to inbox."""
     prefix = f"bench{tag}{uuid.uuid4().hex[:6]}"
@@ -263,13 +290,17 @@ async def backbone(
     try:
         if rate is None:
             await _offer(producer, records, None, restamp)
-            collector = asyncio.create_task(_collect(bootstrap, local, inboxes, count, 600, _stamp_header))
+            collector = asyncio.create_task(
+                _collect(bootstrap, local, inboxes, count, 600, _stamp_header)
+            )
             hub = start_hub(local, "lyon", bootstrap, run_dir)
             latencies, seconds = await collector
         else:
             hub = start_hub(local, "lyon", bootstrap, run_dir)
             await _wait_ready(bootstrap, local)
-            collector = asyncio.create_task(_collect(bootstrap, local, inboxes, count, 600, _stamp_header))
+            collector = asyncio.create_task(
+                _collect(bootstrap, local, inboxes, count, 600, _stamp_header)
+            )
             seconds = await _offer(producer, records, rate, restamp)
             latencies, _ = await collector
     finally:
@@ -337,7 +368,9 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
         base_fixed = await baseline(bootstrap, settings, count, args.rate, "fixed")
         ours_fixed = await backbone(bootstrap, settings, adapters, count, args.rate, run_dir, "f")
         base_sat = await baseline(bootstrap, settings, saturation_count, None, "sat")
-        ours_sat = await backbone(bootstrap, settings, adapters, saturation_count, None, run_dir, "s")
+        ours_sat = await backbone(
+            bootstrap, settings, adapters, saturation_count, None, run_dir, "s"
+        )
         rows = [(base_fixed, ours_fixed), (base_sat, ours_sat)]
     _render(console, costs, rows)
     console.print("Saturation: a preloaded backlog drained as fast as possible; msgs/s counts from "
@@ -347,5 +380,3 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
-
-

@@ -43,16 +43,18 @@ __all__ = ["demo", "simulate", "start_hub"]
 log = structlog.get_logger("i247.demo")
 
 
-def start_hub(settings: Settings, site: str, bootstrap: str, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_hub(
+    settings: Settings, site: str, bootstrap: str, log_dir: Path
+) -> subprocess.Popen[bytes]:
     """Start ``i247 hub --site`` as a child process pointed at ``bootstrap``."""
     env = dict(os.environ, I247_BOOTSTRAP=bootstrap, I247_LOG_FILE=str(log_dir / f"hub-{site}.log"))
     env["I247_TOPIC_PREFIX"] = settings.topic_prefix
     env["I247_KEYS_DIR"] = str(settings.keys_dir)
-    out = (log_dir / f"hub-{site}.out").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "agents.cli", "hub", "--site", site],
-        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with (log_dir / f"hub-{site}.out").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "hub", "--site", site],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -104,7 +106,11 @@ async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 async def run_traffic(
-    settings: Settings, bootstrap: str, args: argparse.Namespace, *, live: bool,
+    settings: Settings,
+    bootstrap: str,
+    args: argparse.Namespace,
+    *,
+    live: bool,
     hub: subprocess.Popen[bytes] | None = None,
 ) -> Accounting:
     """Run the simulated NCBs against ``bootstrap``; return the books after draining."""
@@ -146,7 +152,12 @@ async def run_traffic(
         started = time.monotonic()
         pump = asyncio.create_task(simulator.pump(args.rate, args.duration, stop))
         console = Console()
-        with Live(console=console, refresh_per_second=4, transient=False) if live else contextlib.nullcontext() as view:
+        with (
+            Live(console=console, refresh_per_second=4, transient=False)
+            if live
+            else contextlib.nullcontext() as view
+        ):
+
             def refresh(phase: str) -> None:
                 if view is not None:
                     view.update(live_table(books, phase, time.monotonic() - started))
@@ -209,4 +220,3 @@ async def simulate(settings: Settings, args: argparse.Namespace) -> int:
     books = await run_traffic(settings, settings.bootstrap, args, live=False)
     print(json.dumps(books.summary(), indent=2))
     return 1 if books.summary()["lost"]["total"] else 0
-

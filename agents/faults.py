@@ -51,7 +51,9 @@ def tamper_header(record: OutboundRecord) -> OutboundRecord:
     return _edit(record, {"header.precedence": raised})
 
 
-def forge_signature(record: OutboundRecord, impostor: PrivateIdentity, max_bytes: int) -> OutboundRecord:
+def forge_signature(
+    record: OutboundRecord, impostor: PrivateIdentity, max_bytes: int
+) -> OutboundRecord:
     """Keep the content, but sign it with someone else's key."""
     sealed = parse_envelope(record.value, max_bytes=max_bytes)
     signature = impostor.signing_key.sign(SIG_LABEL + sealed.header_digest + sealed.body_digest)

@@ -36,7 +36,9 @@ def run_hub(settings: Settings, site: str) -> int:
         roster=DutyRoster(shift_seconds=float(shift)) if shift else DutyRoster(),
     )
     app = build_hub_app(state)
-    structlog.get_logger("i247.hub").info("hub-starting", hub=state.hub, bootstrap=settings.bootstrap)
+    structlog.get_logger("i247.hub").info(
+        "hub-starting", hub=state.hub, bootstrap=settings.bootstrap
+    )
     worker = Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
                     override_logging=False)  # fmt: skip
     worker.execute_from_commandline()

@@ -20,7 +20,9 @@ def init_all(keys_dir: Path, *, overwrite: bool = False) -> Directory:
     return init_keyring(keys_dir, all_participants(), overwrite=overwrite)
 
 
-def load_all(keys_dir: Path, participants: list[str]) -> tuple[Directory, dict[str, PrivateIdentity]]:
+def load_all(
+    keys_dir: Path, participants: list[str]
+) -> tuple[Directory, dict[str, PrivateIdentity]]:
     """The directory and the private identities of ``participants`` (creating keys if absent)."""
     if not (keys_dir / "directory.json").exists():
         init_all(keys_dir)

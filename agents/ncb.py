@@ -111,7 +111,10 @@ class NcbAdapter:
             topic=self.topics.inbound, key=key, random_bytes=random_bytes,
         )  # fmt: skip
         record = OutboundRecord(
-            self.topics.inbound, key, sealed.to_bytes(), envelope_headers(header, random_bytes(8).hex())
+            self.topics.inbound,
+            key,
+            sealed.to_bytes(),
+            envelope_headers(header, random_bytes(8).hex()),
         )
         return header, record
 

@@ -19,7 +19,13 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.accounting import Accepted, Accounting
-from agents.faults import forge_signature, make_malformed, make_oversized, tamper_body, tamper_header
+from agents.faults import (
+    forge_signature,
+    make_malformed,
+    make_oversized,
+    tamper_body,
+    tamper_header,
+)
 from agents.ncb import Duplicate, NcbAdapter, Opened, Unopened
 from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -240,7 +246,9 @@ class Observer:
                 return
             hub = (record.header("i247-hub") or b"?").decode()
             precedence = Precedence((record.header("i247-precedence") or b"ROUTINE").decode())
-            self.books.on_accepted(header.message_id, Accepted(hub, precedence, tuple(header.recipients)))
+            self.books.on_accepted(
+                header.message_id, Accepted(hub, precedence, tuple(header.recipients))
+            )
 
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         while not stop.is_set():

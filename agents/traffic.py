@@ -134,7 +134,9 @@ class TrafficMix:
                 CheckItem(database=Database.SLTD, key=f"P{rng.randrange(10**8):08d}")
                 for _ in range(rng.choice((1, 1, 1, 3, 12)))
             ]
-            return Planned(sender, (CCC,), DbCheckQueryBody(items=items), Precedence.ROUTINE, language)
+            return Planned(
+                sender, (CCC,), DbCheckQueryBody(items=items), Precedence.ROUTINE, language
+            )
         if roll < 0.93:  # diffusion to part of the sender's region
             region = self._regions[self._region_of[sender]]
             others = [c for c in region if c != sender]
@@ -143,7 +145,9 @@ class TrafficMix:
             return Planned(sender, recipients, body, Precedence.PRIORITY, language)
         if roll < 0.99:  # urgent request to the CCC
             flags = (HeaderFlag.THREAT_TO_LIFE,) if rng.random() < 0.3 else ()
-            body = UrgentRequestBody(subject="Urgent assistance", situation=rng.choice(_SITUATIONS), text=text)
+            body = UrgentRequestBody(
+                subject="Urgent assistance", situation=rng.choice(_SITUATIONS), text=text
+            )
             return Planned(sender, (CCC,), body, Precedence.IMMEDIATE, language, flags)
         # rare FLASH: a wanted person located, with lives at risk
         body = MessageBody(subject="Wanted person located: immediate action", text=text)

@@ -120,7 +120,9 @@ def plan_delivery(
             continue
         ledger.record(header.message_id, recipient)
         inbox.append(
-            OutboundRecord(topics.inbox(recipient), header.message_id.encode(), record.value, headers)
+            OutboundRecord(
+                topics.inbox(recipient), header.message_id.encode(), record.value, headers
+            )
         )
         if header.message_type not in _NO_RECEIPTS:
             receipts.append(ReceiptOrder(header, recipient, precedence))

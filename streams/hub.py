@@ -92,7 +92,9 @@ def received(event: Any) -> ReceivedRecord:
     )
 
 
-def dead_letter(record: ReceivedRecord, refusal: Refused, topic: str, processor: str) -> OutboundRecord:
+def dead_letter(
+    record: ReceivedRecord, refusal: Refused, topic: str, processor: str
+) -> OutboundRecord:
     """The record, untouched, with the reason in ``i247.dlq.*`` headers."""
     headers = record.headers + tuple(
         dead_letter_headers(
@@ -182,7 +184,9 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
                 state.clocks.start(plan.header.message_id, plan.clocked_recipients,
                                    plan.precedence, now)  # fmt: skip
             if plan.acknowledge:
-                state.clocks.acknowledge(plan.acknowledge.message_id, plan.acknowledge.recipient, now)
+                state.clocks.acknowledge(
+                    plan.acknowledge.message_id, plan.acknowledge.recipient, now
+                )
             state.counts["delivered"] += len(plan.inbox)
             state.counts["ccc"] += int(plan.to_ccc)
             state.counts["duplicates"] += len(plan.duplicates)
@@ -228,7 +232,9 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
 
     @app.timer(10.0)
     async def report() -> None:
-        log.info("hub-stats", hub=state.hub, **dict(state.counts), open_clocks=state.clocks.open_count)
+        log.info(
+            "hub-stats", hub=state.hub, **dict(state.counts), open_clocks=state.clocks.open_count
+        )
 
     return app
 

@@ -35,7 +35,15 @@ from streams.dedup import SeenMessages, Verdict
 from streams.priority import Assessment, assess_priority
 from streams.roster import DutyRoster
 
-__all__ = ["Admitted", "IntakePolicy", "Outcome", "Redelivered", "Refused", "admit", "forwarding_headers"]
+__all__ = [
+    "Admitted",
+    "IntakePolicy",
+    "Outcome",
+    "Redelivered",
+    "Refused",
+    "admit",
+    "forwarding_headers",
+]
 
 
 @dataclass(frozen=True, slots=True)

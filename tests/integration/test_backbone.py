@@ -1,0 +1,267 @@
+"""The backbone end to end: NCB adapters, a real hub process, a real broker."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from agents.faults import (
+    forge_signature,
+    make_malformed,
+    make_oversized,
+    tamper_body,
+    tamper_header,
+)
+from agents.ncb import Duplicate, Opened, Unopened
+from agents.operations import provision_all
+from brokers.records import ReceivedRecord
+from brokers.settings import Settings
+from schemas.bodies import DeliveryReceiptBody, MessageBody, UrgentRequestBody
+from schemas.errors import NotARecipient
+from schemas.header import HeaderFlag, MessageType, Precedence
+from schemas.keys import Directory, PrivateIdentity, generate_identity
+from schemas.registry import default_registry
+from schemas.sealing import open_sealed, parse_envelope
+from tests.integration.harness import Backbone, now
+
+pytestmark = pytest.mark.integration
+
+BODY = MessageBody(subject="Vehicle seized at border crossing", text="VIN WDB1240221A123456")
+
+
+@pytest.fixture
+async def backbone(
+    settings: Settings,
+    keys_dir: Path,
+    keyring: tuple[Directory, dict[str, PrivateIdentity]],
+    tmp_path: Path,
+) -> AsyncIterator[Backbone]:
+    directory, identities = keyring
+    assert settings.bootstrap
+    settings = settings.model_copy(update={"keys_dir": keys_dir})
+    await provision_all(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+                                enable_idempotence=False, max_request_size=4 * 1024 * 1024)  # fmt: skip
+    await producer.start()
+    bb = Backbone(settings, settings.bootstrap, directory, identities, tmp_path, producer=producer)
+    bb.start_hub()
+    try:
+        await bb.wait_ready()
+        yield bb
+    finally:
+        bb.stop_hub()
+        await producer.stop()
+
+
+def opened_ids(items: list[object]) -> list[str]:
+    return [i.header.message_id for i in items if isinstance(i, Opened)]
+
+
+def receipts_for(items: list[object], message_id: str) -> set[str]:
+    return {
+        i.body.recipient
+        for i in items
+        if isinstance(i, Opened)
+        and isinstance(i.body, DeliveryReceiptBody)
+        and i.body.delivered == message_id
+    }
+
+
+async def test_two_recipients_open_it_and_a_third_never_receives_it(backbone: Backbone) -> None:
+    header, record = backbone.adapter("FRA").compose(
+        ["DEU", "ITA"], BODY, now=now(), random_bytes=os.urandom
+    )
+    await backbone.send(record)
+
+    inboxes = await backbone.inboxes(
+        ["FRA", "DEU", "ITA", "ESP"],
+        until=lambda rs: sum(1 for r in rs if r.topic.endswith("FRA.inbox")) >= 2,
+    )
+
+    for code in ("DEU", "ITA"):
+        [item] = inboxes[code]
+        assert isinstance(item, Opened)
+        assert item.header.message_id == header.message_id
+        assert item.body == BODY
+    assert inboxes["ESP"] == []
+    assert receipts_for(inboxes["FRA"], header.message_id) == {"DEU", "ITA"}
+    sealed = parse_envelope(record.value, max_bytes=backbone.settings.max_message_bytes)
+    with pytest.raises(NotARecipient):
+        open_sealed(sealed, topic=backbone.settings.topics.inbound, key=b"FRA",
+                    directory=backbone.directory, identity=backbone.identities["ESP"])  # fmt: skip
+
+
+async def test_every_ncb_sends_one_message_and_receives_the_one_addressed_to_it(
+    backbone: Backbone,
+) -> None:
+    codes = list(default_registry().codes())
+    expected: dict[str, str] = {}
+    for index, sender in enumerate(codes):
+        recipient = codes[(index + 1) % len(codes)]
+        header, record = backbone.adapter(sender).compose(
+            [recipient], BODY, now=now(), random_bytes=os.urandom
+        )
+        expected[recipient] = header.message_id
+        await backbone.send(record)
+
+    def all_in(records: list[ReceivedRecord]) -> bool:
+        return len(
+            {
+                r.topic
+                for r in records
+                if r.header("ce_type") != b"int.interpol.i247.delivery-receipt.v1"
+            }
+        ) >= len(codes)
+
+    inboxes = await backbone.inboxes(codes, until=all_in, timeout=120)
+
+    for code in codes:
+        messages = [
+            i
+            for i in inboxes[code]
+            if isinstance(i, Opened) and i.header.message_type is MessageType.MESSAGE
+        ]
+        assert [m.header.message_id for m in messages] == [expected[code]], code
+
+
+async def test_each_bad_record_is_dead_lettered_with_its_reason_and_good_ones_pass(
+    backbone: Backbone,
+) -> None:
+    fra = backbone.adapter("FRA")
+    max_bytes = backbone.settings.max_message_bytes
+    outsider = generate_identity("XKX")
+    good_ids: list[str] = []
+    bad: dict[str, str] = {}
+
+    async def good() -> None:
+        header, record = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+        good_ids.append(header.message_id)
+        await backbone.send(record)
+
+    async def spoiled(reason: str, record: object) -> None:
+        from brokers.records import OutboundRecord
+
+        assert isinstance(record, OutboundRecord)
+        bad[(record.header("ce_id") or b"").decode()] = reason
+        await backbone.send(record)
+
+    def composed(**kw: object) -> object:
+        return fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom, **kw)[1]  # type: ignore[arg-type]
+
+    from agents.ncb import NcbAdapter
+
+    stranger = NcbAdapter(outsider, backbone.directory, backbone.settings.topics)
+    wider = NcbAdapter(
+        fra.identity,
+        backbone.directory.with_identities([outsider.public()]),
+        backbone.settings.topics,
+    )
+    from datetime import timedelta
+
+    await good()
+    await spoiled("tampered", tamper_body(composed()))  # type: ignore[arg-type]
+    await good()
+    await spoiled("tampered", tamper_header(composed()))  # type: ignore[arg-type]
+    await spoiled(
+        "bad-signature", forge_signature(composed(), backbone.identities["DEU"], max_bytes)
+    )  # type: ignore[arg-type]
+    await spoiled(
+        "unknown-sender", stranger.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)[1]
+    )
+    await spoiled(
+        "unknown-recipient",
+        wider.compose(["DEU", "XKX"], BODY, now=now(), random_bytes=os.urandom)[1],
+    )
+    await spoiled("malformed", make_malformed(composed()))  # type: ignore[arg-type]
+    await spoiled("oversized", make_oversized(composed(), max_bytes))  # type: ignore[arg-type]
+    stale_at = now() - timedelta(seconds=2 * backbone.settings.freshness_seconds)
+    await spoiled("stale", fra.compose(["DEU"], BODY, now=stale_at, random_bytes=os.urandom)[1])
+    header, original = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    good_ids.append(header.message_id)
+    await backbone.send(original)
+    await spoiled("replayed", original)
+    await good()
+
+    topics = backbone.settings.topics
+    dead = await backbone.read([topics.deadletter], until=lambda rs: len(rs) >= len(bad))
+    reasons = {
+        (r.header("ce_id") or b"").decode(): (r.header("i247.dlq.reason") or b"").decode()
+        for r in dead
+    }
+    assert reasons == bad
+    for record in dead:
+        assert record.header("i247.dlq.topic") == topics.inbound.encode()
+        assert record.header("i247.dlq.detail")
+    inboxes = await backbone.inboxes(["DEU"], until=lambda rs: len(rs) >= len(good_ids))
+    assert sorted(opened_ids(inboxes["DEU"])) == sorted(good_ids)
+
+
+async def test_flash_is_assessed_flash_and_an_over_declared_routine_message_is_not(
+    backbone: Backbone,
+) -> None:
+    ita = backbone.adapter("ITA")
+    flash, flash_record = ita.compose(
+        ["DEU", "ccc"],
+        UrgentRequestBody(subject="Hostages", situation="hostage situation", text="Armed group"),
+        now=now(), random_bytes=os.urandom, precedence=Precedence.FLASH,
+        flags=[HeaderFlag.THREAT_TO_LIFE],
+    )  # fmt: skip
+    routine, routine_record = ita.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom,
+                                          precedence=Precedence.FLASH)  # fmt: skip
+    await backbone.send(flash_record)
+    await backbone.send(routine_record)
+
+    inboxes = await backbone.inboxes(["DEU"], until=lambda rs: len(rs) >= 2)
+
+    assessed = {i.header.message_id: i.precedence for i in inboxes["DEU"] if isinstance(i, Opened)}
+    assert assessed[flash.message_id] is Precedence.FLASH
+    assert assessed[routine.message_id] is not Precedence.FLASH
+
+
+async def test_restarting_the_hub_mid_stream_loses_nothing_and_delivers_nothing_twice(
+    backbone: Backbone,
+) -> None:
+    codes = ["DEU", "ITA", "ESP", "NLD", "BEL"]
+    sent: Counter[str] = Counter()
+    for round_ in range(300):
+        sender = codes[round_ % len(codes)]
+        recipient = codes[(round_ + 1) % len(codes)]
+        header, record = backbone.adapter(sender).compose(
+            [recipient], BODY, now=now(), random_bytes=os.urandom
+        )
+        sent[f"{header.message_id}/{recipient}"] += 1
+        await backbone.send(record)
+        if round_ == 120:
+            backbone.kill_hub()  # mid-stream, uncommitted work included
+        if round_ == 200:
+            backbone.start_hub()
+
+    inboxes = await backbone.inboxes(
+        codes,
+        until=lambda rs: (
+            len(
+                {
+                    (r.topic, r.key)
+                    for r in rs
+                    if r.header("ce_type") == b"int.interpol.i247.message.v1"
+                }
+            )
+            >= len(sent)
+        ),
+        timeout=120,
+    )
+
+    delivered = Counter(
+        f"{i.header.message_id}/{code}"
+        for code in codes
+        for i in inboxes[code]
+        if isinstance(i, Opened) and i.header.message_type is MessageType.MESSAGE
+    )
+    assert delivered == sent
+    assert not [i for items in inboxes.values() for i in items if isinstance(i, Unopened)]
+    assert all(isinstance(i, (Opened, Duplicate)) for items in inboxes.values() for i in items)
