@@ -15,7 +15,7 @@ from typing import Any
 from schemas.header import Precedence
 from schemas.participants import CCC
 
-__all__ = ["Accounting", "Accepted"]
+__all__ = ["Accepted", "Accounting"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,11 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,10 @@ from rich.table import Table
 
 from agents.demo import start_hub, stop_process
 from agents.keyring import load_all
-from agents.logs import configure_logging
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
 from brokers.embedded import broker_for
+from brokers.logs import configure_logging
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
@@ -72,9 +71,13 @@ class Figures:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def as_json(self) -> dict[str, Any]:
-        return {"messages": self.messages, "seconds": round(self.seconds, 3),
-                "msgs_per_s": round(self.rate, 1), "p50_ms": self.pct(0.5),
-                "p99_ms": self.pct(0.99)}  # fmt: skip
+        return {
+            "messages": self.messages,
+            "seconds": round(self.seconds, 3),
+            "msgs_per_s": round(self.rate, 1),
+            "p50_ms": self.pct(0.5),
+            "p99_ms": self.pct(0.99),
+        }
 
 
 def _time_step(fn: Callable[[], object], n: int) -> float:
@@ -100,27 +103,49 @@ def step_costs(adapters: dict[str, NcbAdapter], settings: Settings) -> dict[str,
     def intake_once() -> object:
         seen = SeenMessages(horizon=settings.freshness_seconds)
         received = ReceivedRecord(topics.inbound, 0, next(counter), 0, key, record.value)
-        return admit(received, now=now, directory=fra.directory, seen=seen, roster=roster,
-                     topics=topics, policy=policy)  # fmt: skip
+        return admit(
+            received,
+            now=now,
+            directory=fra.directory,
+            seen=seen,
+            roster=roster,
+            topics=topics,
+            policy=policy,
+        )
 
     return {
         "seal (2 key holders)": _time_step(
-            lambda: fra.compose(["DEU"], body, now=now, random_bytes=os.urandom), 300),
+            lambda: fra.compose(["DEU"], body, now=now, random_bytes=os.urandom), 300
+        ),
         "parse envelope": _time_step(
-            lambda: parse_envelope(record.value, max_bytes=settings.max_message_bytes), 2000),
+            lambda: parse_envelope(record.value, max_bytes=settings.max_message_bytes), 2000
+        ),
         "verify (digests + Ed25519)": _time_step(
-            lambda: verify(sealed, topic=topics.inbound, key=key, directory=fra.directory), 2000),
+            lambda: verify(sealed, topic=topics.inbound, key=key, directory=fra.directory), 2000
+        ),
         "assess priority": _time_step(lambda: assess_priority(header), 5000),
         "intake admit (all checks)": _time_step(intake_once, 2000),
         "open (verify + HPKE + AES-GCM)": _time_step(
-            lambda: open_sealed(sealed, topic=topics.inbound, key=key, directory=fra.directory,
-                                identity=deu.identity), 1000),  # fmt: skip
-    }  # fmt: skip
+            lambda: open_sealed(
+                sealed,
+                topic=topics.inbound,
+                key=key,
+                directory=fra.directory,
+                identity=deu.identity,
+            ),
+            1000,
+        ),
+    }
 
 
 async def _producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
-                                linger_ms=2, max_request_size=2 * settings.max_message_bytes)  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_request_size=2 * settings.max_message_bytes,
+    )
     await producer.start()
     return producer
 
@@ -134,9 +159,13 @@ async def _collect(
     stamp: Callable[[Any], float | None],
 ) -> tuple[list[float], float]:
     """Read ``expected`` records from ``topics``: latencies, and seconds from first to last."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms,
-                                max_partition_fetch_bytes=2 * settings.max_message_bytes)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_partition_fetch_bytes=2 * settings.max_message_bytes,
+    )
     await consumer.start()
     latencies: list[float] = []
     first = last = 0.0
@@ -160,9 +189,14 @@ async def _collect(
 async def _forward(
     bootstrap: str, settings: Settings, source: str, target: str, stop: asyncio.Event
 ) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"{source}-fwd",
-                                auto_offset_reset="earliest", enable_auto_commit=True,
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"{source}-fwd",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+    )
     producer = await _producer(bootstrap, settings)
     await consumer.start()
     try:
@@ -234,14 +268,22 @@ async def baseline(
         collector = asyncio.create_task(
             _collect(bootstrap, settings, [c], count, 300, _stamp_header)
         )
-        seconds = await _offer(producer, records, rate,
-                               lambda r: r.with_headers([("bench-sent", str(time.time()).encode())]))  # fmt: skip
+        seconds = await _offer(
+            producer,
+            records,
+            rate,
+            lambda r: r.with_headers([("bench-sent", str(time.time()).encode())]),
+        )
         latencies, _ = await collector
     stop.set()
     await asyncio.gather(*forwarders, return_exceptions=True)
     await producer.stop()
-    return Figures(f"aiokafka baseline, {'saturation' if rate is None else f'{rate:.0f}/s'}",
-                   len(latencies), seconds, latencies)  # fmt: skip
+    return Figures(
+        f"aiokafka baseline, {'saturation' if rate is None else f'{rate:.0f}/s'}",
+        len(latencies),
+        seconds,
+        latencies,
+    )
 
 
 def _sealed_batch(
@@ -255,8 +297,9 @@ def _sealed_batch(
         recipient = codes[(i * 7 + 3) % len(codes)]
         if recipient == sender.participant:
             recipient = codes[(i * 7 + 4) % len(codes)]
-        _, record = sender.compose([recipient], body, now=now, random_bytes=os.urandom,
-                                   precedence=Precedence.ROUTINE)  # fmt: skip
+        _, record = sender.compose(
+            [recipient], body, now=now, random_bytes=os.urandom, precedence=Precedence.ROUTINE
+        )
         records.append(record.with_headers([("bench-sent", b"0")]))
     return records
 
@@ -283,8 +326,12 @@ async def backbone(
 
     def restamp(record: OutboundRecord) -> OutboundRecord:
         headers = tuple((k, v) for k, v in record.headers if k != "bench-sent")
-        return OutboundRecord(record.topic, record.key, record.value,
-                              (*headers, ("bench-sent", str(time.time()).encode())))  # fmt: skip
+        return OutboundRecord(
+            record.topic,
+            record.key,
+            record.value,
+            (*headers, ("bench-sent", str(time.time()).encode())),
+        )
 
     hub = None
     try:
@@ -307,13 +354,21 @@ async def backbone(
         if hub is not None:
             stop_process(hub)
         await producer.stop()
-    return Figures(f"backbone (faust hub), {'saturation' if rate is None else f'{rate:.0f}/s'}",
-                   len(latencies), seconds, latencies)  # fmt: skip
+    return Figures(
+        f"backbone (faust hub), {'saturation' if rate is None else f'{rate:.0f}/s'}",
+        len(latencies),
+        seconds,
+        latencies,
+    )
 
 
 async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) -> None:
-    consumer = AIOKafkaConsumer(settings.topics.control, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=10)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        settings.topics.control,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout
@@ -340,8 +395,14 @@ def _render(console: Console, costs: dict[str, float], rows: list[tuple[Figures,
     for base, ours in rows:
         for figures in (base, ours):
             ratio = "" if figures is base else f"{ours.rate / base.rate:.2f}×" if base.rate else "-"
-            table.add_row(figures.name, str(figures.messages), f"{figures.rate:,.0f}",
-                          _fmt(figures.pct(0.5)), _fmt(figures.pct(0.99)), ratio)  # fmt: skip
+            table.add_row(
+                figures.name,
+                str(figures.messages),
+                f"{figures.rate:,.0f}",
+                _fmt(figures.pct(0.5)),
+                _fmt(figures.pct(0.99)),
+                ratio,
+            )
     console.print(table)
 
 
@@ -363,8 +424,10 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"step_costs_us": costs}
     rows: list[tuple[Figures, Figures]] = []
     async with broker_for(settings) as bootstrap:
-        console.print(f"broker {bootstrap}; offered load {args.rate:.0f}/s for {args.duration:.0f} s; "
-                      f"saturation backlog {saturation_count}")  # fmt: skip
+        console.print(
+            f"broker {bootstrap}; offered load {args.rate:.0f}/s for {args.duration:.0f} s; "
+            f"saturation backlog {saturation_count}"
+        )
         base_fixed = await baseline(bootstrap, settings, count, args.rate, "fixed")
         ours_fixed = await backbone(bootstrap, settings, adapters, count, args.rate, run_dir, "f")
         base_sat = await baseline(bootstrap, settings, saturation_count, None, "sat")
@@ -373,9 +436,11 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
         )
         rows = [(base_fixed, ours_fixed), (base_sat, ours_sat)]
     _render(console, costs, rows)
-    console.print("Saturation: a preloaded backlog drained as fast as possible; msgs/s counts from "
-                  "the first delivery to the last, so start-up is excluded; latency there is "
-                  "time in the backlog.")  # fmt: skip
+    console.print(
+        "Saturation: a preloaded backlog drained as fast as possible; msgs/s counts from "
+        "the first delivery to the last, so start-up is excluded; latency there is "
+        "time in the backlog."
+    )
     results.update({f.name: f.as_json() for pair in rows for f in pair})
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -28,12 +28,17 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the live backbone with simulated traffic")
     demo.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
-    demo.add_argument("--rate", type=float, default=200.0, help="messages per second (200)")
+    demo.add_argument("--rate", type=float, default=100.0, help="messages per second (100)")
     demo.add_argument("--seed", type=int, default=2477, help="traffic seed (2477)")
-    demo.add_argument("--fault-share", type=float, default=0.01,
-                      help="share of deliberately bad records (0.01)")  # fmt: skip
-    demo.add_argument("--drain-timeout", type=float, default=60.0,
-                      help="seconds to wait for in-flight traffic after sending stops (60)")  # fmt: skip
+    demo.add_argument(
+        "--fault-share", type=float, default=0.01, help="share of deliberately bad records (0.01)"
+    )
+    demo.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for in-flight traffic after sending stops (60)",
+    )
     demo.add_argument("--summary-json", type=Path, help="also write the accounting as JSON")
     demo.add_argument("--site", choices=HUB_SITES, default="lyon", help="hub to run (lyon)")
     demo.add_argument("--no-live", action="store_true", help="no live table (for logs/CI)")
@@ -78,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(provision_all(settings))
         return 0
     if args.command == "hub":
-        from agents.hub_process import run_hub
+        from streams.worker import run_hub
 
         return run_hub(settings, args.site)
     if args.command == "simulate":

@@ -29,12 +29,12 @@ from rich.live import Live
 
 from agents.accounting import Accounting
 from agents.keyring import load_all
-from agents.logs import configure_logging
 from agents.operations import provision_all
 from agents.report import accounting_tables, live_table
 from agents.simulator import Observer, Simulator
 from agents.traffic import TrafficMix
 from brokers.embedded import broker_for
+from brokers.logs import configure_logging
 from brokers.settings import Settings
 from schemas.registry import default_registry
 
@@ -53,8 +53,11 @@ def start_hub(
     with (log_dir / f"hub-{site}.out").open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "hub", "--site", site],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -73,19 +76,27 @@ async def kafka_clients(
     settings: Settings, bootstrap: str, group: str
 ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
         max_request_size=2 * settings.max_message_bytes,
-    )  # fmt: skip
+    )
     inbox = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=True,
-        auto_offset_reset="earliest", fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_partition_fetch_bytes=2 * settings.max_message_bytes,
-    )  # fmt: skip
-    observer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=True,
+        auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * settings.max_message_bytes,
-    )  # fmt: skip
+    )
+    observer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_partition_fetch_bytes=2 * settings.max_message_bytes,
+    )
     await producer.start()
     await inbox.start()
     await observer.start()
@@ -121,18 +132,29 @@ async def run_traffic(
     regions: dict[str, list[str]] = {}
     for member in registry.members:
         regions.setdefault(member.region.value, []).append(member.iso3)
-    mix = TrafficMix(regions, {m.iso3: m.language for m in registry.members},
-                     seed=args.seed, fault_share=args.fault_share)  # fmt: skip
+    mix = TrafficMix(
+        regions,
+        {m.iso3: m.language for m in registry.members},
+        seed=args.seed,
+        fault_share=args.fault_share,
+    )
     books = Accounting()
     stop = asyncio.Event()
     async with kafka_clients(settings, bootstrap, f"{topics.prefix}-ncb-gateway") as (
-        producer, inbox, observer_consumer,
-    ):  # fmt: skip
+        producer,
+        inbox,
+        observer_consumer,
+    ):
         simulator = Simulator(
-            topics=topics, directory=directory, identities=identities, mix=mix,
-            producer=producer, books=books, max_bytes=settings.max_message_bytes,
+            topics=topics,
+            directory=directory,
+            identities=identities,
+            mix=mix,
+            producer=producer,
+            books=books,
+            max_bytes=settings.max_message_bytes,
             freshness=timedelta(seconds=settings.freshness_seconds),
-        )  # fmt: skip
+        )
         observer = Observer(topics, books, settings.max_message_bytes)
         inbox.subscribe(simulator.inboxes)
         observer_consumer.assign(observer.partitions())
@@ -142,10 +164,13 @@ async def run_traffic(
         ]
         if hub is not None:
             await _wait_for(
-                lambda: any(e.get("event") == "hub-ready" for e in observer.hub_events)
-                or hub.poll() is not None,
-                120, "the hub to join its consumer group",
-            )  # fmt: skip
+                lambda: (
+                    any(e.get("event") == "hub-ready" for e in observer.hub_events)
+                    or hub.poll() is not None
+                ),
+                120,
+                "the hub to join its consumer group",
+            )
             if hub.poll() is not None:
                 raise RuntimeError("the hub process exited during start-up; see its log")
         await _wait_for(lambda: bool(inbox.assignment()), 60, "the inbox reader's assignment")

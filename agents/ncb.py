@@ -107,9 +107,14 @@ class NcbAdapter:
         )
         key = self.participant.encode()
         sealed = seal(
-            header, body, sender=self.identity, directory=self.directory,
-            topic=self.topics.inbound, key=key, random_bytes=random_bytes,
-        )  # fmt: skip
+            header,
+            body,
+            sender=self.identity,
+            directory=self.directory,
+            topic=self.topics.inbound,
+            key=key,
+            random_bytes=random_bytes,
+        )
         record = OutboundRecord(
             self.topics.inbound,
             key,
@@ -129,9 +134,12 @@ class NcbAdapter:
             if sealed.header.message_id in self._opened:
                 return Duplicate(sealed.header.message_id)
             opened = open_sealed(
-                sealed, topic=sealed_topic, key=sealed_key, directory=self.directory,
+                sealed,
+                topic=sealed_topic,
+                key=sealed_key,
+                directory=self.directory,
                 identity=self.identity,
-            )  # fmt: skip
+            )
         except RejectedMessage as refusal:
             return Unopened(refusal.reason, str(refusal))
         self._opened[opened.header.message_id] = None

@@ -44,15 +44,27 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     totals.add_column("what")
     totals.add_column("count", justify="right")
     totals.add_column("breakdown")
-    totals.add_row("sent", str(summary["sent"]["total"]),
-                   ", ".join(f"{k} {v}" for k, v in sorted(summary["sent"]["by_kind"].items())))  # fmt: skip
-    totals.add_row("accepted", str(summary["accepted"]["total"]),
-                   ", ".join(f"{k} {v}" for k, v in sorted(summary["accepted"]["by_precedence"].items())))  # fmt: skip
+    totals.add_row(
+        "sent",
+        str(summary["sent"]["total"]),
+        ", ".join(f"{k} {v}" for k, v in sorted(summary["sent"]["by_kind"].items())),
+    )
+    totals.add_row(
+        "accepted",
+        str(summary["accepted"]["total"]),
+        ", ".join(f"{k} {v}" for k, v in sorted(summary["accepted"]["by_precedence"].items())),
+    )
     rejected = summary["rejected"]
-    totals.add_row("rejected", str(rejected["total"]),
-                   ", ".join(f"{k} {v}" for k, v in sorted(rejected["by_reason"].items())))  # fmt: skip
-    totals.add_row("delivered", str(summary["delivered"]["total"]),
-                   f"to the CCC {summary['delivered']['to_ccc']}, receipts {summary['delivered']['receipts']}")  # fmt: skip
+    totals.add_row(
+        "rejected",
+        str(rejected["total"]),
+        ", ".join(f"{k} {v}" for k, v in sorted(rejected["by_reason"].items())),
+    )
+    totals.add_row(
+        "delivered",
+        str(summary["delivered"]["total"]),
+        f"to the CCC {summary['delivered']['to_ccc']}, receipts {summary['delivered']['receipts']}",
+    )
     totals.add_row("duplicates suppressed", str(summary["duplicates_suppressed"]["total"]), "")
     lost = summary["lost"]["total"]
     totals.add_row("[bold]lost[/]", f"[{'red' if lost else 'green'} bold]{lost}[/]", "")

@@ -113,7 +113,7 @@ class Simulator:
         fault = planned.fault
         if fault is Fault.REPLAYED and planned.sender in self._last_good:
             record = self._last_good[planned.sender]
-            return (record.header("ce_id") or b"").decode(), record  # type: ignore[attr-defined]
+            return (record.header("ce_id") or b"").decode(), record
         if fault is Fault.UNKNOWN_SENDER:
             adapter = self._outsider
         directory = self.directory
@@ -121,14 +121,21 @@ class Simulator:
         if fault is Fault.UNKNOWN_RECIPIENT:
             recipients = (*recipients, "XKX")
             adapter = NcbAdapter(
-                adapter.identity, directory.with_identities([self._outsider.identity.public()]),
-                self.topics, self.max_bytes,
-            )  # fmt: skip
+                adapter.identity,
+                directory.with_identities([self._outsider.identity.public()]),
+                self.topics,
+                self.max_bytes,
+            )
         created = now - 2 * self.freshness if fault is Fault.STALE else now
         header, record = adapter.compose(
-            recipients, planned.body, now=created, random_bytes=self.random_bytes,
-            precedence=planned.precedence, language=planned.language, flags=planned.flags,
-        )  # fmt: skip
+            recipients,
+            planned.body,
+            now=created,
+            random_bytes=self.random_bytes,
+            precedence=planned.precedence,
+            language=planned.language,
+            flags=planned.flags,
+        )
         if fault is None:
             self._last_good[planned.sender] = record
         elif fault is Fault.TAMPERED_BODY:
@@ -147,8 +154,14 @@ class Simulator:
     async def send_next(self) -> None:
         planned = self.mix.next()
         if planned.fault is Fault.REPLAYED and planned.sender not in self._last_good:
-            planned = Planned(planned.sender, planned.recipients, planned.body,
-                              planned.precedence, planned.language, planned.flags)  # fmt: skip
+            planned = Planned(
+                planned.sender,
+                planned.recipients,
+                planned.body,
+                planned.precedence,
+                planned.language,
+                planned.flags,
+            )
         message_id, record = self.build(planned)
         expected = EXPECTED_REASON[planned.fault].value if planned.fault else None
         kind = planned.fault.value if planned.fault else MessageType(planned.body.type).value
@@ -181,8 +194,9 @@ class Simulator:
             return None
         if isinstance(result, Unopened):
             self.books.unopened[str(result.reason)] += 1
-            log.warning("unopened", ncb=adapter.participant, reason=str(result.reason),
-                        detail=result.detail)  # fmt: skip
+            log.warning(
+                "unopened", ncb=adapter.participant, reason=str(result.reason), detail=result.detail
+            )
             return None
         assert isinstance(result, Opened)
         now = self.clock()

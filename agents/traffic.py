@@ -106,9 +106,14 @@ class TrafficMix:
         if rng.random() < self._fault_share:
             fault = rng.choice(list(Fault))
             return Planned(
-                planned.sender, planned.recipients, planned.body, planned.precedence,
-                planned.language, planned.flags, fault,
-            )  # fmt: skip
+                planned.sender,
+                planned.recipients,
+                planned.body,
+                planned.precedence,
+                planned.language,
+                planned.flags,
+                fault,
+            )
         return planned
 
     def _other(self, sender: str) -> str:
@@ -123,12 +128,12 @@ class TrafficMix:
         text = " ".join(rng.choices(_SUBJECTS, k=6))
         if roll < 0.55:  # bilateral, sometimes to two or three bureaus
             count = 1 if rng.random() < 0.85 else rng.randint(2, 3)
-            recipients = {self._other(sender) for _ in range(count)}
+            chosen = {self._other(sender) for _ in range(count)}
             declared = Precedence.ROUTINE if rng.random() < 0.8 else Precedence.PRIORITY
             if rng.random() < 0.02:
                 declared = Precedence.FLASH  # over-declared: the CCC will cap it
             body: Body = MessageBody(subject=rng.choice(_SUBJECTS), text=text)
-            return Planned(sender, tuple(sorted(recipients)), body, declared, language)
+            return Planned(sender, tuple(sorted(chosen)), body, declared, language)
         if roll < 0.80:  # database checks go to the CCC
             items = [
                 CheckItem(database=Database.SLTD, key=f"P{rng.randrange(10**8):08d}")
@@ -144,7 +149,9 @@ class TrafficMix:
             body = DiffusionBody(subject=rng.choice(_SUBJECTS), text=text, purpose="locate")
             return Planned(sender, recipients, body, Precedence.PRIORITY, language)
         if roll < 0.99:  # urgent request to the CCC
-            flags = (HeaderFlag.THREAT_TO_LIFE,) if rng.random() < 0.3 else ()
+            flags: tuple[HeaderFlag, ...] = (
+                (HeaderFlag.THREAT_TO_LIFE,) if rng.random() < 0.3 else ()
+            )
             body = UrgentRequestBody(
                 subject="Urgent assistance", situation=rng.choice(_SITUATIONS), text=text
             )

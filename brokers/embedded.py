@@ -69,10 +69,20 @@ class EmbeddedBroker:
             url = f"tcp://127.0.0.1:{self.port}"
             with self.log_path.open("ab") as out:
                 self.process = subprocess.Popen(
-                    [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                     "--storage-engine", "memory://tansu/"],
-                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
+                    [
+                        binary,
+                        "broker",
+                        "--listener-url",
+                        url,
+                        "--advertised-listener-url",
+                        url,
+                        "--storage-engine",
+                        "memory://tansu/",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             if self._wait_until_answering():
                 log.info(
                     "embedded-broker-started", bootstrap=self.bootstrap, log=str(self.log_path)
@@ -94,11 +104,12 @@ class EmbeddedBroker:
         return False
 
     async def _answers(self) -> bool:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, request_timeout_ms=2000,
-                                    enable_idempotence=False)  # fmt: skip
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=2000, enable_idempotence=False
+        )
         try:
             await producer.start()
-        except Exception:  # noqa: BLE001  (any failure means: not yet)
+        except Exception:
             return False
         finally:
             with contextlib.suppress(Exception):

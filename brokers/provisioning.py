@@ -41,7 +41,7 @@ async def provision(
                     s.partitions,
                     replication_factor,
                     topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
-                )  # fmt: skip
+                )
                 for s in chunk
             ]
             try:

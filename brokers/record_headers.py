@@ -102,9 +102,15 @@ class DeadLetterInfo(BaseModel):
 
 
 def dead_letter_headers(
-    *, reason: str, detail: str, topic: str, partition: int, offset: int, timestamp_ms: int,
+    *,
+    reason: str,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
     processor: str,
-) -> list[tuple[str, bytes]]:  # fmt: skip
+) -> list[tuple[str, bytes]]:
     return [
         (f"{DLQ}reason", reason.encode()),
         (f"{DLQ}detail", detail.encode()[:4096]),
@@ -120,7 +126,11 @@ def read_dead_letter(headers: Headers) -> DeadLetterInfo:
     """The dead-letter headers of a record; ``KeyError`` if it has none."""
     found = {k.removeprefix(DLQ): v.decode() for k, v in headers if k.startswith(DLQ)}
     return DeadLetterInfo(
-        reason=found["reason"], detail=found["detail"], topic=found["topic"],
-        partition=int(found["partition"]), offset=int(found["offset"]),
-        timestamp_ms=int(found["timestamp"]), processor=found["processor"],
-    )  # fmt: skip
+        reason=found["reason"],
+        detail=found["detail"],
+        topic=found["topic"],
+        partition=int(found["partition"]),
+        offset=int(found["offset"]),
+        timestamp_ms=int(found["timestamp"]),
+        processor=found["processor"],
+    )

@@ -270,9 +270,16 @@ def seal(
     b_digest = body_digest(nonce, ciphertext, wraps)
     signature = sender.signing_key.sign(SIG_LABEL + h_digest + b_digest)
     return SealedMessage(
-        header, canonical, tuple(wraps), nonce, ciphertext,
-        h_digest, b_digest, sender.signing_kid, signature,
-    )  # fmt: skip
+        header,
+        canonical,
+        tuple(wraps),
+        nonce,
+        ciphertext,
+        h_digest,
+        b_digest,
+        sender.signing_kid,
+        signature,
+    )
 
 
 def verify(sealed: SealedMessage, *, topic: str, key: bytes, directory: Directory) -> RoutingHeader:

@@ -87,11 +87,16 @@ class HandlingClocks:
             clock = self._clocks.pop(message_id, None)
             if clock is None:
                 continue
-            breaches.append(Breach(
-                message_id=message_id, precedence=clock.precedence, started_at=clock.started_at,
-                deadline=deadline, unacknowledged=tuple(sorted(clock.waiting)),
-                late_seconds=(now - deadline).total_seconds(),
-            ))  # fmt: skip
+            breaches.append(
+                Breach(
+                    message_id=message_id,
+                    precedence=clock.precedence,
+                    started_at=clock.started_at,
+                    deadline=deadline,
+                    unacknowledged=tuple(sorted(clock.waiting)),
+                    late_seconds=(now - deadline).total_seconds(),
+                )
+            )
         return breaches
 
     @property

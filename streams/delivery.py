@@ -101,7 +101,8 @@ def plan_delivery(
     header = parse_envelope(record.value, max_bytes=max_bytes).header
     raw_precedence = record.header("i247-precedence")
     precedence = Precedence(raw_precedence.decode()) if raw_precedence else header.precedence
-    headers = tuple((k, v) for k, v in record.headers if k != "i247-hub") + (
+    headers = (
+        *tuple((k, v) for k, v in record.headers if k != "i247-hub"),
         ("i247-hub", hub.encode()),
     )
     inbox: list[OutboundRecord] = []
@@ -184,9 +185,14 @@ def seal_receipt(
     topic = topics.inbox(original.sender)
     key = receipt_id.encode()
     sealed = seal(
-        header, body, sender=hub, directory=directory, topic=topic, key=key,
+        header,
+        body,
+        sender=hub,
+        directory=directory,
+        topic=topic,
+        key=key,
         random_bytes=random_bytes,
-    )  # fmt: skip
+    )
     span = random_bytes(8).hex()
     headers = (
         *envelope_headers(header, span),

@@ -135,14 +135,19 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
     processor = f"{state.hub}/intake"
 
     def raw_topic(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw")  # fmt: skip
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
 
     async def produce(out: OutboundRecord) -> None:
         await app.producer.send(
-            out.topic, out.key, out.value, partition=None, timestamp=None,
+            out.topic,
+            out.key,
+            out.value,
+            partition=None,
+            timestamp=None,
             headers=list(out.headers),
-        )  # fmt: skip
+        )
 
     @app.agent(raw_topic(topics.inbound), name="intake")
     async def intake(stream: Any) -> AsyncIterator[None]:
@@ -150,20 +155,34 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         async for event in stream.events():
             record = received(event)
             outcome = admit(
-                record, now=state.clock(), directory=state.directory, seen=state.seen,
-                roster=state.roster, topics=topics, policy=state.policy,
-            )  # fmt: skip
+                record,
+                now=state.clock(),
+                directory=state.directory,
+                seen=state.seen,
+                roster=state.roster,
+                topics=topics,
+                policy=state.policy,
+            )
             if isinstance(outcome, Admitted):
                 await produce(outcome.lane)
                 state.counts["admitted"] += 1
-                log.debug("admitted", message_id=outcome.header.message_id,
-                          trace_id=outcome.header.trace_id, lane=outcome.lane.topic,
-                          rule=outcome.assessment.rule)  # fmt: skip
+                log.debug(
+                    "admitted",
+                    message_id=outcome.header.message_id,
+                    trace_id=outcome.header.trace_id,
+                    lane=outcome.lane.topic,
+                    rule=outcome.assessment.rule,
+                )
             elif isinstance(outcome, Refused):
                 await produce(dead_letter(record, outcome, topics.deadletter, processor))
                 state.counts[f"refused.{outcome.reason.value}"] += 1
-                log.info("refused", message_id=outcome.message_id, reason=outcome.reason.value,
-                         detail=outcome.detail, origin=record.origin)  # fmt: skip
+                log.info(
+                    "refused",
+                    message_id=outcome.message_id,
+                    reason=outcome.reason.value,
+                    detail=outcome.detail,
+                    origin=record.origin,
+                )
             elif isinstance(outcome, Redelivered):
                 state.counts["redelivered"] += 1
             yield None
@@ -172,17 +191,30 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         async for event in stream.events():
             record = received(event)
             now = state.clock()
-            plan = plan_delivery(record, hub=state.hub, topics=topics, ledger=state.ledger,
-                                 max_bytes=settings.max_message_bytes)  # fmt: skip
+            plan = plan_delivery(
+                record,
+                hub=state.hub,
+                topics=topics,
+                ledger=state.ledger,
+                max_bytes=settings.max_message_bytes,
+            )
             for out in plan.inbox:
                 await produce(out)
             for order in plan.receipts:
-                await produce(seal_receipt(order, hub=state.identity, directory=state.directory,
-                                           topics=topics, now=now,
-                                           random_bytes=state.random_bytes))  # fmt: skip
+                await produce(
+                    seal_receipt(
+                        order,
+                        hub=state.identity,
+                        directory=state.directory,
+                        topics=topics,
+                        now=now,
+                        random_bytes=state.random_bytes,
+                    )
+                )
             if plan.clocked_recipients:
-                state.clocks.start(plan.header.message_id, plan.clocked_recipients,
-                                   plan.precedence, now)  # fmt: skip
+                state.clocks.start(
+                    plan.header.message_id, plan.clocked_recipients, plan.precedence, now
+                )
             if plan.acknowledge:
                 state.clocks.acknowledge(
                     plan.acknowledge.message_id, plan.acknowledge.recipient, now
@@ -190,47 +222,76 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
             state.counts["delivered"] += len(plan.inbox)
             state.counts["ccc"] += int(plan.to_ccc)
             state.counts["duplicates"] += len(plan.duplicates)
-            log.debug("delivered", message_id=plan.header.message_id,
-                      trace_id=plan.header.trace_id, precedence=plan.precedence.value,
-                      recipients=len(plan.inbox))  # fmt: skip
+            log.debug(
+                "delivered",
+                message_id=plan.header.message_id,
+                trace_id=plan.header.trace_id,
+                precedence=plan.precedence.value,
+                recipients=len(plan.inbox),
+            )
             yield None
 
     for precedence in Precedence:
         lane_topics = [raw_topic(topics.lane(site, precedence)) for site in _sites()]
-        channel = app.topic(*[t.get_topic_name() for t in lane_topics], key_type=bytes,
-                            value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
+        channel = app.topic(
+            *[t.get_topic_name() for t in lane_topics],
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
         app.agent(channel, name=f"deliver-{precedence.lane}")(deliver)
 
     announced = False
 
-    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
-    async def announce(sender: Any, assigned: Any, **_: Any) -> None:
+    async def announce(sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
+        assigned = args[0] if args else set()
         nonlocal announced
         event = "hub-ready" if not announced else "hub-rebalanced"
         announced = True
         lanes = sorted({tp.topic for tp in assigned if tp.topic != topics.inbound})
-        await produce(OutboundRecord(
-            topics.control, state.hub.encode(),
-            json.dumps({"event": event, "hub": state.hub, "lanes": lanes,
-                        "time": state.clock().isoformat()}).encode(),
-            (("ce_type", f"int.interpol.i247.control.{event}.v1".encode()),),
-        ))  # fmt: skip
+        await produce(
+            OutboundRecord(
+                topics.control,
+                state.hub.encode(),
+                json.dumps(
+                    {
+                        "event": event,
+                        "hub": state.hub,
+                        "lanes": lanes,
+                        "time": state.clock().isoformat(),
+                    }
+                ).encode(),
+                (("ce_type", f"int.interpol.i247.control.{event}.v1".encode()),),
+            )
+        )
         log.info(event, hub=state.hub, partitions=len(assigned))
 
-    @app.timer(1.0)
+    app.on_partitions_assigned.connect(announce)  # type: ignore[arg-type]  # faust types a sync receiver
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def clocks_due() -> None:
         for breach in state.clocks.due(state.clock()):
-            await produce(OutboundRecord(
-                topics.control, breach.message_id.encode(),
-                json.dumps({"event": "handling-breach", "hub": state.hub,
-                            **breach.model_dump(mode="json")}).encode(),
-                (("ce_type", b"int.interpol.i247.control.handling-breach.v1"),),
-            ))  # fmt: skip
+            await produce(
+                OutboundRecord(
+                    topics.control,
+                    breach.message_id.encode(),
+                    json.dumps(
+                        {
+                            "event": "handling-breach",
+                            "hub": state.hub,
+                            **breach.model_dump(mode="json"),
+                        }
+                    ).encode(),
+                    (("ce_type", b"int.interpol.i247.control.handling-breach.v1"),),
+                )
+            )
             state.counts["breaches"] += 1
-            log.warning("handling-breach", message_id=breach.message_id,
-                        precedence=breach.precedence.value)  # fmt: skip
+            log.warning(
+                "handling-breach", message_id=breach.message_id, precedence=breach.precedence.value
+            )
 
-    @app.timer(10.0)
+    @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
         log.info(
             "hub-stats", hub=state.hub, **dict(state.counts), open_clocks=state.clocks.open_count

@@ -48,7 +48,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class IntakePolicy:
-    """Limits intake enforces; from settings (``I247_MAX_MESSAGE_BYTES``, ``I247_FRESHNESS_SECONDS``)."""
+    """Limits intake enforces (``I247_MAX_MESSAGE_BYTES``, ``I247_FRESHNESS_SECONDS``)."""
 
     max_bytes: int = 1_048_576
     freshness: timedelta = timedelta(seconds=300)
@@ -83,7 +83,8 @@ def forwarding_headers(
 ) -> tuple[tuple[str, bytes], ...]:
     """What the CCC adds when it forwards a sender's bytes (docs/wire-format.md §7)."""
     keep = tuple((k, v) for k, v in record.headers if not k.startswith("i247-"))
-    return keep + (
+    return (
+        *keep,
         ("i247-sealed-topic", record.topic.encode()),
         ("i247-sealed-key", record.key or b""),
         ("i247-precedence", precedence.encode()),

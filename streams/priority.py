@@ -62,8 +62,14 @@ FLAG_RULES: dict[HeaderFlag, tuple[str, Precedence, Precedence]] = {
     HeaderFlag.STOLEN_DOCUMENT_HIT: ("F4", P.PRIORITY, P.PRIORITY),
 }
 # Flags count only on these types: a routine DB result cannot claim a threat to life.
-FLAGGABLE = frozenset({MessageType.MESSAGE, MessageType.DIFFUSION, MessageType.URGENT_REQUEST,
-                       MessageType.DB_CHECK_RESULT})  # fmt: skip
+FLAGGABLE = frozenset(
+    {
+        MessageType.MESSAGE,
+        MessageType.DIFFUSION,
+        MessageType.URGENT_REQUEST,
+        MessageType.DB_CHECK_RESULT,
+    }
+)
 
 
 class Assessment(BaseModel):
@@ -101,5 +107,10 @@ def assess_priority(header: RoutingHeader) -> Assessment:
         f"declared {header.precedence.value}, ceiling {ceiling.value} for "
         f"{header.message_type.value} from {role.value}, floor {floor.value}"
     )
-    return Assessment(precedence=precedence, declared=header.precedence, capped=capped,
-                      rule="+".join(rules), reason=reason)  # fmt: skip
+    return Assessment(
+        precedence=precedence,
+        declared=header.precedence,
+        capped=capped,
+        rule="+".join(rules),
+        reason=reason,
+    )

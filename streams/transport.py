@@ -16,24 +16,24 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 __all__ = ["LowLatencyApp"]
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this attribute when the consumer starts; faust gives no setting.
-        consumer._fetch_max_wait_ms = self.app.i247_fetch_max_wait_ms
+        consumer._fetch_max_wait_ms = getattr(self.app, "i247_fetch_max_wait_ms", 10)
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
-class LowLatencyApp(faust.App):  # type: ignore[misc]
+class LowLatencyApp(faust.App):
     """A faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 10, **kwargs: Any) -> None:

@@ -61,8 +61,11 @@ class Backbone:
         with (self.log_dir / f"hub-{site}.out").open("ab") as out:
             self.hub = subprocess.Popen(
                 [sys.executable, "-m", "agents.cli", "hub", "--site", site],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill_hub(self) -> None:
         assert self.hub is not None
@@ -88,8 +91,12 @@ class Backbone:
         self, topics: Iterable[str], *, until: Any, timeout: float = 60.0
     ) -> list[ReceivedRecord]:
         """Read ``topics`` from the start until ``until(records)`` holds or ``timeout``."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    fetch_max_wait_ms=10, auto_offset_reset="earliest")  # fmt: skip
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         records: list[ReceivedRecord] = []
         try:
@@ -106,9 +113,11 @@ class Backbone:
         return records
 
     async def wait_ready(self, timeout: float = 90.0) -> None:
-        events = await self.read([self.settings.topics.control],
-                                 until=lambda rs: any(b'"hub-ready"' in r.value for r in rs),
-                                 timeout=timeout)  # fmt: skip
+        events = await self.read(
+            [self.settings.topics.control],
+            until=lambda rs: any(b'"hub-ready"' in r.value for r in rs),
+            timeout=timeout,
+        )
         if not any(b'"hub-ready"' in r.value for r in events):
             raise TimeoutError(f"hub not ready; see {self.log_dir}")
 

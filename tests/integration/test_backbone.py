@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ from agents.faults import (
     tamper_body,
     tamper_header,
 )
-from agents.ncb import Duplicate, Opened, Unopened
+from agents.ncb import Duplicate, NcbAdapter, Opened, Unopened
 from agents.operations import provision_all
-from brokers.records import ReceivedRecord
+from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import DeliveryReceiptBody, MessageBody, UrgentRequestBody
 from schemas.errors import NotARecipient
@@ -42,13 +43,18 @@ async def backbone(
     tmp_path: Path,
 ) -> AsyncIterator[Backbone]:
     directory, identities = keyring
-    assert settings.bootstrap
+    bootstrap = settings.bootstrap
+    assert bootstrap
     settings = settings.model_copy(update={"keys_dir": keys_dir})
     await provision_all(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
-                                enable_idempotence=False, max_request_size=4 * 1024 * 1024)  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        max_request_size=4 * 1024 * 1024,
+    )
     await producer.start()
-    bb = Backbone(settings, settings.bootstrap, directory, identities, tmp_path, producer=producer)
+    bb = Backbone(settings, bootstrap, directory, identities, tmp_path, producer=producer)
     bb.start_hub()
     try:
         await bb.wait_ready()
@@ -58,11 +64,11 @@ async def backbone(
         await producer.stop()
 
 
-def opened_ids(items: list[object]) -> list[str]:
+def opened_ids(items: Sequence[object]) -> list[str]:
     return [i.header.message_id for i in items if isinstance(i, Opened)]
 
 
-def receipts_for(items: list[object], message_id: str) -> set[str]:
+def receipts_for(items: Sequence[object], message_id: str) -> set[str]:
     return {
         i.body.recipient
         for i in items
@@ -92,8 +98,13 @@ async def test_two_recipients_open_it_and_a_third_never_receives_it(backbone: Ba
     assert receipts_for(inboxes["FRA"], header.message_id) == {"DEU", "ITA"}
     sealed = parse_envelope(record.value, max_bytes=backbone.settings.max_message_bytes)
     with pytest.raises(NotARecipient):
-        open_sealed(sealed, topic=backbone.settings.topics.inbound, key=b"FRA",
-                    directory=backbone.directory, identity=backbone.identities["ESP"])  # fmt: skip
+        open_sealed(
+            sealed,
+            topic=backbone.settings.topics.inbound,
+            key=b"FRA",
+            directory=backbone.directory,
+            identity=backbone.identities["ESP"],
+        )
 
 
 async def test_every_ncb_sends_one_message_and_receives_the_one_addressed_to_it(
@@ -143,17 +154,12 @@ async def test_each_bad_record_is_dead_lettered_with_its_reason_and_good_ones_pa
         good_ids.append(header.message_id)
         await backbone.send(record)
 
-    async def spoiled(reason: str, record: object) -> None:
-        from brokers.records import OutboundRecord
-
-        assert isinstance(record, OutboundRecord)
+    async def spoiled(reason: str, record: OutboundRecord) -> None:
         bad[(record.header("ce_id") or b"").decode()] = reason
         await backbone.send(record)
 
-    def composed(**kw: object) -> object:
-        return fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom, **kw)[1]  # type: ignore[arg-type]
-
-    from agents.ncb import NcbAdapter
+    def composed() -> OutboundRecord:
+        return fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)[1]
 
     stranger = NcbAdapter(outsider, backbone.directory, backbone.settings.topics)
     wider = NcbAdapter(
@@ -161,15 +167,13 @@ async def test_each_bad_record_is_dead_lettered_with_its_reason_and_good_ones_pa
         backbone.directory.with_identities([outsider.public()]),
         backbone.settings.topics,
     )
-    from datetime import timedelta
-
     await good()
-    await spoiled("tampered", tamper_body(composed()))  # type: ignore[arg-type]
+    await spoiled("tampered", tamper_body(composed()))
     await good()
-    await spoiled("tampered", tamper_header(composed()))  # type: ignore[arg-type]
+    await spoiled("tampered", tamper_header(composed()))
     await spoiled(
         "bad-signature", forge_signature(composed(), backbone.identities["DEU"], max_bytes)
-    )  # type: ignore[arg-type]
+    )
     await spoiled(
         "unknown-sender", stranger.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)[1]
     )
@@ -177,8 +181,8 @@ async def test_each_bad_record_is_dead_lettered_with_its_reason_and_good_ones_pa
         "unknown-recipient",
         wider.compose(["DEU", "XKX"], BODY, now=now(), random_bytes=os.urandom)[1],
     )
-    await spoiled("malformed", make_malformed(composed()))  # type: ignore[arg-type]
-    await spoiled("oversized", make_oversized(composed(), max_bytes))  # type: ignore[arg-type]
+    await spoiled("malformed", make_malformed(composed()))
+    await spoiled("oversized", make_oversized(composed(), max_bytes))
     stale_at = now() - timedelta(seconds=2 * backbone.settings.freshness_seconds)
     await spoiled("stale", fra.compose(["DEU"], BODY, now=stale_at, random_bytes=os.urandom)[1])
     header, original = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
@@ -208,11 +212,14 @@ async def test_flash_is_assessed_flash_and_an_over_declared_routine_message_is_n
     flash, flash_record = ita.compose(
         ["DEU", "ccc"],
         UrgentRequestBody(subject="Hostages", situation="hostage situation", text="Armed group"),
-        now=now(), random_bytes=os.urandom, precedence=Precedence.FLASH,
+        now=now(),
+        random_bytes=os.urandom,
+        precedence=Precedence.FLASH,
         flags=[HeaderFlag.THREAT_TO_LIFE],
-    )  # fmt: skip
-    routine, routine_record = ita.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom,
-                                          precedence=Precedence.FLASH)  # fmt: skip
+    )
+    routine, routine_record = ita.compose(
+        ["DEU"], BODY, now=now(), random_bytes=os.urandom, precedence=Precedence.FLASH
+    )
     await backbone.send(flash_record)
     await backbone.send(routine_record)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import structlog
 
-from agents.keyring import load_all
-from agents.logs import configure_logging
+from brokers.logs import configure_logging
 from brokers.settings import Settings
+from schemas.keys import load_directory, load_identity
 from schemas.participants import hub_id
 from streams.hub import HubState, build_hub_app
 from streams.roster import DutyRoster
@@ -25,21 +25,23 @@ def run_hub(settings: Settings, site: str) -> int:
     configure_logging(settings.log_level, Path(log_path) if log_path else None)
     if not settings.bootstrap:
         raise SystemExit("i247 hub needs I247_BOOTSTRAP (the demo sets it for the hubs it starts)")
-    directory, identities = load_all(Path(settings.keys_dir), [hub_id(site)])
+    keys_dir = Path(settings.keys_dir)
+    directory = load_directory(keys_dir)
     shift = os.environ.get("I247_SHIFT_SECONDS")
     state = HubState(
         settings=settings,
         site=site,
         bootstrap=settings.bootstrap,
         directory=directory,
-        identity=identities[hub_id(site)],
+        identity=load_identity(keys_dir, hub_id(site)),
         roster=DutyRoster(shift_seconds=float(shift)) if shift else DutyRoster(),
     )
     app = build_hub_app(state)
     structlog.get_logger("i247.hub").info(
         "hub-starting", hub=state.hub, bootstrap=settings.bootstrap
     )
-    worker = Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                    override_logging=False)  # fmt: skip
+    worker = Worker(
+        app, loglevel="WARNING", quiet=True, redirect_stdouts=False, override_logging=False
+    )
     worker.execute_from_commandline()
     return 0

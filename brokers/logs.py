@@ -21,8 +21,12 @@ def configure_logging(level: str = "info", path: Path | None = None) -> None:
     else:
         stream = sys.stderr
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    logging.basicConfig(stream=stream, level=max(numeric, logging.WARNING), force=True,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
+    logging.basicConfig(
+        stream=stream,
+        level=max(numeric, logging.WARNING),
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
