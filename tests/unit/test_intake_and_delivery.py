@@ -1,0 +1,177 @@
+"""admit and plan_delivery: the CCC's per-record decisions, with no broker."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+import pytest
+
+from agents.ncb import NcbAdapter
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.bodies import AcknowledgementBody, MessageBody
+from schemas.errors import RejectReason
+from schemas.header import HeaderFlag, Precedence
+from schemas.topics import TopicCatalog
+from streams.dedup import SeenMessages
+from streams.delivery import DeliveryLedger, plan_delivery, receipt_id_for, seal_receipt
+from streams.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
+from streams.roster import DutyRoster
+from tests.unit.factories import T0, small_keyring
+
+TOPICS = TopicCatalog("i247")
+BODY = MessageBody(subject="Cash courier intercepted", text="EUR 400,000 in false-bottom case")
+
+
+def adapter(code: str) -> NcbAdapter:
+    directory, ids = small_keyring()
+    return NcbAdapter(ids[code], directory, TOPICS)
+
+
+def as_received(record: OutboundRecord, offset: int = 0) -> ReceivedRecord:
+    return ReceivedRecord(record.topic, 0, offset, 0, record.key, record.value, record.headers)
+
+
+def run_admit(record: ReceivedRecord, seen: SeenMessages | None = None, now: datetime = T0) -> object:
+    directory, _ = small_keyring()
+    return admit(
+        record,
+        now=now,
+        directory=directory,
+        seen=SeenMessages() if seen is None else seen,
+        roster=DutyRoster(),
+        topics=TOPICS,
+        policy=IntakePolicy(),
+    )
+
+
+def compose(
+    code: str = "FRA", recipients: tuple[str, ...] = ("DEU",), **kw: object
+) -> OutboundRecord:
+    return adapter(code).compose(list(recipients), BODY, now=T0, random_bytes=os.urandom, **kw)[1]  # type: ignore[arg-type]
+
+
+def test_a_good_message_goes_to_the_lane_of_the_hub_on_duty() -> None:
+    outcome = run_admit(as_received(compose()))
+    assert isinstance(outcome, Admitted)
+    assert outcome.site == "lyon"  # 12:00 UTC
+    assert outcome.lane.topic == "i247.hub.lyon.routine"
+    assert outcome.lane.header("i247-origin") == b"i247.inbound/0/0"
+
+
+def test_flash_traffic_takes_the_flash_lane() -> None:
+    record = compose(precedence=Precedence.FLASH, flags=[HeaderFlag.THREAT_TO_LIFE])
+    outcome = run_admit(as_received(record))
+    assert isinstance(outcome, Admitted)
+    assert outcome.lane.topic == "i247.hub.lyon.flash"
+
+
+def test_a_record_without_key_is_malformed() -> None:
+    record = compose()
+    outcome = run_admit(ReceivedRecord(record.topic, 0, 0, 0, None, record.value))
+    assert isinstance(outcome, Refused)
+    assert outcome.reason is RejectReason.MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("age", "reason"),
+    [(timedelta(seconds=301), RejectReason.STALE), (timedelta(seconds=-61), RejectReason.STALE)],
+)
+def test_messages_outside_the_freshness_window_are_stale(
+    age: timedelta, reason: RejectReason
+) -> None:
+    outcome = run_admit(as_received(compose()), now=T0 + age)
+    assert isinstance(outcome, Refused)
+    assert outcome.reason is reason
+
+
+def test_reprocessing_the_same_offset_is_a_silent_redelivery_and_another_offset_a_replay() -> None:
+    seen = SeenMessages()
+    record = compose()
+    assert isinstance(run_admit(as_received(record, 5), seen), Admitted)
+    assert isinstance(run_admit(as_received(record, 5), seen), Redelivered)
+    replay = run_admit(as_received(record, 9), seen)
+    assert isinstance(replay, Refused)
+    assert replay.reason is RejectReason.REPLAYED
+
+
+def test_a_hub_addressed_directly_is_an_unknown_recipient() -> None:
+    outcome = run_admit(as_received(compose(recipients=("hub:lyon",))))
+    assert isinstance(outcome, Refused)
+    assert outcome.reason is RejectReason.UNKNOWN_RECIPIENT
+    assert "ccc" in outcome.detail
+
+
+def lane_record(outbound: OutboundRecord) -> ReceivedRecord:
+    outcome = run_admit(as_received(outbound))
+    assert isinstance(outcome, Admitted)
+    return as_received(outcome.lane)
+
+
+def test_delivery_plans_one_inbox_record_and_receipt_per_recipient() -> None:
+    plan = plan_delivery(
+        lane_record(compose(recipients=("DEU", "ITA", "ccc"))),
+        hub="hub:lyon",
+        topics=TOPICS,
+        ledger=DeliveryLedger(),
+        max_bytes=1 << 20,
+    )
+    assert [r.topic for r in plan.inbox] == ["i247.ncb.DEU.inbox", "i247.ncb.ITA.inbox"]
+    assert [r.recipient for r in plan.receipts] == ["DEU", "ITA", "ccc"]
+    assert plan.to_ccc
+    assert plan.clocked_recipients == ("DEU", "ITA")
+
+
+def test_a_record_read_twice_by_one_process_is_delivered_once() -> None:
+    ledger = DeliveryLedger()
+    record = lane_record(compose())
+    plan_delivery(record, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20)
+    again = plan_delivery(record, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20)
+    assert again.inbox == ()
+    assert again.duplicates == ("DEU",)
+
+
+def test_an_acknowledgement_stops_a_clock_and_earns_no_receipt() -> None:
+    deu = adapter("DEU")
+    ack = deu.compose(
+        ["FRA"],
+        AcknowledgementBody(acknowledged="0" * 8 + "-0000-4000-8000-" + "0" * 12),
+        now=T0,
+        random_bytes=os.urandom,
+        correlation_id="m-1",
+    )[1]
+    plan = plan_delivery(
+        lane_record(ack), hub="hub:lyon", topics=TOPICS, ledger=DeliveryLedger(), max_bytes=1 << 20
+    )
+    assert plan.acknowledge is not None
+    assert (plan.acknowledge.message_id, plan.acknowledge.recipient) == ("m-1", "DEU")
+    assert plan.receipts == ()
+
+
+def test_a_receipt_is_sealed_for_the_sender_with_a_derived_id() -> None:
+    directory, ids = small_keyring()
+    plan = plan_delivery(
+        lane_record(compose()),
+        hub="hub:lyon",
+        topics=TOPICS,
+        ledger=DeliveryLedger(),
+        max_bytes=1 << 20,
+    )
+    [order] = plan.receipts
+    record = seal_receipt(
+        order,
+        hub=ids["hub:lyon"],
+        directory=directory,
+        topics=TOPICS,
+        now=T0,
+        random_bytes=os.urandom,
+    )
+    assert record.topic == "i247.ncb.FRA.inbox"
+    assert record.key == receipt_id_for(plan.header.message_id, "DEU").encode()
+    opened = adapter("FRA").receive(as_received(record))
+    from agents.ncb import Opened
+    from schemas.bodies import DeliveryReceiptBody
+
+    assert isinstance(opened, Opened)
+    assert isinstance(opened.body, DeliveryReceiptBody)
+    assert opened.body.delivered == plan.header.message_id
