@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -272,3 +274,96 @@ async def test_restarting_the_hub_mid_stream_loses_nothing_and_delivers_nothing_
     assert delivered == sent
     assert not [i for items in inboxes.values() for i in items if isinstance(i, Unopened)]
     assert all(isinstance(i, (Opened, Duplicate)) for items in inboxes.values() for i in items)
+
+
+async def test_a_flash_message_is_not_stuck_behind_a_routine_backlog(
+    settings: Settings,
+    keys_dir: Path,
+    keyring: tuple[Directory, dict[str, PrivateIdentity]],
+    tmp_path: Path,
+) -> None:
+    directory, identities = keyring
+    assert settings.bootstrap
+    settings = settings.model_copy(update={"keys_dir": keys_dir})
+    await provision_all(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=False, linger_ms=5
+    )
+    await producer.start()
+    bb = Backbone(settings, settings.bootstrap, directory, identities, tmp_path, producer=producer)
+    try:
+        senders = ["ITA", "ESP", "NLD", "BEL", "AUT", "PRT"]
+        for index in range(1500):
+            _, record = bb.adapter(senders[index % len(senders)]).compose(
+                ["DEU", "POL", "CZE"], BODY, now=now(), random_bytes=os.urandom
+            )
+            await producer.send(
+                record.topic, record.value, key=record.key, headers=list(record.headers)
+            )
+        flash, record = bb.adapter("ITA").compose(
+            ["DEU"],
+            UrgentRequestBody(subject="Bomb threat", situation="terrorist attack", text="Now"),
+            now=now(),
+            random_bytes=os.urandom,
+            precedence=Precedence.FLASH,
+            flags=[HeaderFlag.MASS_CASUALTY],
+        )
+        await bb.send(record)  # the last record of the backlog
+        bb.start_hub()
+        deu = settings.topics.inbox("DEU")
+        records = await bb.read([deu], until=lambda rs: len(rs) >= 1501, timeout=240)
+    finally:
+        bb.stop_hub()
+        await producer.stop()
+    keys = [r.key for r in records]
+    position = keys.index(flash.message_id.encode())
+    assert len(records) == 1501
+    assert position < len(records) - 1, "the FLASH message was delivered after the whole backlog"
+
+
+async def test_an_unacknowledged_flash_message_raises_one_breach_and_an_acknowledged_one_none(
+    settings: Settings,
+    keys_dir: Path,
+    keyring: tuple[Directory, dict[str, PrivateIdentity]],
+    tmp_path: Path,
+) -> None:
+    directory, identities = keyring
+    assert settings.bootstrap
+    settings = settings.model_copy(
+        update={"keys_dir": keys_dir, "clock_scale": 120.0}
+    )  # FLASH: 5 s
+    await provision_all(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=False
+    )
+    await producer.start()
+    bb = Backbone(settings, settings.bootstrap, directory, identities, tmp_path, producer=producer)
+    bb.start_hub()
+    try:
+        await bb.wait_ready()
+        urgent = {"precedence": Precedence.FLASH, "flags": [HeaderFlag.THREAT_TO_LIFE]}
+        ignored, record = bb.adapter("FRA").compose(
+            ["DEU"], BODY, now=now(), random_bytes=os.urandom, **urgent
+        )  # type: ignore[arg-type]
+        await bb.send(record)
+        handled, record = bb.adapter("FRA").compose(
+            ["ITA"], BODY, now=now(), random_bytes=os.urandom, **urgent
+        )  # type: ignore[arg-type]
+        await bb.send(record)
+        ita = await bb.inboxes(["ITA"], until=lambda rs: len(rs) >= 1)
+        [opened] = [i for i in ita["ITA"] if isinstance(i, Opened)]
+        await bb.send(bb.adapter("ITA").acknowledgement(opened, now=now(), random_bytes=os.urandom))
+        control = settings.topics.control
+        events = await bb.read(
+            [control], until=lambda rs: any(b"handling-breach" in r.value for r in rs), timeout=60
+        )
+        await asyncio.sleep(8)  # past the acknowledged message's deadline too
+        events = await bb.read([control], until=lambda rs: False, timeout=2)
+    finally:
+        bb.stop_hub()
+        await producer.stop()
+    breaches = [json.loads(r.value) for r in events if b"handling-breach" in r.value]
+    assert [b["message_id"] for b in breaches] == [ignored.message_id]
+    assert breaches[0]["unacknowledged"] == ["DEU"]
+    assert breaches[0]["precedence"] == "FLASH"
+    assert handled.message_id not in {b["message_id"] for b in breaches}

@@ -32,7 +32,9 @@ def as_received(record: OutboundRecord, offset: int = 0) -> ReceivedRecord:
     return ReceivedRecord(record.topic, 0, offset, 0, record.key, record.value, record.headers)
 
 
-def run_admit(record: ReceivedRecord, seen: SeenMessages | None = None, now: datetime = T0) -> object:
+def run_admit(
+    record: ReceivedRecord, seen: SeenMessages | None = None, now: datetime = T0
+) -> object:
     directory, _ = small_keyring()
     return admit(
         record,
