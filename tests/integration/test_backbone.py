@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections import Counter
@@ -26,7 +27,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import DeliveryReceiptBody, MessageBody, UrgentRequestBody
 from schemas.errors import NotARecipient
-from schemas.header import HeaderFlag, MessageType, Precedence
+from schemas.header import HeaderFlag, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.registry import default_registry
 from schemas.sealing import open_sealed, parse_envelope
@@ -37,6 +38,41 @@ pytestmark = pytest.mark.integration
 BODY = MessageBody(subject="Vehicle seized at border crossing", text="VIN WDB1240221A123456")
 
 
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    keys_dir: Path,
+    keyring: tuple[Directory, dict[str, PrivateIdentity]],
+    log_dir: Path,
+    *,
+    start_hub: bool = True,
+    **overrides: object,
+) -> AsyncIterator[Backbone]:
+    """A provisioned backbone with a producer; its hub started (and ready) unless asked not to."""
+    directory, identities = keyring
+    settings = settings.model_copy(update={"keys_dir": keys_dir, **overrides})
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    await provision_all(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_request_size=4 * 1024 * 1024,
+    )
+    await producer.start()
+    rig = Backbone(settings, bootstrap, directory, identities, log_dir, producer=producer)
+    try:
+        if start_hub:
+            rig.start_hub()
+            await rig.wait_ready()
+        yield rig
+    finally:
+        rig.stop_hub()
+        await producer.stop()
+
+
 @pytest.fixture
 async def backbone(
     settings: Settings,
@@ -44,26 +80,8 @@ async def backbone(
     keyring: tuple[Directory, dict[str, PrivateIdentity]],
     tmp_path: Path,
 ) -> AsyncIterator[Backbone]:
-    directory, identities = keyring
-    bootstrap = settings.bootstrap
-    assert bootstrap
-    settings = settings.model_copy(update={"keys_dir": keys_dir})
-    await provision_all(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        max_request_size=4 * 1024 * 1024,
-    )
-    await producer.start()
-    bb = Backbone(settings, bootstrap, directory, identities, tmp_path, producer=producer)
-    bb.start_hub()
-    try:
-        await bb.wait_ready()
-        yield bb
-    finally:
-        bb.stop_hub()
-        await producer.stop()
+    async with running(settings, keys_dir, keyring, tmp_path) as rig:
+        yield rig
 
 
 def opened_ids(items: Sequence[object]) -> list[str]:
@@ -282,22 +300,14 @@ async def test_a_flash_message_is_not_stuck_behind_a_routine_backlog(
     keyring: tuple[Directory, dict[str, PrivateIdentity]],
     tmp_path: Path,
 ) -> None:
-    directory, identities = keyring
-    assert settings.bootstrap
-    settings = settings.model_copy(update={"keys_dir": keys_dir})
-    await provision_all(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=False, linger_ms=5
-    )
-    await producer.start()
-    bb = Backbone(settings, settings.bootstrap, directory, identities, tmp_path, producer=producer)
-    try:
+    async with running(settings, keys_dir, keyring, tmp_path, start_hub=False) as bb:
+        assert bb.producer is not None
         senders = ["ITA", "ESP", "NLD", "BEL", "AUT", "PRT"]
         for index in range(1500):
             _, record = bb.adapter(senders[index % len(senders)]).compose(
                 ["DEU", "POL", "CZE"], BODY, now=now(), random_bytes=os.urandom
             )
-            await producer.send(
+            await bb.producer.send(
                 record.topic, record.value, key=record.key, headers=list(record.headers)
             )
         flash, record = bb.adapter("ITA").compose(
@@ -310,11 +320,8 @@ async def test_a_flash_message_is_not_stuck_behind_a_routine_backlog(
         )
         await bb.send(record)  # the last record of the backlog
         bb.start_hub()
-        deu = settings.topics.inbox("DEU")
+        deu = bb.settings.topics.inbox("DEU")
         records = await bb.read([deu], until=lambda rs: len(rs) >= 1501, timeout=240)
-    finally:
-        bb.stop_hub()
-        await producer.stop()
     keys = [r.key for r in records]
     position = keys.index(flash.message_id.encode())
     assert len(records) == 1501
@@ -327,41 +334,34 @@ async def test_an_unacknowledged_flash_message_raises_one_breach_and_an_acknowle
     keyring: tuple[Directory, dict[str, PrivateIdentity]],
     tmp_path: Path,
 ) -> None:
-    directory, identities = keyring
-    assert settings.bootstrap
-    settings = settings.model_copy(
-        update={"keys_dir": keys_dir, "clock_scale": 120.0}
-    )  # FLASH: 5 s
-    await provision_all(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=False
-    )
-    await producer.start()
-    bb = Backbone(settings, settings.bootstrap, directory, identities, tmp_path, producer=producer)
-    bb.start_hub()
-    try:
-        await bb.wait_ready()
-        urgent = {"precedence": Precedence.FLASH, "flags": [HeaderFlag.THREAT_TO_LIFE]}
-        ignored, record = bb.adapter("FRA").compose(
-            ["DEU"], BODY, now=now(), random_bytes=os.urandom, **urgent
-        )  # type: ignore[arg-type]
+    fra = "FRA"
+    async with running(
+        settings, keys_dir, keyring, tmp_path, clock_scale=120.0
+    ) as bb:  # FLASH: 5 s
+
+        def flash_to(recipient: str) -> tuple[RoutingHeader, OutboundRecord]:
+            return bb.adapter(fra).compose(
+                [recipient],
+                BODY,
+                now=now(),
+                random_bytes=os.urandom,
+                precedence=Precedence.FLASH,
+                flags=[HeaderFlag.THREAT_TO_LIFE],
+            )
+
+        ignored, record = flash_to("DEU")
         await bb.send(record)
-        handled, record = bb.adapter("FRA").compose(
-            ["ITA"], BODY, now=now(), random_bytes=os.urandom, **urgent
-        )  # type: ignore[arg-type]
+        handled, record = flash_to("ITA")
         await bb.send(record)
         ita = await bb.inboxes(["ITA"], until=lambda rs: len(rs) >= 1)
         [opened] = [i for i in ita["ITA"] if isinstance(i, Opened)]
         await bb.send(bb.adapter("ITA").acknowledgement(opened, now=now(), random_bytes=os.urandom))
-        control = settings.topics.control
-        events = await bb.read(
+        control = bb.settings.topics.control
+        await bb.read(
             [control], until=lambda rs: any(b"handling-breach" in r.value for r in rs), timeout=60
         )
         await asyncio.sleep(8)  # past the acknowledged message's deadline too
         events = await bb.read([control], until=lambda rs: False, timeout=2)
-    finally:
-        bb.stop_hub()
-        await producer.stop()
     breaches = [json.loads(r.value) for r in events if b"handling-breach" in r.value]
     assert [b["message_id"] for b in breaches] == [ignored.message_id]
     assert breaches[0]["unacknowledged"] == ["DEU"]
