@@ -31,10 +31,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from agents.demo import start_hub, stop_process
+from agents.demo import start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
+from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -139,13 +140,7 @@ def step_costs(adapters: dict[str, NcbAdapter], settings: Settings) -> dict[str,
 
 
 async def _producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=2,
-        max_request_size=2 * settings.max_message_bytes,
-    )
+    producer = make_producer(bootstrap, settings)
     await producer.start()
     return producer
 
@@ -352,7 +347,7 @@ async def backbone(
             latencies, _ = await collector
     finally:
         if hub is not None:
-            stop_process(hub)
+            terminate(hub)
         await producer.stop()
     return Figures(
         f"backbone (faust hub), {'saturation' if rate is None else f'{rate:.0f}/s'}",

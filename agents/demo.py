@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from agents.operations import provision_all
 from agents.report import accounting_tables, live_table
 from agents.simulator import Observer, Simulator
 from agents.traffic import TrafficMix
+from brokers.clients import make_consumer, make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
 from brokers.settings import Settings
@@ -60,43 +60,13 @@ def start_hub(
         )
 
 
-def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextlib.asynccontextmanager
 async def kafka_clients(
     settings: Settings, bootstrap: str, group: str
 ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=2,
-        max_request_size=2 * settings.max_message_bytes,
-    )
-    inbox = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=True,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_partition_fetch_bytes=2 * settings.max_message_bytes,
-    )
-    observer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        max_partition_fetch_bytes=2 * settings.max_message_bytes,
-    )
+    producer = make_producer(bootstrap, settings)
+    inbox = make_consumer(bootstrap, settings, group_id=group, enable_auto_commit=True)
+    observer = make_consumer(bootstrap, settings)
     await producer.start()
     await inbox.start()
     await observer.start()
@@ -219,7 +189,7 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
         try:
             books = await run_traffic(settings, bootstrap, args, live=not args.no_live, hub=hub)
         finally:
-            stop_process(hub)
+            terminate(hub)
     summary = books.summary()
     for table in accounting_tables(summary):
         console.print(table)

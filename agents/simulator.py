@@ -9,6 +9,7 @@ dead letters so the books (``Accounting``) are kept from what really crossed the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -154,14 +155,7 @@ class Simulator:
     async def send_next(self) -> None:
         planned = self.mix.next()
         if planned.fault is Fault.REPLAYED and planned.sender not in self._last_good:
-            planned = Planned(
-                planned.sender,
-                planned.recipients,
-                planned.body,
-                planned.precedence,
-                planned.language,
-                planned.flags,
-            )
+            planned = dataclasses.replace(planned, fault=None)
         message_id, record = self.build(planned)
         expected = EXPECTED_REASON[planned.fault].value if planned.fault else None
         kind = planned.fault.value if planned.fault else MessageType(planned.body.type).value

@@ -8,6 +8,7 @@ Pure: the same seed gives the same traffic.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from enum import StrEnum
@@ -105,15 +106,7 @@ class TrafficMix:
         planned = self._draw(sender)
         if rng.random() < self._fault_share:
             fault = rng.choice(list(Fault))
-            return Planned(
-                planned.sender,
-                planned.recipients,
-                planned.body,
-                planned.precedence,
-                planned.language,
-                planned.flags,
-                fault,
-            )
+            return dataclasses.replace(planned, fault=fault)
         return planned
 
     def _other(self, sender: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import subprocess
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from brokers.clients import terminate
 from brokers.settings import Settings
 
 __all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "broker_for"]
@@ -120,12 +120,7 @@ class EmbeddedBroker:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, grace)
         log.info("embedded-broker-stopped", bootstrap=self.bootstrap)
 
     async def __aenter__(self) -> str:

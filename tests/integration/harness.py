@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.ncb import Inbound, NcbAdapter
 from agents.simulator import received_from
+from brokers.clients import terminate
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.keys import Directory, PrivateIdentity
@@ -73,13 +74,8 @@ class Backbone:
         self.hub.wait()
 
     def stop_hub(self) -> None:
-        if self.hub is not None and self.hub.poll() is None:
-            self.hub.terminate()
-            try:
-                self.hub.wait(15)
-            except subprocess.TimeoutExpired:
-                self.hub.kill()
-                self.hub.wait()
+        if self.hub is not None:
+            terminate(self.hub, 15)
 
     async def send(self, record: OutboundRecord) -> None:
         assert self.producer is not None
