@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ from typing import Any
 
 import structlog
 
-from brokers.record_headers import dead_letter_headers
+from brokers.record_headers import cloudevent_headers, dead_letter_headers
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
-from schemas.header import Precedence
+from schemas.header import Precedence, format_timestamp
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import hub_id
 from schemas.sealing import RandomBytes
@@ -108,6 +109,23 @@ def dead_letter(
         )
     )
     return OutboundRecord(topic, record.key, record.value, headers)
+
+
+def journal_record(state: HubState, event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
+    """An event for the operations journal (``i247.control``), with CloudEvents headers."""
+    now = state.clock()
+    event_id = str(uuid.UUID(bytes=state.random_bytes(16), version=4))
+    body = {"event": event, "hub": state.hub, "time": format_timestamp(now), **fields}
+    headers = cloudevent_headers(
+        event_id,
+        f"/i247/{state.hub}",
+        f"int.interpol.i247.control.{event}.v1",
+        format_timestamp(now),
+    )
+    headers[-1] = ("content-type", b"application/json")
+    return OutboundRecord(
+        state.settings.topics.control, key.encode(), json.dumps(body).encode(), tuple(headers)
+    )
 
 
 def build_hub_app(state: HubState) -> LowLatencyApp:
@@ -250,21 +268,7 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         event = "hub-ready" if not announced else "hub-rebalanced"
         announced = True
         lanes = sorted({tp.topic for tp in assigned if tp.topic != topics.inbound})
-        await produce(
-            OutboundRecord(
-                topics.control,
-                state.hub.encode(),
-                json.dumps(
-                    {
-                        "event": event,
-                        "hub": state.hub,
-                        "lanes": lanes,
-                        "time": state.clock().isoformat(),
-                    }
-                ).encode(),
-                (("ce_type", f"int.interpol.i247.control.{event}.v1".encode()),),
-            )
-        )
+        await produce(journal_record(state, event, state.hub, {"lanes": lanes}))
         log.info(event, hub=state.hub, partitions=len(assigned))
 
     app.on_partitions_assigned.connect(announce)  # type: ignore[arg-type]  # faust types a sync receiver
@@ -273,17 +277,8 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
     async def clocks_due() -> None:
         for breach in state.clocks.due(state.clock()):
             await produce(
-                OutboundRecord(
-                    topics.control,
-                    breach.message_id.encode(),
-                    json.dumps(
-                        {
-                            "event": "handling-breach",
-                            "hub": state.hub,
-                            **breach.model_dump(mode="json"),
-                        }
-                    ).encode(),
-                    (("ce_type", b"int.interpol.i247.control.handling-breach.v1"),),
+                journal_record(
+                    state, "handling-breach", breach.message_id, breach.model_dump(mode="json")
                 )
             )
             state.counts["breaches"] += 1
