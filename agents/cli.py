@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from brokers.settings import Settings
+from brokers.settings import Settings, SettingsError
+from schemas.keys import KeyFileError
 from schemas.participants import HUB_SITES
 
 __all__ = ["main"]
@@ -69,7 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        return _run(args, Settings.from_env())
+    except (SettingsError, KeyFileError) as error:
+        print(f"i247: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "keys":
         from agents.keyring import init_all
 
