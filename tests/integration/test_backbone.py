@@ -363,10 +363,10 @@ async def test_an_unacknowledged_flash_message_raises_one_breach_and_an_acknowle
         await asyncio.sleep(8)  # past the acknowledged message's deadline too
         events = await bb.read([control], until=lambda rs: False, timeout=2)
     breach_records = [r for r in events if b"handling-breach" in r.value]
-    for record in events:  # every journal record is a CloudEvent too
-        assert record.header("ce_specversion") == b"1.0"
-        assert record.header("ce_id")
-        assert (record.header("ce_source") or b"").startswith(b"/i247/hub:")
+    for event in events:  # every journal record is a CloudEvent too
+        assert event.header("ce_specversion") == b"1.0"
+        assert event.header("ce_id")
+        assert (event.header("ce_source") or b"").startswith(b"/i247/hub:")
     breaches = [json.loads(r.value) for r in breach_records]
     assert [b["message_id"] for b in breaches] == [ignored.message_id]
     assert breaches[0]["unacknowledged"] == ["DEU"]
