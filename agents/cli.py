@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--summary-json", type=Path, help="also write the accounting as JSON")
     demo.add_argument("--site", choices=HUB_SITES, default="lyon", help="hub to run (lyon)")
+    demo.add_argument(
+        "--suite",
+        choices=("x25519", "mlkem768-x25519"),
+        default="x25519",
+        help="HPKE suite for wrapping data keys: classic or hybrid post-quantum",
+    )
     demo.add_argument("--no-live", action="store_true", help="no live table (for logs/CI)")
 
     hub = commands.add_parser("hub", help="run one CCC hub")
@@ -52,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--duration", type=float, default=float("inf"))
     simulate.add_argument("--seed", type=int, default=2477)
     simulate.add_argument("--fault-share", type=float, default=0.01)
+    simulate.add_argument("--suite", choices=("x25519", "mlkem768-x25519"), default="x25519")
 
     keys = commands.add_parser("keys", help="manage the keyring")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -36,7 +36,10 @@ from brokers.clients import make_consumer, make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
 from brokers.settings import Settings
+from schemas.header import Suite
 from schemas.registry import default_registry
+
+SUITES = {"x25519": Suite.X25519, "mlkem768-x25519": Suite.MLKEM768_X25519}
 
 __all__ = ["demo", "simulate", "start_hub"]
 
@@ -124,6 +127,7 @@ async def run_traffic(
             books=books,
             max_bytes=settings.max_message_bytes,
             freshness=timedelta(seconds=settings.freshness_seconds),
+            suite=SUITES[args.suite],
         )
         observer = Observer(topics, books, settings.max_message_bytes)
         inbox.subscribe(simulator.inboxes)

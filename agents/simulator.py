@@ -32,7 +32,7 @@ from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import DeliveryReceiptBody
 from schemas.errors import RejectedMessage
-from schemas.header import MessageType, Precedence
+from schemas.header import MessageType, Precedence, Suite
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import ParticipantKind, kind_of
 from schemas.sealing import RandomBytes, parse_envelope
@@ -74,6 +74,7 @@ class Simulator:
     books: Accounting
     max_bytes: int
     freshness: timedelta
+    suite: Suite = Suite.X25519
     clock: Callable[[], datetime] = utc_now
     random_bytes: RandomBytes = os.urandom
     adapters: dict[str, NcbAdapter] = field(init=False)
@@ -136,6 +137,7 @@ class Simulator:
             precedence=planned.precedence,
             language=planned.language,
             flags=planned.flags,
+            suite=self.suite,
         )
         if fault is None:
             self._last_good[planned.sender] = record
