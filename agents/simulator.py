@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import DeliveryReceiptBody
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
-from schemas.keys import Directory, PrivateIdentity
+from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.participants import ParticipantKind, kind_of
 from schemas.sealing import RandomBytes, parse_envelope
 from schemas.topics import TopicCatalog
@@ -92,8 +93,6 @@ class Simulator:
         self._by_inbox = {a.inbox: a for a in self.adapters.values()}
         outsider = self.identities.get("XKX")
         if outsider is None:
-            from schemas.keys import generate_identity
-
             outsider = generate_identity("XKX")
         self._outsider = NcbAdapter(outsider, self.directory, self.topics, self.max_bytes)
 
@@ -240,8 +239,6 @@ class Observer:
             message_id = (record.header("ce_id") or b"").decode() or None
             self.books.on_refused(message_id, reason)
         elif record.topic == self.topics.control:
-            import json
-
             try:
                 event = json.loads(record.value)
             except ValueError:

@@ -24,7 +24,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.header import Precedence, format_timestamp
 from schemas.keys import Directory, PrivateIdentity
-from schemas.participants import hub_id
+from schemas.participants import HUB_SITES, hub_id
 from schemas.sealing import RandomBytes
 from streams.clocks import HandlingClocks
 from streams.dedup import SeenMessages
@@ -58,22 +58,20 @@ class HubState:
     seen: SeenMessages = field(init=False)
     ledger: DeliveryLedger = field(default_factory=DeliveryLedger)
     clocks: HandlingClocks = field(init=False)
+    policy: IntakePolicy = field(init=False)
     counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.seen = SeenMessages(horizon=self.settings.freshness_seconds)
         self.clocks = HandlingClocks(scale=self.settings.clock_scale)
+        self.policy = IntakePolicy(
+            max_bytes=self.settings.max_message_bytes,
+            freshness=timedelta(seconds=self.settings.freshness_seconds),
+        )
 
     @property
     def hub(self) -> str:
         return hub_id(self.site)
-
-    @property
-    def policy(self) -> IntakePolicy:
-        return IntakePolicy(
-            max_bytes=self.settings.max_message_bytes,
-            freshness=timedelta(seconds=self.settings.freshness_seconds),
-        )
 
 
 def received(event: Any) -> ReceivedRecord:
@@ -250,7 +248,7 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
             yield None
 
     for precedence in Precedence:
-        lane_topics = [raw_topic(topics.lane(site, precedence)) for site in _sites()]
+        lane_topics = [raw_topic(topics.lane(site, precedence)) for site in HUB_SITES]
         channel = app.topic(
             *[t.get_topic_name() for t in lane_topics],
             key_type=bytes,
@@ -293,9 +291,3 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         )
 
     return app
-
-
-def _sites() -> tuple[str, ...]:
-    from schemas.participants import HUB_SITES
-
-    return HUB_SITES
