@@ -30,6 +30,7 @@ from streams.clocks import HandlingClocks
 from streams.dedup import SeenMessages
 from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
 from streams.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
+from streams.liveness import Heartbeat
 from streams.replay_memory import rebuild_seen_messages
 from streams.roster import DutyRoster
 from streams.transport import LowLatencyApp
@@ -259,6 +260,8 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         app.agent(channel, name=f"deliver-{precedence.lane}")(deliver)
 
     announced = False
+    held: set[str] = set()
+    sequence = 0
 
     async def announce(sender: Any, *args: Any, signal: Any = None, **_: Any) -> None:
         assigned = args[0] if args else set()
@@ -266,6 +269,8 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         event = "hub-ready" if not announced else "hub-rebalanced"
         announced = True
         lanes = sorted({tp.topic for tp in assigned if tp.topic != topics.inbound})
+        held.clear()
+        held.update(lanes)
         await produce(journal_record(state, event, state.hub, {"lanes": lanes}))
         log.info(event, hub=state.hub, partitions=len(assigned))
 
@@ -283,6 +288,17 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
             log.warning(
                 "handling-breach", message_id=breach.message_id, precedence=breach.precedence.value
             )
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def heartbeat() -> None:
+        nonlocal sequence
+        beat = Heartbeat(
+            site=state.site, sequence=sequence, sent_at=state.clock(), lanes=tuple(sorted(held))
+        )
+        sequence += 1
+        await produce(
+            OutboundRecord(topics.heartbeat, state.site.encode(), beat.model_dump_json().encode())
+        )
 
     @app.timer(10.0)  # type: ignore[untyped-decorator]
     async def report() -> None:

@@ -36,7 +36,7 @@ class Heartbeat(BaseModel):
     sequence: int = Field(ge=0)
     sent_at: UtcTimestamp
     lanes: tuple[str, ...] = ()
-    backlog: int = Field(default=0, ge=0)
+    backlog: int | None = Field(default=None, ge=0)  # not measured yet: None, not a guess
 
 
 class Liveness(StrEnum):

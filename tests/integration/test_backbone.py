@@ -31,6 +31,7 @@ from schemas.header import HeaderFlag, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.registry import default_registry
 from schemas.sealing import open_sealed, parse_envelope
+from streams.liveness import Heartbeat
 from tests.integration.harness import Backbone, now
 
 pytestmark = pytest.mark.integration
@@ -362,12 +363,17 @@ async def test_an_unacknowledged_flash_message_raises_one_breach_and_an_acknowle
         )
         await asyncio.sleep(8)  # past the acknowledged message's deadline too
         events = await bb.read([control], until=lambda rs: False, timeout=2)
+        beats = await bb.read([bb.settings.topics.heartbeat], until=lambda rs: len(rs) >= 5)
     breach_records = [r for r in events if b"handling-breach" in r.value]
     for event in events:  # every journal record is a CloudEvent too
         assert event.header("ce_specversion") == b"1.0"
         assert event.header("ce_id")
         assert (event.header("ce_source") or b"").startswith(b"/i247/hub:")
     breaches = [json.loads(r.value) for r in breach_records]
+    heartbeats = [Heartbeat.model_validate_json(r.value) for r in beats]
+    assert {h.site for h in heartbeats} == {"lyon"}
+    assert [h.sequence for h in heartbeats] == sorted(h.sequence for h in heartbeats)
+    assert bb.settings.topics.lane("lyon", Precedence.FLASH) in heartbeats[-1].lanes
     assert [b["message_id"] for b in breaches] == [ignored.message_id]
     assert breaches[0]["unacknowledged"] == ["DEU"]
     assert breaches[0]["precedence"] == "FLASH"
