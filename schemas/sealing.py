@@ -201,8 +201,6 @@ def parse_envelope(raw: bytes, *, max_bytes: int) -> SealedMessage:
     try:
         document = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, MalformedMessage):
-            raise
         raise MalformedMessage(f"record is not JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("header"), dict):
         raise MalformedMessage("record is not a sealed envelope object with a header")
@@ -353,7 +351,7 @@ def open_sealed(
         ) from None
     if body.type != header.message_type:
         raise TamperedMessage(
-            f"body of {header.message_id} is a {body.type.value}, "
+            f"body of {header.message_id} is of type {body.type.value}, "
             f"header says {header.message_type.value}"
         )
     return OpenedMessage(header, body)

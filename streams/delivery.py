@@ -20,7 +20,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import DeliveryReceiptBody
 from schemas.header import MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity
-from schemas.participants import CCC
+from schemas.participants import CCC, ParticipantKind, kind_of
 from schemas.sealing import RandomBytes, parse_envelope, seal
 from schemas.topics import TopicCatalog
 
@@ -99,6 +99,12 @@ def plan_delivery(
 ) -> DeliveryPlan:
     """Plan the effects of one lane record; ``ledger`` is updated with what is planned."""
     header = parse_envelope(record.value, max_bytes=max_bytes).header
+    # Receipts go to the sender's inbox; hubs have none, so a hub's own traffic earns none.
+    clocked_type = header.message_type not in _NO_RECEIPTS
+    receipted = clocked_type and kind_of(header.sender) in (
+        ParticipantKind.NCB,
+        ParticipantKind.TEAM,
+    )
     raw_precedence = record.header("i247-precedence")
     precedence = Precedence(raw_precedence.decode()) if raw_precedence else header.precedence
     headers = (
@@ -113,7 +119,7 @@ def plan_delivery(
     for recipient in header.recipients:
         if recipient == CCC:
             to_ccc = True
-            if header.message_type not in _NO_RECEIPTS:
+            if receipted:
                 receipts.append(ReceiptOrder(header, CCC, precedence))
             continue
         if ledger.seen(header.message_id, recipient):
@@ -125,8 +131,9 @@ def plan_delivery(
                 topics.inbox(recipient), header.message_id.encode(), record.value, headers
             )
         )
-        if header.message_type not in _NO_RECEIPTS:
+        if receipted:
             receipts.append(ReceiptOrder(header, recipient, precedence))
+        if clocked_type:
             clocked.append(recipient)
     acknowledge = None
     if header.message_type is MessageType.ACKNOWLEDGEMENT and header.correlation_id:

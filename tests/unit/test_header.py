@@ -1,15 +1,91 @@
-"""The routing header and participant ids: strict contracts, refused with reasons."""
+"""Header, bodies and participant ids: strict contracts (wire format §3, §5, §9).
+
+Headers are checked as they arrive, from JSON (which is how ``parse_envelope`` reads them),
+and, where Python values differ from JSON ones, as built in Python.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from schemas.participants import ParticipantKind, kind_of
-from tests.unit.factories import make_header
+from schemas.bodies import (
+    BODY_ADAPTER,
+    AcknowledgementBody,
+    DbCheckQueryBody,
+    DbCheckResultBody,
+    DeliveryReceiptBody,
+    DiffusionBody,
+    MessageBody,
+    NoticeRequestBody,
+    UrgentRequestBody,
+)
+from schemas.header import (
+    MAX_RECIPIENTS,
+    HeaderFlag,
+    Language,
+    MessageType,
+    Precedence,
+    RoutingHeader,
+    Suite,
+    format_timestamp,
+)
+from schemas.markings import HandlingCode, Tlp
+from schemas.participants import ParticipantKind, hub_id, kind_of, site_of
+
+MESSAGE_ID = "6f1d2c1e-24f7-4c0c-9a1e-1247a5e5c0de"
+WIRE_HEADER: dict[str, Any] = {
+    "schema_version": 1,
+    "message_id": MESSAGE_ID,
+    "sender": "FRA",
+    "recipients": ["DEU", "ccc", "team:irt-2026-001"],
+    "message_type": "message",
+    "precedence": "PRIORITY",
+    "created_at": "2026-11-23T06:03:00.202457Z",
+    "language": "fr",
+    "case_id": None,
+    "correlation_id": None,
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "handling": "H0",
+    "tlp": "TLP:AMBER",
+    "evaluation": "B2",
+    "flags": [],
+    "suite": Suite.X25519.value,
+}
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
+def ncb_codes(count: int) -> list[str]:
+    """``count`` distinct, well-formed NCB ids: AAA, AAB, ..."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return [a + b + c for a in letters for b in letters for c in letters][:count]
+
+
+def from_wire(**changes: Any) -> RoutingHeader:
+    return RoutingHeader.model_validate_json(json.dumps({**WIRE_HEADER, **changes}))
+
+
+def python_header(**overrides: Any) -> RoutingHeader:
+    values: dict[str, Any] = {
+        "message_id": MESSAGE_ID,
+        "sender": "FRA",
+        "recipients": ["DEU"],
+        "message_type": MessageType.MESSAGE,
+        "precedence": Precedence.ROUTINE,
+        "created_at": datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        "language": Language.EN,
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    }
+    values.update(overrides)
+    return RoutingHeader(**values)
+
+
+# Participant ids (§5)
 
 
 @pytest.mark.parametrize(
@@ -17,51 +93,293 @@ from tests.unit.factories import make_header
     [
         ("FRA", ParticipantKind.NCB),
         ("hub:lyon", ParticipantKind.HUB),
+        ("hub:buenos-aires", ParticipantKind.HUB),
+        ("hub:singapore", ParticipantKind.HUB),
         ("team:irt-2026-001", ParticipantKind.TEAM),
+        ("team:x9", ParticipantKind.TEAM),
         ("auditor", ParticipantKind.AUDITOR),
     ],
 )
-def test_participant_ids(participant: str, kind: ParticipantKind) -> None:
+def test_a_well_formed_participant_id_names_its_kind(
+    participant: str, kind: ParticipantKind
+) -> None:
     assert kind_of(participant) is kind
 
 
-@pytest.mark.parametrize("bad", ["fra", "FR", "hub:paris", "team:", "team:-x", "XXXX", ""])
-def test_malformed_participant_ids_say_what_is_accepted(bad: str) -> None:
-    with pytest.raises(ValueError, match="ISO alpha-3"):
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "fra",
+        "FR",
+        "FRAN",
+        "XX",
+        " FRA",
+        "hub:paris",
+        "hub:",
+        "HUB:lyon",
+        "team:",
+        "team:a",
+        "team:-x",
+        "team:IRT",
+        "team:" + "a" * 49,
+        "Auditor",
+        "ccc",
+        "",
+    ],
+)
+def test_a_malformed_participant_id_is_refused_naming_the_accepted_forms(bad: str) -> None:
+    with pytest.raises(ValueError, match="ISO alpha-3 code"):
         kind_of(bad)
+
+
+def test_a_hub_id_is_its_site_behind_hub_colon() -> None:
+    assert hub_id("buenos-aires") == "hub:buenos-aires"
+    assert site_of("hub:buenos-aires") == "buenos-aires"
+
+
+@pytest.mark.parametrize(("call", "argument"), [(hub_id, "paris"), (site_of, "FRA")])
+def test_a_hub_id_is_only_made_from_or_read_back_to_a_known_site(call: Any, argument: str) -> None:
+    with pytest.raises(ValueError, match=r"site|not a hub"):
+        call(argument)
+
+
+# The routing header (§3)
+
+
+def test_a_documented_wire_header_is_accepted_as_is() -> None:
+    header = from_wire()
+    assert header.recipients == ["DEU", "ccc", "team:irt-2026-001"]
+    assert header.created_at == datetime(2026, 11, 23, 6, 3, 0, 202457, tzinfo=UTC)
+    assert header.model_dump(mode="json") == WIRE_HEADER
+
+
+def test_optional_fields_take_their_documented_defaults() -> None:
+    header = python_header()
+    assert (header.case_id, header.correlation_id) == (None, None)
+    assert header.handling is HandlingCode.H0
+    assert header.tlp is Tlp.AMBER
+    assert header.evaluation == "B2"
+    assert header.flags == []
+    assert header.suite is Suite.X25519
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("schema_version", 2),
+        ("schema_version", "1"),
+        ("message_id", MESSAGE_ID.upper()),
+        ("message_id", MESSAGE_ID.replace("-", "")),
+        ("message_id", "{" + MESSAGE_ID + "}"),
+        ("sender", "fra"),
+        ("sender", "ccc"),
+        ("sender", "hub:paris"),
+        ("recipients", []),
+        ("recipients", ["DEU", "ITA", "DEU"]),
+        ("recipients", ["auditor"]),
+        ("recipients", ["DEU", "auditor"]),
+        ("recipients", ["deu"]),
+        ("recipients", ncb_codes(MAX_RECIPIENTS + 1)),
+        ("recipients", "DEU"),
+        ("message_type", "gossip"),
+        ("precedence", "flash"),
+        ("created_at", "2026-11-23T06:03:00.202457"),  # no offset: naive
+        ("created_at", "yesterday"),
+        ("created_at", 1795413780),
+        ("language", "de"),
+        ("case_id", ""),
+        ("case_id", "x" * 129),
+        ("trace_id", "4BF92F3577B34DA6A3CE929D0E0E4736"),
+        ("trace_id", "4bf92f35"),
+        ("handling", "H4"),
+        ("tlp", "RED"),
+        ("evaluation", "D5"),
+        ("evaluation", "b2"),
+        ("flags", ["armed-and-dangerous"]),
+        ("suite", "DHKEM-P256-HKDF-SHA256/HKDF-SHA256/AES-128-GCM"),
+        ("subject", "secret in clear"),  # an unknown field
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None,
+)
+def test_a_header_breaking_its_contract_is_refused_naming_the_field(
+    field: str, value: object
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        from_wire(**{field: value})
+    assert {error["loc"][0] for error in caught.value.errors()} == {field}
 
 
 @pytest.mark.parametrize(
     "overrides",
     [
         {"created_at": datetime(2026, 11, 23, 12, 0)},
-        {"message_id": "6F1D2C1E-24F7-4C0C-9A1E-1247A5E5C0DE"},
+        {"message_id": MESSAGE_ID.upper()},
         {"recipients": ["DEU", "DEU"]},
         {"recipients": ["auditor"]},
-        {"recipients": []},
+        {"recipients": ncb_codes(MAX_RECIPIENTS + 1)},
+        {"subject": "secret in clear"},
+        {"precedence": "ROUTINE"},  # strict: Python code passes the enum, not its value
+    ],
+    ids=["naive", "uppercase-uuid", "repeat", "auditor", "257", "unknown-field", "not-enum"],
+)
+def test_a_header_built_in_python_is_held_to_the_same_contract(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        python_header(**overrides)
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [
+        ["ccc"],
+        ["DEU", "ccc"],
+        ["team:irt-2026-001"],
+        ["FRA"],  # a sender may copy itself
+        ncb_codes(MAX_RECIPIENTS),
+    ],
+    ids=["ccc", "ncb-and-ccc", "team", "sender-itself", "256"],
+)
+def test_recipients_may_be_ncbs_teams_or_ccc_up_to_256(recipients: list[str]) -> None:
+    assert from_wire(recipients=recipients).recipients == recipients
+
+
+def test_recipients_keep_the_order_the_sender_gave() -> None:
+    assert from_wire(recipients=["ITA", "DEU"]).recipients == ["ITA", "DEU"]
+
+
+@pytest.mark.parametrize(
+    ("moment", "wire"),
+    [
+        (datetime(2026, 11, 23, 6, 3, 0, 202457, tzinfo=UTC), "2026-11-23T06:03:00.202457Z"),
+        (datetime(2026, 11, 23, 6, 3, tzinfo=UTC), "2026-11-23T06:03:00.000000Z"),
+        (
+            datetime(2026, 11, 23, 8, 3, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+            "2026-11-23T06:03:00.000005Z",
+        ),
+        (
+            datetime(2026, 11, 22, 23, 0, tzinfo=timezone(timedelta(hours=-7))),
+            "2026-11-23T06:00:00.000000Z",
+        ),
+    ],
+    ids=["utc", "whole-second", "east-of-utc", "west-of-utc-next-day"],
+)
+def test_created_at_has_one_wire_form_in_utc_with_microseconds(moment: datetime, wire: str) -> None:
+    header = python_header(created_at=moment)
+    serialised = header.model_dump(mode="json")["created_at"]
+    assert serialised == wire == format_timestamp(moment)
+    assert TIMESTAMP.match(serialised)
+    assert header.created_at.tzinfo is UTC
+
+
+def test_format_timestamp_refuses_a_naive_moment() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        format_timestamp(datetime(2026, 11, 23, 12, 0))
+
+
+def test_a_header_survives_a_trip_through_its_json() -> None:
+    header = python_header(
+        recipients=["DEU", "ccc"],
+        case_id="FRA-2026-0042",
+        flags=[HeaderFlag.THREAT_TO_LIFE],
+        suite=Suite.MLKEM768_X25519,
+    )
+    assert RoutingHeader.model_validate_json(header.model_dump_json()) == header
+
+
+def test_a_header_cannot_be_changed_once_made() -> None:
+    header = python_header()
+    with pytest.raises(ValidationError):
+        header.precedence = Precedence.FLASH  # type: ignore[misc]
+
+
+# Bodies (§9)
+
+
+BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
+    MessageType.MESSAGE: (MessageBody, {"subject": "s", "text": "t"}),
+    MessageType.DIFFUSION: (DiffusionBody, {"subject": "s", "text": "t", "purpose": "locate"}),
+    MessageType.URGENT_REQUEST: (
+        UrgentRequestBody,
+        {"subject": "s", "situation": "flood", "text": "t"},
+    ),
+    MessageType.DB_CHECK_QUERY: (
+        DbCheckQueryBody,
+        {"items": [{"database": "SLTD", "key": "X1234567", "country": "FRA"}]},
+    ),
+    MessageType.DB_CHECK_RESULT: (DbCheckResultBody, {"query_id": MESSAGE_ID, "outcomes": []}),
+    MessageType.NOTICE_REQUEST: (
+        NoticeRequestBody,
+        {"colour": "red", "subject": {"name": "N"}, "offence_category": "fraud", "facts": "f"},
+    ),
+    MessageType.ACKNOWLEDGEMENT: (AcknowledgementBody, {"acknowledged": MESSAGE_ID}),
+    MessageType.DELIVERY_RECEIPT: (
+        DeliveryReceiptBody,
         {
-            "recipients": [a + b + c for a in "ABC" for b in "ABCDEFGHIJ" for c in "ABCDEFGHIJ"][
-                :257
-            ]
+            "delivered": MESSAGE_ID,
+            "recipient": "DEU",
+            "hub": "hub:lyon",
+            "precedence": "FLASH",
+            "delivered_at": "2026-11-23T06:03:00.202457Z",
         },
-        {"trace_id": "xyz"},
-        {"evaluation": "D5"},
-        {"sender": "ccc"},
+    ),
+}
+
+
+def test_every_message_type_has_a_body_example() -> None:
+    assert set(BODY_EXAMPLES) == set(MessageType)
+
+
+@pytest.mark.parametrize(
+    ("message_type", "model", "fields"),
+    [(t, m, f) for t, (m, f) in BODY_EXAMPLES.items()],
+    ids=[t.value for t in BODY_EXAMPLES],
+)
+def test_a_body_is_read_as_the_model_its_type_names(
+    message_type: MessageType, model: type[BaseModel], fields: dict[str, Any]
+) -> None:
+    body = BODY_ADAPTER.validate_json(json.dumps({"type": message_type.value, **fields}))
+    assert type(body) is model
+    assert body.type is message_type
+    assert BODY_ADAPTER.validate_json(BODY_ADAPTER.dump_json(body)) == body
+
+
+def test_a_body_is_compact_json_with_its_type_first() -> None:
+    body = MessageBody(subject="Réquisition", text="ligne 1\nligne 2")
+    assert BODY_ADAPTER.dump_json(body) == (
+        '{"type":"message","subject":"Réquisition","text":"ligne 1\\nligne 2"}'.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"type": "gossip", "subject": "s", "text": "t"},
+        {"subject": "s", "text": "t"},
+        {"type": "message", "subject": "s", "text": "t", "attachment": "x"},
+        {"type": "message", "subject": "", "text": "t"},
+        {"type": "message", "subject": "s" * 257, "text": "t"},
+        {"type": "message", "subject": "s", "text": "t" * 60_001},
+        {"type": "message", "subject": "s", "text": 42},
+        {"type": "db-check-query", "items": []},
+        {"type": "ack", "acknowledged": MESSAGE_ID.upper()},
+        {
+            "type": "delivery-receipt",
+            **BODY_EXAMPLES[MessageType.DELIVERY_RECEIPT][1],
+            "recipient": "auditor",
+        },
+    ],
+    ids=[
+        "unknown-type",
+        "no-type",
+        "unknown-field",
+        "empty-subject",
+        "long-subject",
+        "long-text",
+        "text-number",
+        "no-items",
+        "uppercase-uuid",
+        "receipt-to-auditor",
     ],
 )
-def test_invalid_headers_are_refused(overrides: dict[str, Any]) -> None:
+def test_a_body_breaking_its_contract_is_refused(document: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        make_header(**overrides)
-
-
-def test_unknown_fields_are_refused() -> None:
-    with pytest.raises(ValidationError):
-        make_header(subject="secret in clear")
-
-
-def test_created_at_has_one_wire_form() -> None:
-    assert make_header().model_dump(mode="json")["created_at"] == "2026-11-23T12:00:00.000000Z"
-
-
-def test_ccc_is_a_valid_recipient() -> None:
-    assert make_header(recipients=["ccc", "DEU"]).recipients == ["ccc", "DEU"]
+        BODY_ADAPTER.validate_json(json.dumps(document))

@@ -177,3 +177,18 @@ def test_a_receipt_is_sealed_for_the_sender_with_a_derived_id() -> None:
     assert isinstance(opened, Opened)
     assert isinstance(opened.body, DeliveryReceiptBody)
     assert opened.body.delivered == plan.header.message_id
+
+
+def test_a_hubs_own_message_is_delivered_and_clocked_but_earns_no_receipt() -> None:
+    directory, ids = small_keyring()
+    hub = NcbAdapter(ids["hub:lyon"], directory, TOPICS)
+    _, record = hub.compose(["DEU"], BODY, now=T0, random_bytes=os.urandom)
+    received = ReceivedRecord(
+        "i247.hub.lyon.routine", 0, 0, 0, record.key, record.value, record.headers
+    )
+    plan = plan_delivery(
+        received, hub="hub:lyon", topics=TOPICS, ledger=DeliveryLedger(), max_bytes=1 << 20
+    )
+    assert [r.topic for r in plan.inbox] == ["i247.ncb.DEU.inbox"]
+    assert plan.receipts == ()
+    assert plan.clocked_recipients == ("DEU",)
