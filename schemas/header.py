@@ -112,7 +112,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 
 def _check_uuid(value: str) -> str:
-    if not _UUID.match(value):
+    if not _UUID.fullmatch(value):
         raise ValueError("must be a lowercase canonical UUID (8-4-4-4-12 hex)")
     return value
 
@@ -138,6 +138,12 @@ UtcTimestamp = Annotated[
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _distinct_flags(values: list[HeaderFlag]) -> list[HeaderFlag]:
+    if len(set(values)) != len(values):
+        raise ValueError("flags must not repeat")
+    return values
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -167,7 +173,7 @@ class RoutingHeader(BaseModel):
     handling: HandlingCode = HandlingCode.H0
     tlp: Tlp = Tlp.AMBER
     evaluation: Evaluation = "B2"
-    flags: Annotated[list[HeaderFlag], Field(max_length=len(HeaderFlag))] = Field(
-        default_factory=list
-    )
+    flags: Annotated[
+        list[HeaderFlag], Field(max_length=len(HeaderFlag)), AfterValidator(_distinct_flags)
+    ] = Field(default_factory=list)
     suite: Suite = Suite.X25519

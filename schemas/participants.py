@@ -51,11 +51,11 @@ class ParticipantKind(StrEnum):
 
 def kind_of(participant: str) -> ParticipantKind:
     """Classify a participant id, or raise ``ValueError`` naming the accepted forms."""
-    if _NCB.match(participant):
+    if _NCB.fullmatch(participant):
         return ParticipantKind.NCB
-    if _HUB.match(participant):
+    if _HUB.fullmatch(participant):
         return ParticipantKind.HUB
-    if _TEAM.match(participant):
+    if _TEAM.fullmatch(participant):
         return ParticipantKind.TEAM
     if participant == AUDITOR:
         return ParticipantKind.AUDITOR
@@ -87,8 +87,11 @@ def _check_participant(value: str) -> str:
 def _check_recipient(value: str) -> str:
     if value == CCC:
         return value
-    if kind_of(value) is ParticipantKind.AUDITOR:
+    kind = kind_of(value)
+    if kind is ParticipantKind.AUDITOR:
         raise ValueError("the auditor is never addressed directly; it reads what the CCC reads")
+    if kind is ParticipantKind.HUB:
+        raise ValueError("a hub is never addressed directly; address the CCC as 'ccc'")
     return value
 
 

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from schemas.errors import (
 )
 from schemas.header import MAX_RECIPIENTS, RoutingHeader, Suite
 from schemas.keys import Directory, PrivateIdentity
+from schemas.participants import CCC
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -131,9 +133,12 @@ class _EnvelopeWire(BaseModel):
 
 def _b64d(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedMessage(f"{what} is not valid base64: {exc}") from None
+    if base64.b64encode(data).decode("ascii") != text:
+        raise MalformedMessage(f"{what} is not canonical base64 (spare bits must be zero)")
+    return data
 
 
 def _b64e(data: bytes) -> str:
@@ -194,6 +199,23 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+def _check_wire_forms(document: dict[str, Any]) -> None:
+    """What JSON parsing alone lets through but the wire format forbids (§2, §3)."""
+    if type(document.get("envelope")) is not int:
+        raise MalformedMessage("envelope must be the integer 1")
+    header = document["header"]
+    missing = set(RoutingHeader.model_fields) - set(header)
+    if missing:
+        raise MalformedMessage(f"header fields missing (null where optional): {sorted(missing)}")
+    if type(header["schema_version"]) is not int:
+        raise MalformedMessage("schema_version must be the integer 1")
+    if not _CREATED_AT.fullmatch(str(header["created_at"])):
+        raise MalformedMessage("created_at must be RFC 3339 UTC with microseconds and 'Z'")
+
+
 def parse_envelope(raw: bytes, *, max_bytes: int) -> SealedMessage:
     """Parse a record value into a ``SealedMessage``; no key is needed, nothing is trusted yet."""
     if len(raw) > max_bytes:
@@ -210,15 +232,24 @@ def parse_envelope(raw: bytes, *, max_bytes: int) -> SealedMessage:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise MalformedMessage(f"envelope field {where}: {first['msg']}") from None
+    _check_wire_forms(document)
     nonce = _b64d(wire.nonce, "nonce")
     if len(nonce) != 12:
         raise MalformedMessage("nonce must be 12 bytes")
+    ciphertext = _b64d(wire.ciphertext, "ciphertext")
+    if len(ciphertext) < 16:
+        raise MalformedMessage("ciphertext is shorter than its 16-byte tag")
+    holders = [w.recipient for w in wire.wrapped_keys]
+    if [h.encode() for h in holders] != sorted({h.encode() for h in holders}) or CCC in holders:
+        raise MalformedMessage(
+            "wrapped keys must name each key holder once, in ascending byte order, never 'ccc'"
+        )
     return SealedMessage(
         header=wire.header,
         canonical_header=canonical_json(document["header"]),
         wraps=tuple((w.recipient, w.kid, _b64d(w.enc, "wrapped key")) for w in wire.wrapped_keys),
         nonce=nonce,
-        ciphertext=_b64d(wire.ciphertext, "ciphertext"),
+        ciphertext=ciphertext,
         header_digest=bytes.fromhex(wire.digests.header),
         body_digest=bytes.fromhex(wire.digests.body),
         signature_kid=wire.signature.kid,
@@ -308,6 +339,15 @@ def verify(sealed: SealedMessage, *, topic: str, key: bytes, directory: Director
         raise BadSignature(
             f"signature does not verify with {sender.participant}'s key {sealed.signature_kid}"
         ) from None
+    expected = {sealed.header.sender}
+    for recipient in sealed.header.recipients:
+        expected.update(directory.key_holders(recipient))
+    holders = {holder for holder, _, _ in sealed.wraps}
+    if holders != expected:
+        raise MalformedMessage(
+            f"{sealed.header.message_id} wraps its key for {sorted(holders)}, but its recipients "
+            f"and sender are {sorted(expected)}: a reader (the auditor, say) would be left out"
+        )
     return sealed.header
 
 
@@ -338,6 +378,8 @@ def open_sealed(
         dek = _SUITES[kem_key.suite].decrypt(
             wrap[1], kem_key.key, info=_wrap_info(header.message_id, identity.participant)
         )
+        if len(dek) != 32:
+            raise ValueError("the data key of AES-256-GCM is 32 bytes")
         plaintext = AESGCM(dek).decrypt(
             sealed.nonce, sealed.ciphertext, associated_data(topic, key, sealed.canonical_header)
         )

@@ -28,7 +28,7 @@ from schemas.errors import (
 )
 from schemas.header import RoutingHeader
 from schemas.keys import Directory
-from schemas.participants import CCC, ParticipantKind, kind_of
+from schemas.participants import CCC
 from schemas.sealing import parse_envelope, verify
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages, Verdict
@@ -94,11 +94,9 @@ def forwarding_headers(
 
 
 def _check_recipients(header: RoutingHeader, directory: Directory) -> None:
-    for recipient in header.recipients:
+    for recipient in header.recipients:  # the header contract already refuses hubs here
         if recipient == CCC:
             continue
-        if kind_of(recipient) not in (ParticipantKind.NCB, ParticipantKind.TEAM):
-            raise UnknownParticipant(recipient, role="recipient (address the CCC as 'ccc')")
         if recipient not in directory:
             raise UnknownParticipant(recipient, role="recipient")
 
