@@ -149,7 +149,10 @@ class TrafficMix:
                 subject="Urgent assistance", situation=rng.choice(_SITUATIONS), text=text
             )
             return Planned(sender, (CCC,), body, Precedence.IMMEDIATE, language, flags)
-        # rare FLASH: a wanted person located, with lives at risk
-        body = MessageBody(subject="Wanted person located: immediate action", text=text)
+        # rare FLASH: a wanted person located, with lives at risk; only an urgent request
+        # with a life at risk reaches FLASH from an NCB (docs/priority-rules.md)
+        body = UrgentRequestBody(
+            subject="Wanted person located: immediate action", situation="armed suspect", text=text
+        )
         flags = (HeaderFlag.WANTED_PERSON_HIT, HeaderFlag.THREAT_TO_LIFE)
         return Planned(sender, (self._other(sender), CCC), body, Precedence.FLASH, language, flags)

@@ -215,6 +215,10 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
                 ledger=state.ledger,
                 max_bytes=settings.max_message_bytes,
             )
+            if plan.clocked_recipients:  # before delivering, so an ack can never arrive first
+                state.clocks.start(
+                    plan.header.message_id, plan.clocked_recipients, plan.precedence, now
+                )
             for out in plan.inbox:
                 await produce(out)
             for order in plan.receipts:
@@ -227,10 +231,6 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
                         now=now,
                         random_bytes=state.random_bytes,
                     )
-                )
-            if plan.clocked_recipients:
-                state.clocks.start(
-                    plan.header.message_id, plan.clocked_recipients, plan.precedence, now
                 )
             if plan.acknowledge:
                 state.clocks.acknowledge(

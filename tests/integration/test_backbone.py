@@ -343,7 +343,7 @@ async def test_an_unacknowledged_flash_message_raises_one_breach_and_an_acknowle
         def flash_to(recipient: str) -> tuple[RoutingHeader, OutboundRecord]:
             return bb.adapter(fra).compose(
                 [recipient],
-                BODY,
+                UrgentRequestBody(subject="Hostages", situation="hostage situation", text="Now"),
                 now=now(),
                 random_bytes=os.urandom,
                 precedence=Precedence.FLASH,

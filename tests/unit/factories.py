@@ -1,4 +1,10 @@
-"""Builders for test data: headers and a small in-memory keyring."""
+"""Builders for test data: routing headers and a small in-memory keyring.
+
+``make_header()`` is a valid, ordinary header (FRA to DEU, a ROUTINE ``message`` in English
+at ``T0``) with a fresh message id and trace id; a test names only what it is about::
+
+    make_header(message_type=MessageType.URGENT_REQUEST, flags=[HeaderFlag.THREAT_TO_LIFE])
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from typing import Any
 from schemas.header import Language, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity, generate_identity
 
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+__all__ = ["PARTICIPANTS", "T0", "make_header", "small_keyring"]
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday, Lyon on duty
 PARTICIPANTS = (
     "FRA",
     "DEU",
@@ -24,6 +32,7 @@ PARTICIPANTS = (
 
 
 def make_header(**overrides: Any) -> RoutingHeader:
+    """A valid header; ``overrides`` replace any field (validated as usual)."""
     values: dict[str, Any] = {
         "message_id": str(uuid.uuid4()),
         "sender": "FRA",

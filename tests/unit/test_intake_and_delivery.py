@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from agents.ncb import NcbAdapter
 from brokers.records import OutboundRecord, ReceivedRecord
-from schemas.bodies import AcknowledgementBody, MessageBody
+from schemas.bodies import AcknowledgementBody, MessageBody, UrgentRequestBody
 from schemas.errors import RejectReason
 from schemas.header import HeaderFlag, Precedence
 from schemas.topics import TopicCatalog
@@ -63,7 +63,15 @@ def test_a_good_message_goes_to_the_lane_of_the_hub_on_duty() -> None:
 
 
 def test_flash_traffic_takes_the_flash_lane() -> None:
-    record = compose(precedence=Precedence.FLASH, flags=[HeaderFlag.THREAT_TO_LIFE])
+    urgent = UrgentRequestBody(subject="Hostages", situation="hostage situation", text="Now")
+    record = adapter("FRA").compose(
+        ["ccc"],
+        urgent,
+        now=T0,
+        random_bytes=os.urandom,
+        precedence=Precedence.FLASH,
+        flags=[HeaderFlag.THREAT_TO_LIFE],
+    )[1]
     outcome = run_admit(as_received(record))
     assert isinstance(outcome, Admitted)
     assert outcome.lane.topic == "i247.hub.lyon.flash"
