@@ -5,13 +5,27 @@
 * ``fetch_max_wait_ms`` from settings: Tansu does not wake a waiting fetch, so this wait
   *is* the per-hop latency there; on Kafka it only bounds idle polling;
 * short session timeouts from settings: Tansu holds a group join for half of it;
-* manual offset commits; room for records up to twice ``I247_MAX_MESSAGE_BYTES`` (headers).
+* manual commits, reading from the earliest offset when a group has none;
+* room for records up to twice ``I247_MAX_MESSAGE_BYTES``: the application refuses bodies
+  above the limit itself (Tansu has no size limit), the rest is key and headers.
+
+Group offsets without group membership (measured in tests/integration/test_brokers.py):
+a consumer with a ``group_id`` that picks its partitions with ``assign()`` never joins the
+group, yet ``commit()`` stores the group's offsets and a later consumer of that group
+resumes from them; no join, so no session-timeout wait. While a *subscribed* member of the
+same group is alive such commits are refused (UnknownMemberId, raised as
+``CommitFailedError``). Tansu 0.6 behaves so, as Apache Kafka's group coordinator does for
+a "standalone" consumer (generation -1). So an NCB adapter can own its inbox partitions and
+keep its place, provided no consumer subscribes under the same group id.
+
+Both clients are async context managers: ``async with make_producer(settings) as p: ...``.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -20,36 +34,69 @@ from brokers.settings import Settings
 
 __all__ = ["make_consumer", "make_producer", "terminate"]
 
+LINGER_MS = 2  # a few ms batch bursts without adding visible latency
 
-def make_producer(bootstrap: str, settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer (not started) for ``bootstrap``."""
+
+def _target(target: Settings | str, settings: Settings | None) -> tuple[str, Settings]:
+    """The bootstrap address and the tuning, from a Settings or from an address + Settings."""
+    if isinstance(target, Settings):
+        if settings is not None:
+            raise TypeError("pass the settings once: make_producer(settings) or (bootstrap, s)")
+        if not target.bootstrap:
+            raise ValueError(
+                "settings.bootstrap is unset: start a broker first (brokers.embedded.broker_for)"
+                " or set I247_BOOTSTRAP"
+            )
+        return target.bootstrap, target
+    return target, settings if settings is not None else Settings()
+
+
+def make_producer(
+    target: Settings | str, settings: Settings | None = None, /, **overrides: Any
+) -> AIOKafkaProducer:
+    """A producer, not started, for ``settings.bootstrap`` or the given bootstrap address.
+
+    ``overrides`` are AIOKafkaProducer options and win over the defaults here.
+    """
+    bootstrap, tuning = _target(target, settings)
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": False,
-        "linger_ms": 2,
-        "max_request_size": 2 * settings.max_message_bytes,
+        "linger_ms": LINGER_MS,
+        "max_request_size": 2 * tuning.max_message_bytes,
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
 
 
 def make_consumer(
-    bootstrap: str, settings: Settings, *topics: str, group_id: str | None = None, **overrides: Any
+    target: Settings | str,
+    settings: Settings | None = None,
+    /,
+    *,
+    group_id: str | None = None,
+    topics: Iterable[str] | None = None,
+    **overrides: Any,
 ) -> AIOKafkaConsumer:
-    """A consumer (not started); subscribed to ``topics`` if given, else for ``assign``."""
+    """A consumer, not started: subscribed to ``topics`` if given, else ready for ``assign``.
+
+    With ``group_id`` it commits that group's offsets (explicitly: auto-commit is off);
+    without, it keeps no offsets. ``overrides`` are AIOKafkaConsumer options.
+    """
+    bootstrap, tuning = _target(target, settings)
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
-        "session_timeout_ms": settings.session_timeout_ms,
-        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
-        "max_partition_fetch_bytes": 2 * settings.max_message_bytes,
+        "fetch_max_wait_ms": tuning.fetch_max_wait_ms,
+        "session_timeout_ms": tuning.session_timeout_ms,
+        "heartbeat_interval_ms": tuning.heartbeat_interval_ms,
+        "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
     }
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)
+    return AIOKafkaConsumer(*(topics or ()), **options)
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

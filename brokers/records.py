@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from brokers.record_headers import header_value
+
 __all__ = ["Headers", "OutboundRecord", "ReceivedRecord", "origin_of"]
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -32,10 +34,8 @@ class ReceivedRecord:
         return origin_of(self.topic, self.partition, self.offset)
 
     def header(self, name: str) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        """The last value of header ``name`` (Kafka's ``lastHeader``), or None."""
+        return header_value(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +48,8 @@ class OutboundRecord:
     headers: Headers = ()
 
     def header(self, name: str) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        """The last value of header ``name`` (Kafka's ``lastHeader``), or None."""
+        return header_value(self.headers, name)
 
     def with_headers(self, extra: Iterable[tuple[str, bytes]]) -> OutboundRecord:
         return OutboundRecord(self.topic, self.key, self.value, self.headers + tuple(extra))

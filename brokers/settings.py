@@ -1,86 +1,158 @@
 """Settings of every process, from ``I247_*`` environment variables.
 
-One model, read once at start: compose.yaml, the CLI and the tests set the same names.
+One frozen model, read once at start; compose.yaml, the CLI and the tests set the same
+names, so these names are a contract:
 
-| variable | default |
-|---|---|
-| ``I247_BOOTSTRAP`` | unset: start the embedded broker |
-| ``I247_TOPIC_PREFIX`` | ``i247`` |
-| ``I247_SESSION_TIMEOUT_MS`` | 6000 |
-| ``I247_HEARTBEAT_INTERVAL_MS`` | 1500 |
-| ``I247_FETCH_MAX_WAIT_MS`` | 10 (at least 1: 0 spins Tansu) |
-| ``I247_MAX_MESSAGE_BYTES`` | 1048576 |
-| ``I247_REPLICATION_FACTOR`` | 1 |
-| ``I247_INBOUND_PARTITIONS`` | 4 |
-| ``I247_DATA_DIR`` | ``var`` |
-| ``I247_KEYS_DIR`` | ``<data dir>/keys`` |
-| ``I247_FRESHNESS_SECONDS`` | 300 |
-| ``I247_CLOCK_SCALE`` | 1.0 |
-| ``I247_LOG_LEVEL`` | ``info`` |
+| variable | default | accepts |
+|---|---|---|
+| ``I247_BOOTSTRAP`` | unset: start the embedded broker | ``host:port[,host:port...]`` |
+| ``I247_TOPIC_PREFIX`` | ``i247`` | 1-64 letters, digits, ``_`` or ``-`` |
+| ``I247_SESSION_TIMEOUT_MS`` | 6000 | 1000-1800000; Tansu holds a join for half of it |
+| ``I247_HEARTBEAT_INTERVAL_MS`` | 1500 | 100 up to below the session timeout |
+| ``I247_FETCH_MAX_WAIT_MS`` | 10 | 1-60000; 0 spins Tansu; on Tansu it *is* the latency |
+| ``I247_MAX_MESSAGE_BYTES`` | 1048576 | 1024-67108864; the application enforces it |
+| ``I247_REPLICATION_FACTOR`` | 1 | 1-32767; 3 on the compose cluster |
+| ``I247_INBOUND_PARTITIONS`` | 4 | 1-10000 |
+| ``I247_DATA_DIR`` | ``var`` | a directory: broker log, hub state, run output |
+| ``I247_KEYS_DIR`` | ``<data dir>/keys`` | a directory of key files |
+| ``I247_FRESHNESS_SECONDS`` | 300 | seconds > 0 a message may age before it is stale |
+| ``I247_CLOCK_SCALE`` | 1.0 | > 0; divides handling-clock durations for demos |
+| ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
+
+An empty variable counts as unset. Other ``I247_*`` names (``I247_LOG_FILE``,
+``I247_SHIFT_SECONDS``) belong to the processes that read them, not to this model.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.topics import TopicCatalog
 
-__all__ = ["ENV_NAMES", "Settings", "SettingsError"]
+__all__ = ["ENV_NAMES", "ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "I247_"
+_ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class SettingsError(ValueError):
-    """An ``I247_*`` variable holds a value the backbone cannot use."""
+    """An ``I247_*`` variable holds a value the backbone cannot use; the message names it."""
 
 
 class Settings(BaseModel):
+    """Connection, topic and pacing settings; each field is the variable ``I247_<FIELD>``."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    bootstrap: str | None = None
-    topic_prefix: str = "i247"
-    session_timeout_ms: int = Field(6000, ge=1000)
-    heartbeat_interval_ms: int = Field(1500, ge=100)
-    fetch_max_wait_ms: int = Field(10, ge=1)
-    max_message_bytes: int = Field(1_048_576, ge=1024)
-    replication_factor: int = Field(1, ge=1)
-    inbound_partitions: int = Field(4, ge=1)
-    data_dir: Path = Path("var")
-    keys_dir: Path = Path("var/keys")
-    freshness_seconds: float = Field(300.0, gt=0)
-    clock_scale: float = Field(1.0, gt=0)
-    log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
+    bootstrap: str | None = Field(
+        None, description="host:port[,host:port...] of a running broker, or unset"
+    )
+    topic_prefix: str = Field("i247", description="a prefix such as i247")
+    session_timeout_ms: int = Field(
+        6000, ge=1000, le=1_800_000, description="an integer 1000-1800000 (ms)"
+    )
+    heartbeat_interval_ms: int = Field(
+        1500, ge=100, description="an integer from 100 (ms), below the session timeout"
+    )
+    fetch_max_wait_ms: int = Field(
+        10, ge=1, le=60_000, description="an integer 1-60000 (ms); 0 never returns and spins Tansu"
+    )
+    max_message_bytes: int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576, description="an integer 1024-67108864 (bytes)"
+    )
+    replication_factor: int = Field(1, ge=1, le=32_767, description="an integer 1-32767")
+    inbound_partitions: int = Field(4, ge=1, le=10_000, description="an integer 1-10000")
+    data_dir: Path = Field(Path("var"), description="a directory path")
+    keys_dir: Path = Field(Path("var/keys"), description="a directory path")
+    freshness_seconds: float = Field(
+        300.0, gt=0, allow_inf_nan=False, description="a number of seconds > 0"
+    )
+    clock_scale: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="a finite number > 0 (2 = clocks run 2x fast)"
+    )
+    log_level: LogLevel = Field("info", description="one of debug, info, warning, error, critical")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_beside_data(cls, values: Any) -> Any:
+        """``keys_dir`` defaults to ``<data_dir>/keys``, wherever the data directory is."""
+        if isinstance(values, dict) and values.get("keys_dir") is None:
+            values = {**values, "keys_dir": Path(values.get("data_dir") or "var") / "keys"}
+        return values
+
+    @field_validator("bootstrap", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        if value is None or not isinstance(value, str):
+            return value
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if not entries:
+            return None
+        for entry in entries:
+            match = _ADDRESS.match(entry)
+            if not match or not 0 < int(match.group(2)) < 65536:
+                raise ValueError(f"{entry!r} is not host:port (no scheme, port 1-65535)")
+        return ",".join(entries)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        TopicCatalog(value)  # the catalog owns the rule and its message
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> Settings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"I247_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be below "
+                f"I247_SESSION_TIMEOUT_MS ({self.session_timeout_ms}); a quarter of it is usual"
+            )
+        return self
 
     @property
     def topics(self) -> TopicCatalog:
+        """The topic names under this prefix."""
         return TopicCatalog(self.topic_prefix, inbound_partitions=self.inbound_partitions)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``I247_*`` from ``environ`` (default ``os.environ``); ``SettingsError`` if bad."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field_name, var in ENV_NAMES.items():
-            raw = env.get(var)
-            if raw is not None and raw != "":
-                values[field_name] = raw
-        if "keys_dir" not in values:
-            values["keys_dir"] = str(Path(values.get("data_dir", "var")) / "keys")
+        values = {
+            field: env[var] for field, var in ENV_NAMES.items() if env.get(var, "").strip() != ""
+        }
         try:
-            settings = cls.model_validate(values)
+            return cls.model_validate(values)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ENV_NAMES.get(str(first["loc"][0]), str(first["loc"][0]))
-            raise SettingsError(f"{name}={env.get(name)!r}: {first['msg']}") from None
-        try:
-            settings.topics  # noqa: B018  (validates the prefix)
-        except ValueError as exc:
-            raise SettingsError(f"I247_TOPIC_PREFIX: {exc}") from None
-        if settings.fetch_max_wait_ms < 1:
-            raise SettingsError("I247_FETCH_MAX_WAIT_MS must be at least 1; 0 makes Tansu spin")
-        return settings
+            raise SettingsError(_explain(exc, env)) from None
 
 
-ENV_NAMES: dict[str, str] = {name: f"I247_{name.upper()}" for name in Settings.model_fields}
+def _explain(exc: ValidationError, env: Mapping[str, str]) -> str:
+    """One line per bad variable: its name, its value, what went wrong, what is accepted."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        if not error["loc"]:  # a rule across fields; its message names the variables
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(error["loc"][0])
+        var = ENV_NAMES[field]
+        accepts = Settings.model_fields[field].description
+        problem = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{var}={env.get(var)!r}: {problem}; expected {accepts}")
+    return "; ".join(lines)
+
+
+ENV_NAMES: dict[str, str] = {name: f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+"""Field name -> environment variable, derived from the model so the two never drift."""

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -131,6 +132,7 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
     """The faust app of one hub; run it with ``faust.Worker``."""
     settings = state.settings
     topics = settings.topics
+    datadir = Path(settings.data_dir).resolve() / "faust" / f"{topics.prefix}-ccc-{state.site}"
     app = LowLatencyApp(
         f"{topics.prefix}-ccc-{state.site}",
         broker=[f"kafka://{host}" for host in state.bootstrap.split(",")],
@@ -146,9 +148,11 @@ def build_hub_app(state: HubState) -> LowLatencyApp:
         topic_partitions=1,
         web_enabled=False,
         store="memory://",
+        datadir=str(datadir),
         stream_wait_empty=False,
         autodiscover=False,
     )
+    datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     processor = f"{state.hub}/intake"
 
     def raw_topic(name: str) -> Any:

@@ -1,20 +1,56 @@
 """compose.yaml runs the same backbone on Apache Kafka, configured as the code reads it.
 
-No Docker engine runs here, so these tests check the file's structure and that every
-setting a service passes is one ``Settings.from_env`` reads and accepts.
+No Docker engine runs here, so these tests check the file's structure, and that every
+``I247_*`` setting a service passes is one ``Settings.from_env`` reads and accepts. The
+names it reads are observed by watching it read, not copied into this file.
 """
 
 from __future__ import annotations
 
+import base64
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from brokers.settings import ENV_NAMES, Settings
+from brokers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+KAFKA_MIN_SESSION_TIMEOUT_MS = 6000  # Kafka's group.min.session.timeout.ms default
+
+
+class WatchedEnvironment(Mapping[str, str]):
+    """An empty environment that remembers every name it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.asked.add(name)
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        self.asked.add(str(name))
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def names_settings_read() -> set[str]:
+    environment = WatchedEnvironment()
+    Settings.from_env(environment)
+    return environment.asked
 
 
 @pytest.fixture(scope="module")
@@ -24,76 +60,146 @@ def compose() -> dict[str, Any]:
     return document
 
 
-def brokers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if n.startswith("kafka-")}
+def kafka_nodes(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose["services"].items() if "apache/kafka" in s.get("image", "")}
 
 
 def backbone_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if not n.startswith("kafka-")}
+    """The services built from our Dockerfile."""
+    return {n: s for n, s in compose["services"].items() if "build" in s}
 
 
-def test_three_kraft_nodes_with_one_quorum(compose: dict[str, Any]) -> None:
-    nodes = brokers(compose)
-    assert len(nodes) == 3
-    voters = {n["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for n in nodes.values()}
-    assert len(voters) == 1
-    assert {int(n["environment"]["KAFKA_NODE_ID"]) for n in nodes.values()} == {1, 2, 3}
-    for node in nodes.values():
-        assert "controller" in node["environment"]["KAFKA_PROCESS_ROLES"]
-        assert "apache/kafka" in node["image"]
+def env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in service.get("environment", {}).items()}
 
 
-def test_replication_three_with_two_in_sync(compose: dict[str, Any]) -> None:
-    for node in brokers(compose).values():
-        assert int(node["environment"]["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == 3
-        assert int(node["environment"]["KAFKA_MIN_INSYNC_REPLICAS"]) == 2
-    for service in backbone_services(compose).values():
-        assert service["environment"]["I247_REPLICATION_FACTOR"] == "3"
+def listeners(value: str) -> dict[str, str]:
+    """``NAME://host:port,...`` as ``{NAME: host:port}``."""
+    return dict(entry.split("://") for entry in value.split(","))
 
 
-def test_every_i247_variable_is_one_the_code_reads(compose: dict[str, Any]) -> None:
-    known = set(ENV_NAMES.values())
-    for name, service in backbone_services(compose).items():
-        variables = {k for k in service["environment"] if k.startswith("I247_")}
-        assert variables <= known, f"{name} sets {variables - known}"
+class TestKafkaCluster:
+    def test_three_apache_kafka_nodes_in_kraft_mode(self, compose: dict[str, Any]) -> None:
+        nodes = kafka_nodes(compose)
+        assert len(nodes) == 3
+        for node in nodes.values():
+            roles = set(env(node)["KAFKA_PROCESS_ROLES"].split(","))
+            assert roles == {"broker", "controller"}
+            assert "ZOOKEEPER" not in " ".join(env(node))
+
+    def test_one_quorum_of_every_node_on_its_controller_listener(
+        self, compose: dict[str, Any]
+    ) -> None:
+        nodes = kafka_nodes(compose)
+        [voters] = {env(n)["KAFKA_CONTROLLER_QUORUM_VOTERS"] for n in nodes.values()}
+        expected = set()
+        for name, node in nodes.items():
+            variables = env(node)
+            controller = variables["KAFKA_CONTROLLER_LISTENER_NAMES"]
+            port = listeners(variables["KAFKA_LISTENERS"])[controller].rsplit(":", 1)[1]
+            expected.add(f"{variables['KAFKA_NODE_ID']}@{node.get('hostname', name)}:{port}")
+        assert set(voters.split(",")) == expected
+        assert len({env(n)["KAFKA_NODE_ID"] for n in nodes.values()}) == 3
+
+    def test_one_cluster_id_that_kafka_can_decode(self, compose: dict[str, Any]) -> None:
+        [cluster_id] = {env(n)["CLUSTER_ID"] for n in kafka_nodes(compose).values()}
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+    def test_replication_three_with_two_in_sync_and_no_auto_creation(
+        self, compose: dict[str, Any]
+    ) -> None:
+        for node in kafka_nodes(compose).values():
+            variables = env(node)
+            assert variables["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+            assert variables["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+            assert variables["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+            assert variables["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+    def test_each_node_keeps_its_log_on_its_own_volume(self, compose: dict[str, Any]) -> None:
+        mounts = set()
+        for node in kafka_nodes(compose).values():
+            [mount] = node["volumes"]
+            volume, path = mount.split(":")
+            assert path == env(node)["KAFKA_LOG_DIRS"]
+            mounts.add(volume)
+        assert len(mounts) == 3
+        assert mounts <= set(compose["volumes"])
+
+    def test_each_node_reports_its_health(self, compose: dict[str, Any]) -> None:
+        for node in kafka_nodes(compose).values():
+            assert "kafka-broker-api-versions.sh" in " ".join(node["healthcheck"]["test"])
 
 
-def test_every_service_setting_parses(compose: dict[str, Any]) -> None:
-    for service in backbone_services(compose).values():
-        settings = Settings.from_env({k: str(v) for k, v in service["environment"].items()})
-        assert settings.bootstrap == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
-        assert settings.replication_factor == 3
+class TestBackboneServices:
+    def test_every_i247_variable_set_is_one_settings_reads(self, compose: dict[str, Any]) -> None:
+        read = names_settings_read()
+        assert {"I247_BOOTSTRAP", "I247_REPLICATION_FACTOR"} <= read  # the watch works
+        for name, service in backbone_services(compose).items():
+            variables = {k for k in env(service) if k.startswith("I247_")}
+            assert variables <= read, f"{name} sets {variables - read}, which nothing reads"
 
+    def test_the_dockerfile_sets_only_variables_settings_reads(self) -> None:
+        dockerfile = (ROOT / "Dockerfile").read_text()
+        assert set(re.findall(r"\b(I247_[A-Z_]+)=", dockerfile)) <= names_settings_read()
 
-@pytest.mark.parametrize(
-    ("service", "command"),
-    [
-        ("keys", ["i247", "keys", "init", "--dir", "/keys"]),
-        ("provision", ["i247", "provision"]),
-        ("hub-lyon", ["i247", "hub", "--site", "lyon"]),
-    ],
-)
-def test_services_run_real_cli_commands(
-    compose: dict[str, Any], service: str, command: list[str]
-) -> None:
-    from agents.cli import _parser
+    def test_every_service_s_settings_parse_for_the_three_brokers(
+        self, compose: dict[str, Any]
+    ) -> None:
+        internal = {
+            listeners(env(n)["KAFKA_ADVERTISED_LISTENERS"])[
+                env(n)["KAFKA_INTER_BROKER_LISTENER_NAME"]
+            ]
+            for n in kafka_nodes(compose).values()
+        }
+        for service in backbone_services(compose).values():
+            settings = Settings.from_env(env(service))
+            assert set((settings.bootstrap or "").split(",")) == internal
+            assert settings.replication_factor == 3
+            assert settings.session_timeout_ms >= KAFKA_MIN_SESSION_TIMEOUT_MS
+            assert settings.keys_dir == Path("/keys")
 
-    assert compose["services"][service]["command"] == command
-    _parser().parse_args(command[1:])
+    def test_the_brokers_take_records_as_large_as_producers_send(
+        self, compose: dict[str, Any]
+    ) -> None:
+        largest = min(int(env(n)["KAFKA_MESSAGE_MAX_BYTES"]) for n in kafka_nodes(compose).values())
+        for service in backbone_services(compose).values():
+            # brokers.clients.make_producer allows twice I247_MAX_MESSAGE_BYTES per record
+            assert 2 * Settings.from_env(env(service)).max_message_bytes <= largest
 
+    @pytest.mark.parametrize(
+        ("service", "command"),
+        [
+            ("keys", ["i247", "keys", "init", "--dir", "/keys"]),
+            ("provision", ["i247", "provision"]),
+            ("hub-lyon", ["i247", "hub", "--site", "lyon"]),
+            ("simulator", ["i247", "simulate", "--rate", "200"]),
+        ],
+    )
+    def test_each_service_runs_a_real_command(
+        self, compose: dict[str, Any], service: str, command: list[str]
+    ) -> None:
+        from agents.cli import _parser
 
-def test_simulator_command_parses(compose: dict[str, Any]) -> None:
-    from agents.cli import _parser
+        assert compose["services"][service]["command"] == command
+        _parser().parse_args(command[1:])
 
-    command = compose["services"]["simulator"]["command"]
-    assert command[:2] == ["i247", "simulate"]
-    _parser().parse_args(command[1:])
+    def test_keys_are_made_once_and_shared(self, compose: dict[str, Any]) -> None:
+        services = compose["services"]
+        for name in ("keys", "hub-lyon", "simulator"):
+            assert any(m.split(":")[:2] == ["keys", "/keys"] for m in services[name]["volumes"])
+        assert services["keys"]["restart"] == "no"
 
-
-def test_broker_advertised_listeners_match_bootstrap(compose: dict[str, Any]) -> None:
-    advertised = {
-        n["environment"]["KAFKA_ADVERTISED_LISTENERS"].removeprefix("PLAINTEXT://")
-        for n in brokers(compose).values()
-    }
-    bootstrap = compose["services"]["hub-lyon"]["environment"]["I247_BOOTSTRAP"]
-    assert advertised == set(bootstrap.split(","))
+    def test_topics_are_provisioned_on_a_healthy_cluster_before_traffic(
+        self, compose: dict[str, Any]
+    ) -> None:
+        services = compose["services"]
+        assert set(services["provision"]["depends_on"]) == set(kafka_nodes(compose))
+        assert all(
+            c == {"condition": "service_healthy"}
+            for c in services["provision"]["depends_on"].values()
+        )
+        for name in ("hub-lyon", "simulator"):
+            for before in ("keys", "provision"):
+                assert services[name]["depends_on"][before] == {
+                    "condition": "service_completed_successfully"
+                }
