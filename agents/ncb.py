@@ -22,11 +22,12 @@ from schemas.bodies import AcknowledgementBody, Body
 from schemas.errors import RejectedMessage, RejectReason
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader, Suite
 from schemas.keys import Directory, PrivateIdentity
+from schemas.leases import FenceTag, FenceVerdict, LeaseBook, fence_tag, judge
 from schemas.markings import HandlingCode, Tlp
 from schemas.sealing import RandomBytes, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
 
-__all__ = ["Duplicate", "Inbound", "NcbAdapter", "Opened", "Unopened"]
+__all__ = ["Duplicate", "Fenced", "Inbound", "NcbAdapter", "Opened", "Unopened"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,14 @@ class Unopened:
     detail: str
 
 
-Inbound = Opened | Duplicate | Unopened
+@dataclass(frozen=True, slots=True)
+class Fenced:
+    """A delivery made by a hub whose lease term on that lane had already ended there."""
+
+    tag: FenceTag
+
+
+Inbound = Opened | Duplicate | Unopened | Fenced
 
 
 @dataclass
@@ -123,8 +131,23 @@ class NcbAdapter:
         )
         return header, record
 
-    def receive(self, record: ReceivedRecord) -> Inbound:
-        """Open one inbox record, or say why not; a message id opened before is a duplicate."""
+    def receive(self, record: ReceivedRecord, *, leases: LeaseBook | None = None) -> Inbound:
+        """Open one inbox record, or say why not; a message id opened before is a duplicate.
+
+        With ``leases`` (the lease journal folded at least up to when ``record`` was read),
+        a delivery made outside its hub's lease term is ``Fenced``, never opened.
+        """
+        if leases is not None:
+            tag = fence_tag(record.headers)
+            if tag is None:
+                return Unopened("unfenced", "no lease tag: not delivered by a CCC hub's lane")
+            verdict = judge(leases, tag.unit, tag.epoch, tag.partition, tag.offset)
+            if verdict is FenceVerdict.FENCED:
+                return Fenced(tag)
+            if verdict is FenceVerdict.UNKNOWN:
+                return Unopened(
+                    "unknown-epoch", f"{tag.unit}@{tag.epoch}: catch up the lease journal first"
+                )
         sealed_topic = (record.header("i247-sealed-topic") or b"").decode()
         sealed_key = record.header("i247-sealed-key") or b""
         if sealed_topic not in (self.topics.inbound, self.inbox):

@@ -17,10 +17,12 @@ names, so these names are a contract:
 | ``I247_KEYS_DIR`` | ``<data dir>/keys`` | a directory of key files |
 | ``I247_FRESHNESS_SECONDS`` | 300 | seconds > 0 a message may age before it is stale |
 | ``I247_CLOCK_SCALE`` | 1.0 | > 0; divides handling-clock durations for demos |
+| ``I247_LEASE_TTL_MS`` | 3000 | 500-600000; a hub silent this long loses its work |
+| ``I247_SHIFT_SECONDS`` | unset: real 8-hour shifts | > 0; compressed duty shifts for demos |
 | ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
 
 An empty variable counts as unset. Other ``I247_*`` names (``I247_LOG_FILE``,
-``I247_SHIFT_SECONDS``) belong to the processes that read them, not to this model.
+``I247_CONNECT_VIA``) belong to the processes that read them, not to this model.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class Settings(BaseModel):
     )
     clock_scale: float = Field(
         1.0, gt=0, allow_inf_nan=False, description="a finite number > 0 (2 = clocks run 2x fast)"
+    )
+    lease_ttl_ms: int = Field(3000, ge=500, le=600_000, description="an integer 500-600000")
+    shift_seconds: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="seconds > 0 per duty shift"
     )
     log_level: LogLevel = Field("info", description="one of debug, info, warning, error, critical")
 

@@ -24,6 +24,7 @@ class TopicKind(StrEnum):
     INBOX = "inbox"
     NOTICES = "notices"
     HEARTBEAT = "heartbeat"
+    LEASES = "leases"
     CONTROL = "control"
     DEADLETTER = "deadletter"
 
@@ -64,6 +65,11 @@ class TopicCatalog:
         return f"{self.prefix}.hub.heartbeat"
 
     @property
+    def leases(self) -> str:
+        """The lease journal: who owns intake and each lane, one partition, one order."""
+        return f"{self.prefix}.hub.leases"
+
+    @property
     def control(self) -> str:
         return f"{self.prefix}.control"
 
@@ -97,6 +103,7 @@ class TopicCatalog:
         specs += [
             TopicSpec(self.notices, TopicKind.NOTICES, compacted=True),
             TopicSpec(self.heartbeat, TopicKind.HEARTBEAT, compacted=True),
+            TopicSpec(self.leases, TopicKind.LEASES),
             TopicSpec(self.control, TopicKind.CONTROL),
             TopicSpec(self.deadletter, TopicKind.DEADLETTER),
         ]

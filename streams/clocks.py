@@ -144,6 +144,10 @@ class HandlingClocks:
         self._clocks[message_id] = _Clock(serial, precedence, now, deadline, waiting)
         heapq.heappush(self._heap, (deadline, serial, message_id))
 
+    def holds(self, message_id: str) -> bool:
+        """True while a clock runs for ``message_id`` here (another hub may hold it)."""
+        return message_id in self._clocks
+
     def acknowledge(self, message_id: str, recipient: str, now: datetime) -> bool:
         """Cross ``recipient`` off; True when that closed the clock (everyone in time).
 

@@ -7,8 +7,9 @@ Theory of operation: ``admit`` takes one received record and everything it depen
   not seen before; it carries its assessed precedence and the lane record to produce;
 * ``Refused``: why not (a ``RejectReason`` and a detail); the shell dead-letters the record
   untouched;
-* ``Redelivered``: our own at-least-once reprocessing of a record already admitted from
-  the same offset (after a restart); the shell drops it silently.
+* ``Redelivered``: a record already admitted from the same offset. Under lane leases
+  (``schemas.leases``) the earlier copy was written past the end of a previous intake
+  term, so readers fence it: ``again`` is the copy to write in its place.
 
 Checks run cheapest-first and stop at the first failure, so a refusal names one reason.
 """
@@ -73,6 +74,7 @@ class Refused:
 @dataclass(frozen=True, slots=True)
 class Redelivered:
     message_id: str
+    again: Admitted
 
 
 Outcome = Admitted | Refused | Redelivered
@@ -123,8 +125,13 @@ def admit(
     roster: DutyRoster,
     topics: TopicCatalog,
     policy: IntakePolicy,
+    route_to: str | None = None,
 ) -> Outcome:
-    """Decide what becomes of one inbound record. ``seen`` is updated for admitted ones."""
+    """Decide what becomes of one inbound record. ``seen`` is updated for admitted ones.
+
+    Admitted traffic goes to the lanes of ``route_to`` (the hub holding intake), or, if
+    None, of the hub on duty by the roster.
+    """
     message_id: str | None = None
     try:
         if record.key is None:
@@ -142,8 +149,6 @@ def admit(
         header.created_at,
         now,
     )
-    if verdict is Verdict.REDELIVERY:
-        return Redelivered(header.message_id)
     if verdict is Verdict.REPLAY:
         return Refused(
             RejectReason.REPLAYED,
@@ -151,7 +156,7 @@ def admit(
             header.message_id,
         )
     assessment = assess_priority(header)
-    site = roster.hub_on_duty(now)
+    site = route_to or roster.hub_on_duty(now)
     hub = f"hub:{site}"
     lane = OutboundRecord(
         topic=topics.lane(site, assessment.precedence),
@@ -159,4 +164,7 @@ def admit(
         value=record.value,
         headers=forwarding_headers(record, header, assessment.precedence.value, hub),
     )
-    return Admitted(header, assessment, site, lane)
+    admitted = Admitted(header, assessment, site, lane)
+    if verdict is Verdict.REDELIVERY:
+        return Redelivered(header.message_id, admitted)
+    return admitted

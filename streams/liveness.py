@@ -3,9 +3,10 @@
 Theory of operation: each hub publishes a ``Heartbeat`` every second or so. An observer
 keeps one ``HubView`` per hub, updated by ``observe`` with the observer's *own* receive
 time, so clock skew between hubs never matters; the hub's sequence number drops stale or
-reordered beats. ``assess`` then says ALIVE or DEAD:
+reordered beats within one ``incarnation`` (one process run). ``assess`` then says ALIVE or DEAD:
 
-* DEAD once no beat was received for ``timeout`` (default 3 s: three missed beats);
+* DEAD once no beat was received for ``timeout`` (default 3 s: three missed beats), or
+  at once on a beat that says it is ``leaving`` (a graceful stop);
 * a DEAD hub is ALIVE again only after ``revive_after`` consecutive beats each received
   within ``timeout`` of the previous one, so a flapping hub does not flap its lanes.
 
@@ -37,6 +38,8 @@ class Heartbeat(BaseModel):
     sent_at: UtcTimestamp
     lanes: tuple[str, ...] = ()
     backlog: int | None = Field(default=None, ge=0)  # not measured yet: None, not a guess
+    leaving: bool = False  # a graceful stop: dead at once, no need to wait for the timeout
+    incarnation: str = ""  # new at each process start, so a restarted hub's count restarts
 
 
 class Liveness(StrEnum):
@@ -59,6 +62,7 @@ class HubView:
     last_sequence: int
     streak: int  # consecutive beats, each within the timeout of the previous
     declared: Liveness = Liveness.ALIVE
+    incarnation: str = ""
 
 
 def observe(
@@ -66,13 +70,16 @@ def observe(
 ) -> HubView:
     """Fold one received beat into the view; stale or repeated sequence numbers are ignored."""
     if view is None:
-        return HubView(beat.site, received_at, beat.sequence, 1, Liveness.ALIVE)
-    if beat.sequence <= view.last_sequence:
+        declared = Liveness.DEAD if beat.leaving else Liveness.ALIVE
+        return HubView(beat.site, received_at, beat.sequence, 1, declared, beat.incarnation)
+    if beat.incarnation == view.incarnation and beat.sequence <= view.last_sequence:
         return view
     continuous = received_at - view.last_received <= policy.timeout
     streak = view.streak + 1 if continuous else 1
     declared = view.declared
-    if declared is Liveness.DEAD and streak >= policy.revive_after:
+    if beat.leaving:
+        declared, streak = Liveness.DEAD, 0
+    elif declared is Liveness.DEAD and streak >= policy.revive_after:
         declared = Liveness.ALIVE
     elif declared is Liveness.ALIVE and not continuous:
         declared = Liveness.DEAD if policy.revive_after > 1 else Liveness.ALIVE
@@ -82,6 +89,7 @@ def observe(
         last_sequence=beat.sequence,
         streak=streak,
         declared=declared,
+        incarnation=beat.incarnation,
     )
 
 

@@ -13,10 +13,11 @@ from datetime import datetime
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from brokers.records import ReceivedRecord
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages
 
-__all__ = ["rebuild_seen_messages"]
+__all__ = ["rebuild_seen_messages", "remember_lane_record"]
 
 log = structlog.get_logger("i247.hub")
 
@@ -66,3 +67,16 @@ async def rebuild_seen_messages(
         await consumer.stop()
     log.info("replay-memory-rebuilt", admitted_ids=loaded)
     return loaded
+
+
+def remember_lane_record(seen: SeenMessages, record: ReceivedRecord, *, now: datetime) -> bool:
+    """Fold one lane record into the replay memory; True if it was remembered."""
+    origin = _origin(record.header("i247-origin") or b"")
+    created = record.header("ce_time")
+    if not (record.key and origin and created):
+        return False
+    try:
+        created_at = datetime.fromisoformat(created.decode())
+    except ValueError:
+        return False
+    return seen.remember(record.key.decode(), origin, created_at, now)

@@ -11,7 +11,8 @@ from brokers.logs import configure_logging
 from brokers.settings import Settings
 from schemas.keys import load_directory, load_identity
 from schemas.participants import hub_id
-from streams.hub import HubState, build_hub_app
+from streams.hub import build_hub_app
+from streams.hub_state import HubState
 from streams.roster import DutyRoster
 
 __all__ = ["run_hub"]
@@ -27,16 +28,15 @@ def run_hub(settings: Settings, site: str) -> int:
         raise SystemExit("i247 hub needs I247_BOOTSTRAP (the demo sets it for the hubs it starts)")
     keys_dir = Path(settings.keys_dir)
     directory = load_directory(keys_dir)
-    shift = os.environ.get("I247_SHIFT_SECONDS")
     state = HubState(
         settings=settings,
         site=site,
         bootstrap=settings.bootstrap,
         directory=directory,
         identity=load_identity(keys_dir, hub_id(site)),
-        roster=DutyRoster(shift_seconds=float(shift)) if shift else DutyRoster(),
+        roster=DutyRoster(shift_seconds=settings.shift_seconds),
     )
-    app = build_hub_app(state)
+    app, _ = build_hub_app(state)
     structlog.get_logger("i247.hub").info(
         "hub-starting", hub=state.hub, bootstrap=settings.bootstrap
     )

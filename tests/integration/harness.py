@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from brokers.clients import terminate
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.keys import Directory, PrivateIdentity
+from schemas.leases import LeaseBook, LeaseRecord, LeaseRefused
 
 __all__ = ["Backbone", "now"]
 
@@ -38,7 +41,7 @@ class Backbone:
     identities: dict[str, PrivateIdentity]
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
-    hub: subprocess.Popen[bytes] | None = None
+    hubs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     producer: AIOKafkaProducer | None = None
     adapters: dict[str, NcbAdapter] = field(default_factory=dict)
 
@@ -49,7 +52,7 @@ class Backbone:
             )
         return self.adapters[code]
 
-    def start_hub(self, site: str = "lyon") -> None:
+    def start_hub(self, site: str = "lyon", **extra_env: str) -> None:
         env = dict(os.environ, **self.env)
         env.update(
             I247_BOOTSTRAP=self.bootstrap,
@@ -58,9 +61,13 @@ class Backbone:
             I247_CLOCK_SCALE=str(self.settings.clock_scale),
             I247_FRESHNESS_SECONDS=str(self.settings.freshness_seconds),
             I247_LOG_FILE=str(self.log_dir / f"hub-{site}.log"),
+            I247_LEASE_TTL_MS=str(self.settings.lease_ttl_ms),
         )
+        if self.settings.shift_seconds is not None:
+            env["I247_SHIFT_SECONDS"] = str(self.settings.shift_seconds)
+        env.update(extra_env)
         with (self.log_dir / f"hub-{site}.out").open("ab") as out:
-            self.hub = subprocess.Popen(
+            self.hubs[site] = subprocess.Popen(
                 [sys.executable, "-m", "agents.cli", "hub", "--site", site],
                 env=env,
                 stdout=out,
@@ -68,14 +75,20 @@ class Backbone:
                 start_new_session=True,
             )
 
-    def kill_hub(self) -> None:
-        assert self.hub is not None
-        self.hub.kill()
-        self.hub.wait()
+    def kill_hub(self, site: str = "lyon") -> None:
+        process = self.hubs.pop(site)
+        process.kill()
+        process.wait()
+
+    def signal_hub(self, site: str, signum: int) -> None:
+        self.hubs[site].send_signal(signum)
 
     def stop_hub(self) -> None:
-        if self.hub is not None:
-            terminate(self.hub, 15)
+        for process in self.hubs.values():
+            if process.poll() is None:
+                process.send_signal(15)
+        for site in list(self.hubs):
+            terminate(self.hubs.pop(site), 15)
 
     async def send(self, record: OutboundRecord) -> None:
         assert self.producer is not None
@@ -108,14 +121,39 @@ class Backbone:
             await consumer.stop()
         return records
 
-    async def wait_ready(self, timeout: float = 90.0) -> None:
-        events = await self.read(
+    async def journal(
+        self, *, until: Any = lambda rs: False, timeout: float = 0.5
+    ) -> list[dict[str, Any]]:
+        """The control topic's JSON events, read from the start."""
+        records = await self.read(
             [self.settings.topics.control],
-            until=lambda rs: any(b'"hub-ready"' in r.value for r in rs),
+            until=lambda rs: until([_event(r) for r in rs]),
             timeout=timeout,
         )
-        if not any(b'"hub-ready"' in r.value for r in events):
-            raise TimeoutError(f"hub not ready; see {self.log_dir}")
+        return [_event(r) for r in records]
+
+    async def wait_ready(self, site: str = "lyon", timeout: float = 90.0) -> None:
+        def ready(events: list[dict[str, Any]]) -> bool:
+            dead = [p for p in self.hubs.values() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"a hub exited with {dead[0].returncode}; see {self.log_dir}")
+            return any(
+                e.get("event") == "hub-ready" and e.get("hub") == f"hub:{site}" for e in events
+            )
+
+        if not ready(await self.journal(until=ready, timeout=timeout)):
+            raise TimeoutError(f"hub {site} not ready; see {self.log_dir}")
+
+    async def lease_book(self) -> LeaseBook:
+        """The lease journal folded from its start up to now, as a reader would."""
+        records = await self.read(
+            [self.settings.topics.leases], until=lambda rs: False, timeout=0.5
+        )
+        book = LeaseBook.empty()
+        for record in records:
+            with contextlib.suppress(LeaseRefused):
+                book = book.apply(LeaseRecord.model_validate_json(record.value).event())
+        return book
 
     async def inboxes(
         self, codes: Iterable[str], *, until: Any, timeout: float = 60.0
@@ -123,14 +161,23 @@ class Backbone:
         """Every record of each NCB's inbox, passed through that NCB's adapter."""
         topics = {self.settings.topics.inbox(c): c for c in codes}
         records = await self.read(topics, until=until, timeout=timeout)
+        book = await self.lease_book()  # read after the deliveries: it covers them all
         fresh = {
             c: NcbAdapter(self.identities[c], self.directory, self.settings.topics) for c in codes
         }
         opened: dict[str, list[Inbound]] = defaultdict(list)
         for record in records:
             code = topics[record.topic]
-            opened[code].append(fresh[code].receive(record))
+            opened[code].append(fresh[code].receive(record, leases=book))
         return opened
+
+
+def _event(record: ReceivedRecord) -> dict[str, Any]:
+    try:
+        event = json.loads(record.value)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
 
 
 async def settle(seconds: float) -> None:

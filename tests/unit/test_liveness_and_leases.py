@@ -6,7 +6,17 @@ from datetime import timedelta
 
 import pytest
 
-from streams.leases import Claim, LeaseBook, LeaseEvent, LeaseRefused, Release, Renew, is_fenced
+from schemas.leases import (
+    Claim,
+    FenceVerdict,
+    LeaseBook,
+    LeaseEvent,
+    LeaseRecord,
+    LeaseRefused,
+    Release,
+    Renew,
+    judge,
+)
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
 from tests.unit.factories import T0
 
@@ -86,22 +96,57 @@ def test_illegal_moves_are_refused_with_a_reason(events: list[LeaseEvent], refus
         book.apply(last)
 
 
-def test_the_successor_takes_an_expired_lease_and_the_old_epoch_is_fenced() -> None:
+def test_the_successor_starts_where_the_owner_last_reported_and_fences_the_rest() -> None:
     book = LeaseBook.empty().apply(Claim(L, "lyon", 1, T0, TTL))
-    book = book.apply(Claim(L, "buenos-aires", 2, T0 + s(6), TTL))  # lyon's lease expired at 5 s
-    assert book.owner_at(L, T0 + s(7)) == "buenos-aires"
-    assert is_fenced(book, L, "lyon", 1)  # lyon was only slow: its deliveries are refused
-    assert not is_fenced(book, L, "buenos-aires", 2)
+    book = book.apply(Renew(L, "lyon", 1, T0 + s(1), TTL, {0: 40}))
+    book = book.apply(Claim(L, "buenos-aires", 2, T0 + s(7), TTL))  # lyon's lease expired at 6 s
+    assert book.owner_at(L, T0 + s(8)) == "buenos-aires"
+    assert book.lease(L).positions == {0: 40}
+    assert judge(book, L, 1, 0, 39) is FenceVerdict.ACCEPT  # finished before it lost the lease
+    assert judge(book, L, 1, 0, 40) is FenceVerdict.FENCED  # buenos-aires delivers this one
+    assert judge(book, L, 2, 0, 40) is FenceVerdict.ACCEPT
+    assert judge(book, L, 2, 0, 10**9) is FenceVerdict.ACCEPT  # the open term has no end
+    assert judge(book, L, 3, 0, 0) is FenceVerdict.UNKNOWN  # the reader is behind
+    assert judge(book, L, 0, 0, 0) is FenceVerdict.FENCED  # never a term
 
 
 def test_failback_after_release_keeps_one_owner_per_epoch() -> None:
     book = LeaseBook.empty().apply(Claim(L, "lyon", 1, T0, TTL))
     book = book.apply(Claim(L, "buenos-aires", 2, T0 + s(6), TTL))
-    book = book.apply(Release(L, "buenos-aires", 2, T0 + s(8)))
+    book = book.apply(Renew(L, "buenos-aires", 2, T0 + s(7), TTL, {0: 5}))
+    book = book.apply(Release(L, "buenos-aires", 2, T0 + s(8), {0: 9}))
+    assert book.owner_at(L, T0 + s(8)) is None
     book = book.apply(Claim(L, "lyon", 3, T0 + s(8), TTL))
     assert book.owner_at(L, T0 + s(9)) == "lyon"
-    assert is_fenced(book, L, "buenos-aires", 2)
-    assert is_fenced(book, L, "lyon", 1)
+    assert [(t.epoch, t.owner) for t in book.lease(L).terms] == [
+        (1, "lyon"),
+        (2, "buenos-aires"),
+        (3, "lyon"),
+    ]
+    assert book.lease(L).term(3).start == {0: 9}  # type: ignore[union-attr]
+    assert judge(book, L, 2, 0, 8) is FenceVerdict.ACCEPT
+    assert judge(book, L, 2, 0, 9) is FenceVerdict.FENCED
+    assert judge(book, L, 1, 0, 0) is FenceVerdict.FENCED  # lyon's first term reported nothing
+
+
+def test_positions_never_move_back() -> None:
+    book = LeaseBook.empty().apply(Claim(L, "lyon", 1, T0, TTL))
+    book = book.apply(Renew(L, "lyon", 1, T0 + s(1), TTL, {0: 40, 1: 3}))
+    book = book.apply(Renew(L, "lyon", 1, T0 + s(2), TTL, {0: 12}))
+    assert book.lease(L).positions == {0: 40, 1: 3}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        Claim(L, "lyon", 1, T0, TTL),
+        Renew(L, "lyon", 4, T0, TTL, {0: 7, 3: 9}),
+        Release(L, "singapore", 2, T0, {1: 1}),
+    ],
+)
+def test_lease_events_round_trip_through_their_wire_form(event: LeaseEvent) -> None:
+    wire = LeaseRecord.of(event).model_dump_json()
+    assert LeaseRecord.model_validate_json(wire).event() == event
 
 
 def test_renewal_extends_the_lease() -> None:

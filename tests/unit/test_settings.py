@@ -130,7 +130,9 @@ def test_constructed_settings_put_the_keys_beside_the_data_too(tmp_path: Path) -
 
 
 def test_other_i247_variables_belong_to_other_readers() -> None:
-    assert Settings.from_env({"I247_LOG_FILE": "hub.log", "I247_SHIFT_SECONDS": "5"}) == Settings()
+    assert (
+        Settings.from_env({"I247_LOG_FILE": "hub.log", "I247_CONNECT_VIA": "a:1=b:2"}) == Settings()
+    )
 
 
 def test_without_a_mapping_the_process_environment_is_read(

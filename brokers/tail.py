@@ -1,0 +1,119 @@
+"""Follow small journal topics from their first record, and catch up on demand.
+
+Theory of operation: a ``TopicTail`` assigns every partition of its topics (no group, so
+no join wait and no committed offsets: a journal is folded from its start by every
+reader) and hands each record to ``on_record`` in offset order. ``catch_up()`` returns
+once every record that existed when it was called has been handed over, which is how a
+reader makes sure its fold is at least as new as something it has just read elsewhere
+(a delivery made under a lease epoch it has not seen yet).
+
+Used for the lease journal and the heartbeats by hubs, and by readers that fence
+deliveries; the folding itself is the caller's (pure) business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from brokers.records import ReceivedRecord
+
+__all__ = ["TopicTail", "received_from_kafka"]
+
+log = structlog.get_logger("i247.tail")
+
+
+def received_from_kafka(record: object) -> ReceivedRecord:
+    """An aiokafka ``ConsumerRecord`` as the core's record type."""
+    return ReceivedRecord(
+        topic=record.topic,  # type: ignore[attr-defined]
+        partition=record.partition,  # type: ignore[attr-defined]
+        offset=record.offset,  # type: ignore[attr-defined]
+        timestamp_ms=record.timestamp,  # type: ignore[attr-defined]
+        key=record.key,  # type: ignore[attr-defined]
+        value=record.value or b"",  # type: ignore[attr-defined]
+        headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
+    )
+
+
+class TopicTail:
+    """A group-less reader of ``topics`` from offset 0 that keeps going until stopped."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Iterable[str],
+        on_record: Callable[[ReceivedRecord], None],
+        *,
+        fetch_max_wait_ms: int = 10,
+    ) -> None:
+        self._topics = list(topics)
+        self._on_record = on_record
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
+        self._positions: dict[TopicPartition, int] = {}
+        self._partitions: list[TopicPartition] = []
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        for topic in self._topics:
+            found = self._consumer.partitions_for_topic(topic)
+            if not found:
+                await self._consumer._client.force_metadata_update()
+                found = self._consumer.partitions_for_topic(topic) or {0}
+            self._partitions += [TopicPartition(topic, p) for p in sorted(found)]
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_beginning(*self._partitions)
+        self._positions = dict.fromkeys(self._partitions, 0)
+        self._task = asyncio.create_task(self._run(), name=f"tail:{','.join(self._topics)}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        self._on_record(received_from_kafka(record))
+                    except Exception:  # a bad journal entry must not stop the fold
+                        log.exception(
+                            "journal-record-skipped", topic=tp.topic, offset=record.offset
+                        )
+                    self._positions[tp] = record.offset + 1
+            if batch:
+                async with self._advanced:
+                    self._advanced.notify_all()
+
+    def position(self, topic: str, partition: int = 0) -> int:
+        """The next offset this tail will hand over for ``topic``/``partition``."""
+        return self._positions.get(TopicPartition(topic, partition), 0)
+
+    async def wait_past(self, topic: str, offset: int, partition: int = 0) -> None:
+        """Return once the record at ``offset`` has been handed over."""
+        tp = TopicPartition(topic, partition)
+        async with self._advanced:
+            await self._advanced.wait_for(lambda: self._positions.get(tp, 0) > offset)
+
+    async def catch_up(self) -> None:
+        """Return once everything written before this call has been handed over."""
+        ends = await self._consumer.end_offsets(self._partitions)
+        async with self._advanced:
+            await self._advanced.wait_for(
+                lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
+            )

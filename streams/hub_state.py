@@ -1,0 +1,102 @@
+"""What one hub process keeps, and the records it writes about itself: dead letters, journal.
+
+Shared by the hub's runtime (leases, workers) and its faust app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from brokers.record_headers import cloudevent_headers, dead_letter_headers
+from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.settings import Settings
+from schemas.header import format_timestamp
+from schemas.keys import Directory, PrivateIdentity
+from schemas.participants import hub_id
+from schemas.sealing import RandomBytes
+from streams.clocks import HandlingClocks
+from streams.dedup import SeenMessages
+from streams.intake import IntakePolicy, Refused
+from streams.roster import DutyRoster
+
+__all__ = ["HubState", "dead_letter", "journal_record", "utc_now"]
+
+log = structlog.get_logger("i247.hub")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HubState:
+    """What one hub process remembers between records."""
+
+    settings: Settings
+    site: str
+    bootstrap: str
+    directory: Directory
+    identity: PrivateIdentity
+    roster: DutyRoster
+    clock: Callable[[], datetime] = utc_now
+    random_bytes: RandomBytes = os.urandom
+    seen: SeenMessages = field(init=False)
+    clocks: HandlingClocks = field(init=False)
+    policy: IntakePolicy = field(init=False)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.seen = SeenMessages(horizon=self.settings.freshness_seconds)
+        self.clocks = HandlingClocks(scale=self.settings.clock_scale)
+        self.policy = IntakePolicy(
+            max_bytes=self.settings.max_message_bytes,
+            freshness=timedelta(seconds=self.settings.freshness_seconds),
+        )
+
+    @property
+    def hub(self) -> str:
+        return hub_id(self.site)
+
+
+def dead_letter(
+    record: ReceivedRecord, refusal: Refused, topic: str, processor: str
+) -> OutboundRecord:
+    """The record, untouched, with the reason in ``i247.dlq.*`` headers."""
+    headers = record.headers + tuple(
+        dead_letter_headers(
+            reason=refusal.reason.value,
+            detail=refusal.detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+            processor=processor,
+        )
+    )
+    return OutboundRecord(topic, record.key, record.value, headers)
+
+
+def journal_record(state: HubState, event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
+    """An event for the operations journal (``i247.control``), with CloudEvents headers."""
+    now = state.clock()
+    event_id = str(uuid.UUID(bytes=state.random_bytes(16), version=4))
+    body = {"event": event, "hub": state.hub, "time": format_timestamp(now), **fields}
+    headers = cloudevent_headers(
+        event_id,
+        f"/i247/{state.hub}",
+        f"int.interpol.i247.control.{event}.v1",
+        format_timestamp(now),
+    )
+    headers[-1] = ("content-type", b"application/json")
+    return OutboundRecord(
+        state.settings.topics.control, key.encode(), json.dumps(body).encode(), tuple(headers)
+    )

@@ -1,0 +1,157 @@
+"""The work a hub does on a unit it holds: intake, or delivery from one lane.
+
+Theory of operation: a worker lives for one lease term. It reads its unit's topic from
+the term's start positions with a group-less consumer, hands each record to the pure core
+(``admit`` or ``plan_delivery``), produces what comes back tagged with its unit, epoch and
+input offset (``schemas.leases.fence_headers``), and only after the broker acknowledged a
+batch's outputs moves its ``positions``, which the hub reports with its renewals. It
+checks, record by record, that its lease is still good by its own clock and the journal,
+so a hub that wakes from a stall stops instead of pressing on; readers fence the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.tail import received_from_kafka
+from schemas.leases import FenceTag, FenceVerdict, fence_headers, fence_tag
+
+__all__ = ["RecordHandler", "UnitWorker", "WorkerContext"]
+
+log = structlog.get_logger("i247.hub")
+
+
+class RecordHandler(Protocol):
+    async def __call__(self, record: ReceivedRecord, epoch: int) -> list[OutboundRecord]: ...
+
+
+@dataclass
+class WorkerContext:
+    """What a worker needs from its hub."""
+
+    bootstrap: str
+    producer: AIOKafkaProducer
+    may_work: Callable[[str, int], bool]
+    fetch_max_wait_ms: int
+    max_fetch_bytes: int
+    on_first_output: Callable[[str, int, datetime], Awaitable[None]]
+    clock: Callable[[], datetime]
+
+
+class UnitWorker:
+    """One unit, one term: consume from ``start``, produce tagged outputs, track positions."""
+
+    def __init__(
+        self,
+        context: WorkerContext,
+        unit: str,
+        topic: str,
+        epoch: int,
+        start: dict[int, int],
+        handle: RecordHandler,
+    ) -> None:
+        self.context = context
+        self.unit = unit
+        self.topic = topic
+        self.epoch = epoch
+        self.positions = dict(start)
+        self._handle = handle
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=context.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=context.fetch_max_wait_ms,
+            max_partition_fetch_bytes=context.max_fetch_bytes,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._produced_any = False
+        self.processed = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        found = self._consumer.partitions_for_topic(self.topic) or {0}
+        partitions = [TopicPartition(self.topic, p) for p in sorted(found)]
+        self._consumer.assign(partitions)
+        for tp in partitions:
+            self._consumer.seek(tp, self.positions.get(tp.partition, 0))
+        self._task = asyncio.create_task(self._run(), name=f"unit:{self.unit}@{self.epoch}")
+
+    async def stop(self, grace: float = 5.0) -> dict[int, int]:
+        """Finish the batch in hand (up to ``grace`` s), stop, and return final positions."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            except Exception:  # the failure was logged where it happened
+                log.warning("unit-worker-failed", unit=self.unit, epoch=self.epoch)
+        await self._consumer.stop()
+        return dict(self.positions)
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopping:
+                if not self.context.may_work(self.unit, self.epoch):
+                    await asyncio.sleep(0.05)
+                    continue
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=500)
+                for tp, records in batch.items():
+                    await self._process(tp, records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unit-worker-crashed", unit=self.unit, epoch=self.epoch)
+            raise
+
+    async def _process(self, tp: TopicPartition, records: list[object]) -> None:
+        pending: list[asyncio.Future[object]] = []
+        last: int | None = None
+        for raw in records:
+            if not self.context.may_work(self.unit, self.epoch):
+                break  # the lease lapsed mid-batch: leave the rest to the next term
+            record = received_from_kafka(raw)
+            outputs = await self._handle(record, self.epoch)
+            tag = FenceTag(self.unit, self.epoch, record.partition, record.offset)
+            for out in outputs:
+                headers = fence_headers(out.headers, tag)
+                pending.append(
+                    await self.context.producer.send(
+                        out.topic, out.value, key=out.key, headers=list(headers)
+                    )
+                )
+            last = record.offset
+            self.processed += 1
+        if pending:
+            await asyncio.gather(*pending)
+            if not self._produced_any:
+                self._produced_any = True
+                await self.context.on_first_output(self.unit, self.epoch, self.context.clock())
+        if last is not None:
+            self.positions[tp.partition] = last + 1
+
+
+def upstream_verdict(
+    record: ReceivedRecord, judge: Callable[[FenceTag], FenceVerdict]
+) -> tuple[FenceTag | None, FenceVerdict]:
+    """The fence verdict on the record a worker consumes (a lane record's intake tag)."""
+    tag = fence_tag(record.headers)
+    if tag is None:
+        return None, FenceVerdict.FENCED
+    return tag, judge(tag)
