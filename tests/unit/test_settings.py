@@ -28,6 +28,8 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "keys_dir": Path("var/keys"),
         "freshness_seconds": 300.0,
         "clock_scale": 1.0,
+        "lease_ttl_ms": 3000,
+        "shift_seconds": None,
         "log_level": "info",
     }
 
@@ -43,6 +45,8 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         ("I247_HEARTBEAT_INTERVAL_MS", "1000", "heartbeat_interval_ms", 1000),
         ("I247_FETCH_MAX_WAIT_MS", "1", "fetch_max_wait_ms", 1),
         ("I247_MAX_MESSAGE_BYTES", "2048", "max_message_bytes", 2048),
+        ("I247_LEASE_TTL_MS", "1500", "lease_ttl_ms", 1500),
+        ("I247_SHIFT_SECONDS", "7.5", "shift_seconds", 7.5),
         ("I247_REPLICATION_FACTOR", "3", "replication_factor", 3),
         ("I247_INBOUND_PARTITIONS", "6", "inbound_partitions", 6),
         ("I247_DATA_DIR", "/data", "data_dir", Path("/data")),
