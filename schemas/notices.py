@@ -7,7 +7,7 @@ judicial basis). The General Secretariat reviews it (``streams.notice_review``) 
 with a ``ReviewOutcome``: published, refused with reasons, or returned for more
 information. A published ``Notice`` is broadcast worldwide or to one INTERPOL region; every
 change (suspension, reinstatement, renewal, cancellation, expiry) is broadcast again with
-a higher ``version``, so recipients keep the latest (``streams.notices_view``).
+a higher ``version``, so recipients keep the latest (``streams.notice_view``).
 
 A ``Diffusion`` is lighter: an NCB sends it directly to some NCBs and/or a whole region,
 without prior review; the CCC records it and can recall it (``DiffusionRecall``) when a
