@@ -2,6 +2,7 @@
 
 A body's ``type`` must equal the header's ``message_type``; ``open_sealed`` checks it,
 so a sender cannot label a notice request as a routine message to slip past review.
+The notice and diffusion bodies wrap the contracts of ``schemas.notices``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
+from schemas.notices import (
+    DiffusionRecall,
+    Notice,
+    NoticeColour,
+    NoticeId,
+    NoticeRequest,
+    NoticeSubject,
+    RenewalPrompt,
+    ReviewOutcome,
+)
 from schemas.participants import ParticipantId, RecipientId
+from schemas.registry import Region
 
 __all__ = [
     "BODY_ADAPTER",
@@ -25,10 +37,14 @@ __all__ = [
     "DbCheckResultBody",
     "DeliveryReceiptBody",
     "DiffusionBody",
+    "DiffusionRecallBody",
     "MessageBody",
+    "NoticeBody",
     "NoticeColour",
+    "NoticeDecisionBody",
     "NoticeRequestBody",
     "NoticeSubject",
+    "RenewalPromptBody",
     "UrgentRequestBody",
 ]
 
@@ -49,12 +65,17 @@ class MessageBody(_Body):
 
 
 class DiffusionBody(_Body):
-    """An alert an NCB circulates directly to several NCBs, without the CCC's review."""
+    """An alert an NCB circulates directly to several NCBs, without the CCC's review.
+
+    The header's recipients are the NCBs it reaches; ``region``, when set, says it was
+    addressed to that whole region (``streams.diffusions.expand_diffusion`` lists them).
+    """
 
     type: Literal[MessageType.DIFFUSION] = MessageType.DIFFUSION
     subject: Line
     text: Text
     purpose: Line
+    region: Region | None = None
 
 
 class UrgentRequestBody(_Body):
@@ -101,33 +122,40 @@ class DbCheckResultBody(_Body):
     outcomes: Annotated[list[CheckOutcome], Field(max_length=1_000)]
 
 
-class NoticeColour(StrEnum):
-    RED = "red"
-    YELLOW = "yellow"
-    BLUE = "blue"
-    BLACK = "black"
-    GREEN = "green"
-    ORANGE = "orange"
-    PURPLE = "purple"
-    UNSC_SPECIAL = "interpol-unsc-special"
-
-
-class NoticeSubject(_Body):
-    name: Line
-    date_of_birth: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
-    nationality: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    description: Text | None = None
-
-
 class NoticeRequestBody(_Body):
-    """An NCB asks the General Secretariat to publish a notice."""
+    """An NCB asks the General Secretariat to publish a notice (reviewed before it circulates)."""
 
     type: Literal[MessageType.NOTICE_REQUEST] = MessageType.NOTICE_REQUEST
-    colour: NoticeColour
-    subject: NoticeSubject
-    offence_category: Line
-    facts: Text
-    judicial_basis: Text | None = None
+    request: NoticeRequest
+
+
+class NoticeDecisionBody(_Body):
+    """The review's outcome, sent to the requesting NCB; ``notice_id`` set when published."""
+
+    type: Literal[MessageType.NOTICE_DECISION] = MessageType.NOTICE_DECISION
+    outcome: ReviewOutcome
+    notice_id: NoticeId | None = None
+
+
+class NoticeBody(_Body):
+    """A notice's current state (published, suspended, renewed, cancelled, expired)."""
+
+    type: Literal[MessageType.NOTICE] = MessageType.NOTICE
+    notice: Notice
+
+
+class DiffusionRecallBody(_Body):
+    """The CCC withdraws a diffusion: every original recipient purges its copy."""
+
+    type: Literal[MessageType.DIFFUSION_RECALL] = MessageType.DIFFUSION_RECALL
+    recall: DiffusionRecall
+
+
+class RenewalPromptBody(_Body):
+    """The notice expires soon: the requester renews it or lets it lapse."""
+
+    type: Literal[MessageType.RENEWAL_PROMPT] = MessageType.RENEWAL_PROMPT
+    prompt: RenewalPrompt
 
 
 class AcknowledgementBody(_Body):
@@ -156,6 +184,10 @@ Body = Annotated[
     | DbCheckQueryBody
     | DbCheckResultBody
     | NoticeRequestBody
+    | NoticeDecisionBody
+    | NoticeBody
+    | DiffusionRecallBody
+    | RenewalPromptBody
     | AcknowledgementBody
     | DeliveryReceiptBody,
     Field(discriminator="type"),

@@ -51,7 +51,11 @@ class MessageType(StrEnum):
     URGENT_REQUEST = "urgent-request"  # a request for the CCC's immediate help
     DB_CHECK_QUERY = "db-check-query"
     DB_CHECK_RESULT = "db-check-result"
-    NOTICE_REQUEST = "notice-request"
+    NOTICE_REQUEST = "notice-request"  # an NCB asks for a notice
+    NOTICE_DECISION = "notice-decision"  # the CCC's review outcome, to the requester
+    NOTICE = "notice"  # a notice's current state, broadcast to its scope
+    DIFFUSION_RECALL = "diffusion-recall"  # the CCC withdraws a diffusion from its recipients
+    RENEWAL_PROMPT = "renewal-prompt"  # a notice nears its expiry: renew it or let it lapse
     ACKNOWLEDGEMENT = "ack"  # a recipient says it has handled a message
     DELIVERY_RECEIPT = "delivery-receipt"  # the CCC says it delivered a message
 

@@ -21,8 +21,12 @@ from schemas.bodies import (
     DbCheckResultBody,
     DeliveryReceiptBody,
     DiffusionBody,
+    DiffusionRecallBody,
     MessageBody,
+    NoticeBody,
+    NoticeDecisionBody,
     NoticeRequestBody,
+    RenewalPromptBody,
     UrgentRequestBody,
 )
 from schemas.header import (
@@ -308,7 +312,66 @@ BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
     MessageType.DB_CHECK_RESULT: (DbCheckResultBody, {"query_id": MESSAGE_ID, "outcomes": []}),
     MessageType.NOTICE_REQUEST: (
         NoticeRequestBody,
-        {"colour": "red", "subject": {"name": "N"}, "offence_category": "fraud", "facts": "f"},
+        {
+            "request": {
+                "request_id": MESSAGE_ID,
+                "requesting_ncb": "FRA",
+                "colour": "red",
+                "subject": {"kind": "person", "family_name": "N", "nationalities": ["FRA"]},
+                "offence_category": "fraud",
+                "facts": "f",
+                "judicial_basis": {
+                    "basis": "prosecution",
+                    "warrant_reference": "W-1",
+                    "issuing_authority": "judge",
+                    "maximum_penalty_years": 5,
+                },
+            }
+        },
+    ),
+    MessageType.NOTICE_DECISION: (
+        NoticeDecisionBody,
+        {
+            "outcome": {
+                "request_id": MESSAGE_ID,
+                "decision": "refused",
+                "reasons": [{"code": "duplicate", "text": "t"}],
+            },
+            "notice_id": None,
+        },
+    ),
+    MessageType.NOTICE: (
+        NoticeBody,
+        {
+            "notice": {
+                "notice_id": "red-2026-000001",
+                "request_id": MESSAGE_ID,
+                "colour": "yellow",
+                "state": "published",
+                "requester": "FRA",
+                "subject": {"kind": "person", "family_name": "N"},
+                "facts": "f",
+                "region": "Europe",
+                "version": 2,
+                "published_at": "2026-11-23T06:03:00.202457Z",
+                "expires_at": "2031-11-23T06:03:00.202457Z",
+            }
+        },
+    ),
+    MessageType.DIFFUSION_RECALL: (
+        DiffusionRecallBody,
+        {"recall": {"diffusion_id": MESSAGE_ID, "reason": "compliance-finding"}},
+    ),
+    MessageType.RENEWAL_PROMPT: (
+        RenewalPromptBody,
+        {
+            "prompt": {
+                "notice_id": "red-2026-000001",
+                "requester": "FRA",
+                "version": 3,
+                "expires_at": "2031-11-23T06:03:00.202457Z",
+            }
+        },
     ),
     MessageType.ACKNOWLEDGEMENT: (AcknowledgementBody, {"acknowledged": MESSAGE_ID}),
     MessageType.DELIVERY_RECEIPT: (

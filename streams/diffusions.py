@@ -1,0 +1,139 @@
+"""Diffusions: who one reaches, the CCC's central record of them, and their recall.
+
+Theory of operation
+-------------------
+A diffusion goes straight from one NCB to the NCBs it names and/or every member of one
+region. ``expand_diffusion`` turns that address into NCB codes (sorted, without the
+sender). The CCC keeps a ``DiffusionLedger``: ``record`` notes each diffusion with the
+recipients it reached; ``recall`` (say, after a compliance finding) returns a ``Recall``
+effect addressed to every original recipient, and refuses an unknown or already recalled
+diffusion. Recording the same diffusion twice (a redelivered record) is harmless.
+
+Worked example: FRA diffuses to ``ncbs=("USA",)`` and ``region=Europe``: the recipients
+are the 49 other members of Europe plus USA. A recall of it later reaches those 50.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.bodies import DiffusionBody
+from schemas.header import RoutingHeader
+from schemas.notices import Diffusion, DiffusionRecall
+from schemas.participants import ParticipantKind, kind_of
+from schemas.registry import MemberRegistry
+
+__all__ = [
+    "AlreadyRecalled",
+    "ConflictingDiffusion",
+    "DiffusionLedger",
+    "Recall",
+    "UnknownDiffusion",
+    "diffusion_from_message",
+    "expand_diffusion",
+]
+
+
+class UnknownDiffusion(KeyError):
+    """No diffusion with this id was recorded: check the id, or record it first."""
+
+
+class AlreadyRecalled(ValueError):
+    """The diffusion was recalled already; its recipients have purged it."""
+
+
+class ConflictingDiffusion(ValueError):
+    """A second, different diffusion arrived under an id already recorded."""
+
+
+def expand_diffusion(diffusion: Diffusion, registry: MemberRegistry) -> tuple[str, ...]:
+    """The NCBs a diffusion reaches: those named plus the region's members, minus the sender.
+
+    Raises ``UnknownMember`` (from the registry) for a named code that is no member.
+    """
+    chosen = {registry.get(code).iso3 for code in diffusion.ncbs}
+    if diffusion.region is not None:
+        chosen |= {member.iso3 for member in registry.in_region(diffusion.region)}
+    chosen.discard(diffusion.sender)
+    return tuple(sorted(chosen))
+
+
+def diffusion_from_message(header: RoutingHeader, body: DiffusionBody) -> Diffusion:
+    """The central record of a diffusion as it travelled: header addressing, body content."""
+    ncbs = tuple(r for r in header.recipients if kind_of(r) is ParticipantKind.NCB)
+    return Diffusion(
+        diffusion_id=header.message_id,
+        sender=header.sender,
+        ncbs=tuple(sorted(set(ncbs))),
+        region=body.region,
+        subject=body.subject,
+        facts=body.text,
+        sent_at=header.created_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """Send ``recall`` to ``recipients``: everyone the diffusion originally reached."""
+
+    recall: DiffusionRecall
+    sender: str  # the NCB that sent the diffusion; it is told too
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    diffusion: Diffusion
+    recipients: tuple[str, ...]
+    recalled: DiffusionRecall | None = None
+
+
+class DiffusionLedger:
+    """Every diffusion the CCC has seen, by id, and whether it was recalled."""
+
+    __slots__ = ("_entries", "_registry")
+
+    def __init__(self, registry: MemberRegistry) -> None:
+        self._registry = registry
+        self._entries: dict[str, _Entry] = {}
+
+    def record(self, diffusion: Diffusion) -> tuple[str, ...]:
+        """Note a sent diffusion; returns the recipients it reached."""
+        known = self._entries.get(diffusion.diffusion_id)
+        if known is not None:
+            if known.diffusion != diffusion:
+                raise ConflictingDiffusion(
+                    f"diffusion {diffusion.diffusion_id} is recorded with other content; "
+                    "a new diffusion needs a new message id"
+                )
+            return known.recipients
+        recipients = expand_diffusion(diffusion, self._registry)
+        self._entries[diffusion.diffusion_id] = _Entry(diffusion, recipients)
+        return recipients
+
+    def recall(self, recall: DiffusionRecall) -> Recall:
+        """Withdraw a recorded diffusion: the effect reaches all its original recipients."""
+        entry = self._entries.get(recall.diffusion_id)
+        if entry is None:
+            raise UnknownDiffusion(
+                f"no diffusion {recall.diffusion_id} is recorded; check the id "
+                "(the ledger is rebuilt from the log when the hub starts)"
+            )
+        if entry.recalled is not None:
+            raise AlreadyRecalled(
+                f"diffusion {recall.diffusion_id} was already recalled "
+                f"({entry.recalled.reason.value}); nothing more to do"
+            )
+        self._entries[recall.diffusion_id] = _Entry(entry.diffusion, entry.recipients, recall)
+        return Recall(recall, entry.diffusion.sender, entry.recipients)
+
+    def sent(self) -> tuple[Diffusion, ...]:
+        """Every recorded diffusion, recalled or not, in the order recorded."""
+        return tuple(entry.diffusion for entry in self._entries.values())
+
+    def recalled(self) -> tuple[str, ...]:
+        """The ids of the recalled diffusions."""
+        return tuple(i for i, entry in self._entries.items() if entry.recalled is not None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
