@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
 from schemas.participants import ParticipantId, RecipientId
+from schemas.teams import TeamDecision, TeamId, TeamKind, TeamReport, TeamRequest
 
 __all__ = [
     "BODY_ADAPTER",
@@ -24,11 +25,16 @@ __all__ = [
     "DbCheckQueryBody",
     "DbCheckResultBody",
     "DeliveryReceiptBody",
+    "DeploymentClosedBody",
     "DiffusionBody",
     "MessageBody",
     "NoticeColour",
     "NoticeRequestBody",
     "NoticeSubject",
+    "TeamConversionBody",
+    "TeamDecisionBody",
+    "TeamReportBody",
+    "TeamRequestBody",
     "UrgentRequestBody",
 ]
 
@@ -149,6 +155,46 @@ class DeliveryReceiptBody(_Body):
     delivered_at: UtcTimestamp
 
 
+class TeamRequestBody(_Body):
+    """An NCB asks the CCC for a response team (``request.requester`` is the sender)."""
+
+    type: Literal[MessageType.TEAM_REQUEST] = MessageType.TEAM_REQUEST
+    request: TeamRequest
+
+
+class TeamDecisionBody(_Body):
+    """The CCC's answer to the team request ``request_id``."""
+
+    type: Literal[MessageType.TEAM_DECISION] = MessageType.TEAM_DECISION
+    request_id: MessageId
+    decision: TeamDecision
+
+
+class TeamReportBody(_Body):
+    """A deployed team's report; a DVI team's names its phase."""
+
+    type: Literal[MessageType.TEAM_REPORT] = MessageType.TEAM_REPORT
+    report: TeamReport
+
+
+class TeamConversionBody(_Body):
+    """A crisis at a major event: the IMEST ``team`` works on as an IRT, same id and keys."""
+
+    type: Literal[MessageType.TEAM_CONVERSION] = MessageType.TEAM_CONVERSION
+    team: TeamId
+    to_kind: Literal[TeamKind.IRT_CRIME, TeamKind.IRT_DVI]
+    crisis: Text
+
+
+class DeploymentClosedBody(_Body):
+    """The deployment of ``team`` is over; from ``closed_at`` its keys take no new traffic."""
+
+    type: Literal[MessageType.DEPLOYMENT_CLOSED] = MessageType.DEPLOYMENT_CLOSED
+    team: TeamId
+    closed_at: UtcTimestamp
+    reason: Line
+
+
 Body = Annotated[
     MessageBody
     | DiffusionBody
@@ -157,7 +203,12 @@ Body = Annotated[
     | DbCheckResultBody
     | NoticeRequestBody
     | AcknowledgementBody
-    | DeliveryReceiptBody,
+    | DeliveryReceiptBody
+    | TeamRequestBody
+    | TeamDecisionBody
+    | TeamReportBody
+    | TeamConversionBody
+    | DeploymentClosedBody,
     Field(discriminator="type"),
 ]
 
