@@ -35,8 +35,4 @@ def relevant_to_team(deployment: Deployment, item: Concern) -> bool:
     """Whether ``deployment``'s team should receive ``item`` now (see the module's rule)."""
     if deployment.state not in RECEIVING_STATES:
         return False
-    return (
-        item.is_global
-        or item.region is deployment.region
-        or deployment.host in item.countries
-    )
+    return item.is_global or item.region is deployment.region or deployment.host in item.countries
