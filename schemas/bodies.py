@@ -25,6 +25,7 @@ from schemas.notices import (
 )
 from schemas.participants import ParticipantId, RecipientId
 from schemas.registry import Region
+from schemas.teams import TeamDecision, TeamId, TeamKind, TeamReport, TeamRequest
 
 __all__ = [
     "BODY_ADAPTER",
@@ -36,6 +37,7 @@ __all__ = [
     "DbCheckQueryBody",
     "DbCheckResultBody",
     "DeliveryReceiptBody",
+    "DeploymentClosedBody",
     "DiffusionBody",
     "DiffusionRecallBody",
     "MessageBody",
@@ -45,6 +47,10 @@ __all__ = [
     "NoticeRequestBody",
     "NoticeSubject",
     "RenewalPromptBody",
+    "TeamConversionBody",
+    "TeamDecisionBody",
+    "TeamReportBody",
+    "TeamRequestBody",
     "UrgentRequestBody",
 ]
 
@@ -177,6 +183,46 @@ class DeliveryReceiptBody(_Body):
     delivered_at: UtcTimestamp
 
 
+class TeamRequestBody(_Body):
+    """An NCB asks the CCC for a response team (``request.requester`` is the sender)."""
+
+    type: Literal[MessageType.TEAM_REQUEST] = MessageType.TEAM_REQUEST
+    request: TeamRequest
+
+
+class TeamDecisionBody(_Body):
+    """The CCC's answer to the team request ``request_id``."""
+
+    type: Literal[MessageType.TEAM_DECISION] = MessageType.TEAM_DECISION
+    request_id: MessageId
+    decision: TeamDecision
+
+
+class TeamReportBody(_Body):
+    """A deployed team's report; a DVI team's names its phase."""
+
+    type: Literal[MessageType.TEAM_REPORT] = MessageType.TEAM_REPORT
+    report: TeamReport
+
+
+class TeamConversionBody(_Body):
+    """A crisis at a major event: the IMEST ``team`` works on as an IRT, same id and keys."""
+
+    type: Literal[MessageType.TEAM_CONVERSION] = MessageType.TEAM_CONVERSION
+    team: TeamId
+    to_kind: Literal[TeamKind.IRT_CRIME, TeamKind.IRT_DVI]
+    crisis: Text
+
+
+class DeploymentClosedBody(_Body):
+    """The deployment of ``team`` is over; from ``closed_at`` its keys take no new traffic."""
+
+    type: Literal[MessageType.DEPLOYMENT_CLOSED] = MessageType.DEPLOYMENT_CLOSED
+    team: TeamId
+    closed_at: UtcTimestamp
+    reason: Line
+
+
 Body = Annotated[
     MessageBody
     | DiffusionBody
@@ -189,7 +235,12 @@ Body = Annotated[
     | DiffusionRecallBody
     | RenewalPromptBody
     | AcknowledgementBody
-    | DeliveryReceiptBody,
+    | DeliveryReceiptBody
+    | TeamRequestBody
+    | TeamDecisionBody
+    | TeamReportBody
+    | TeamConversionBody
+    | DeploymentClosedBody,
     Field(discriminator="type"),
 ]
 

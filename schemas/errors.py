@@ -17,6 +17,7 @@ __all__ = [
     "RejectReason",
     "RejectedMessage",
     "ReplayedMessage",
+    "RevokedRecipient",
     "StaleMessage",
     "TamperedMessage",
     "UnknownParticipant",
@@ -35,6 +36,7 @@ class RejectReason(StrEnum):
     NOT_A_RECIPIENT = "not-a-recipient"
     STALE = "stale"
     REPLAYED = "replayed"
+    RECIPIENT_REVOKED = "recipient-revoked"
 
 
 class RejectedMessage(Exception):
@@ -98,3 +100,19 @@ class ReplayedMessage(RejectedMessage):
     """A message id already seen at another place in the log."""
 
     reason = RejectReason.REPLAYED
+
+
+class RevokedRecipient(RejectedMessage):
+    """A recipient is a response team whose deployment has closed: its keys take no new traffic."""
+
+    reason = RejectReason.RECIPIENT_REVOKED
+
+    def __init__(self, team: str, *, closed_at: str, host: str | None = None) -> None:
+        self.team = team
+        self.closed_at = closed_at
+        instead = f"the host NCB {host!r} or the CCC ('ccc')" if host else "the CCC ('ccc')"
+        super().__init__(
+            f"recipient {team!r} is a response team whose deployment closed at {closed_at}; "
+            f"its keys are revoked for new traffic: address {instead} instead, and drop "
+            f"{team!r} from your recipients"
+        )

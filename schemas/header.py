@@ -58,6 +58,11 @@ class MessageType(StrEnum):
     RENEWAL_PROMPT = "renewal-prompt"  # a notice nears its expiry: renew it or let it lapse
     ACKNOWLEDGEMENT = "ack"  # a recipient says it has handled a message
     DELIVERY_RECEIPT = "delivery-receipt"  # the CCC says it delivered a message
+    TEAM_REQUEST = "team-request"  # an NCB asks the CCC for a response team
+    TEAM_DECISION = "team-decision"  # the CCC approves or declines a team request
+    TEAM_REPORT = "team-report"  # a deployed team reports from the field
+    TEAM_CONVERSION = "team-conversion"  # the CCC turns an IMEST into an IRT in a crisis
+    DEPLOYMENT_CLOSED = "deployment-closed"  # the CCC ends a deployment; the team's keys lapse
 
 
 class Precedence(StrEnum):

@@ -20,6 +20,7 @@ from schemas.bodies import (
     DbCheckQueryBody,
     DbCheckResultBody,
     DeliveryReceiptBody,
+    DeploymentClosedBody,
     DiffusionBody,
     DiffusionRecallBody,
     MessageBody,
@@ -27,6 +28,10 @@ from schemas.bodies import (
     NoticeDecisionBody,
     NoticeRequestBody,
     RenewalPromptBody,
+    TeamConversionBody,
+    TeamDecisionBody,
+    TeamReportBody,
+    TeamRequestBody,
     UrgentRequestBody,
 )
 from schemas.header import (
@@ -382,6 +387,50 @@ BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
             "hub": "hub:lyon",
             "precedence": "FLASH",
             "delivered_at": "2026-11-23T06:03:00.202457Z",
+        },
+    ),
+    MessageType.TEAM_REQUEST: (
+        TeamRequestBody,
+        {
+            "request": {
+                "requester": "FRA",
+                "kind": "irt-dvi",
+                "place": {"country": "FRA", "name": "Nice"},
+                "starts_at": "2026-07-15T00:00:00.000000Z",
+                "ends_at": "2026-08-15T00:00:00.000000Z",
+                "incident": "lorry attack on the promenade",
+            }
+        },
+    ),
+    MessageType.TEAM_DECISION: (
+        TeamDecisionBody,
+        {
+            "request_id": MESSAGE_ID,
+            "decision": {"approved": False, "reasons": ["capacity"], "text": "no team free"},
+        },
+    ),
+    MessageType.TEAM_REPORT: (
+        TeamReportBody,
+        {
+            "report": {
+                "team": "team:dvi-fra-nice-20260715",
+                "phase": "scene-examination",
+                "phase_complete": True,
+                "text": "scene cleared",
+                "counts": {"bodies_recovered": 86},
+            }
+        },
+    ),
+    MessageType.TEAM_CONVERSION: (
+        TeamConversionBody,
+        {"team": "team:imest-fra-nice-20260715", "to_kind": "irt-crime", "crisis": "attack"},
+    ),
+    MessageType.DEPLOYMENT_CLOSED: (
+        DeploymentClosedBody,
+        {
+            "team": "team:dvi-fra-nice-20260715",
+            "closed_at": "2026-08-15T00:00:00.000000Z",
+            "reason": "identification complete",
         },
     ),
 }

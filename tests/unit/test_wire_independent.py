@@ -64,7 +64,8 @@ ENVELOPE_FIELDS |= {"signature"}
 HEADER_ENUMS: dict[str, set[str]] = {
     "message_type": {"message", "diffusion", "urgent-request", "db-check-query"}
     | {"db-check-result", "notice-request", "ack", "delivery-receipt"}
-    | {"notice-decision", "notice", "diffusion-recall", "renewal-prompt"},
+    | {"notice-decision", "notice", "diffusion-recall", "renewal-prompt"}
+    | {"team-request", "team-decision", "team-report", "team-conversion", "deployment-closed"},
     "precedence": {"FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"},
     "language": {"ar", "en", "es", "fr"},
     "handling": {"H0", "H1", "H2", "H3"},
