@@ -2,6 +2,8 @@
 
 A body's ``type`` must equal the header's ``message_type``; ``open_sealed`` checks it,
 so a sender cannot label a notice request as a routine message to slip past review.
+The database-check exchange (check requests and answers, hit confirmations, multi-country
+queries) has its models in ``schemas.checks``; the union below includes them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from schemas.checks import (
+    CheckAnswer,
+    CheckRequest,
+    ConsolidatedAnswer,
+    Database,
+    HitConfirmation,
+    HitConfirmationRequest,
+    MultiCountryQuery,
+    MultiCountryReply,
+)
 from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
 from schemas.participants import ParticipantId, RecipientId
 
@@ -64,13 +76,6 @@ class UrgentRequestBody(_Body):
     subject: Line
     situation: Line
     text: Text
-
-
-class Database(StrEnum):
-    SLTD = "SLTD"  # stolen and lost travel documents
-    SMV = "SMV"  # stolen motor vehicles
-    NOMINAL = "NOMINAL"  # persons, including wanted persons
-    WORKS_OF_ART = "WOA"
 
 
 class CheckItem(_Body):
@@ -157,7 +162,14 @@ Body = Annotated[
     | DbCheckResultBody
     | NoticeRequestBody
     | AcknowledgementBody
-    | DeliveryReceiptBody,
+    | DeliveryReceiptBody
+    | CheckRequest
+    | CheckAnswer
+    | HitConfirmationRequest
+    | HitConfirmation
+    | MultiCountryQuery
+    | MultiCountryReply
+    | ConsolidatedAnswer,
     Field(discriminator="type"),
 ]
 

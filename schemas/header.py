@@ -54,6 +54,13 @@ class MessageType(StrEnum):
     NOTICE_REQUEST = "notice-request"
     ACKNOWLEDGEMENT = "ack"  # a recipient says it has handled a message
     DELIVERY_RECEIPT = "delivery-receipt"  # the CCC says it delivered a message
+    CHECK_REQUEST = "check-request"  # a batch of database checks (schemas/checks.py)
+    CHECK_ANSWER = "check-answer"  # the CCC's per-item answer to a check request
+    HIT_CONFIRMATION_REQUEST = "hit-confirmation-request"  # the CCC asks a record's owner
+    HIT_CONFIRMATION = "hit-confirmation"  # the owner confirms (or not) that a hit stands
+    MULTI_COUNTRY_QUERY = "multi-country-query"  # one question to several NCBs at once
+    MULTI_COUNTRY_REPLY = "multi-country-reply"  # one NCB's reply to it
+    CONSOLIDATED_ANSWER = "consolidated-answer"  # the replies gathered, silences named
 
 
 class Precedence(StrEnum):

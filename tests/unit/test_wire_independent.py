@@ -63,7 +63,9 @@ ENVELOPE_FIELDS = {"envelope", "header", "wrapped_keys", "nonce", "ciphertext", 
 ENVELOPE_FIELDS |= {"signature"}
 HEADER_ENUMS: dict[str, set[str]] = {
     "message_type": {"message", "diffusion", "urgent-request", "db-check-query"}
-    | {"db-check-result", "notice-request", "ack", "delivery-receipt"},
+    | {"db-check-result", "notice-request", "ack", "delivery-receipt"}
+    | {"check-request", "check-answer", "hit-confirmation-request", "hit-confirmation"}
+    | {"multi-country-query", "multi-country-reply", "consolidated-answer"},
     "precedence": {"FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"},
     "language": {"ar", "en", "es", "fr"},
     "handling": {"H0", "H1", "H2", "H3"},
