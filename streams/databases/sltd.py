@@ -157,7 +157,7 @@ def _record(row: tuple[str, ...]) -> TravelDocumentRecord:
     )
 
 
-def _fill(seed: int, size: int) -> Recipe:
+def _recipe(seed: int, size: int) -> Recipe:
     def fill(connection: sqlite3.Connection) -> int:
         return fill_unique(connection, _INSERT, generate(seed), size, lambda r: f"{r[0]}:{r[1]}")
 
@@ -166,4 +166,4 @@ def _fill(seed: int, size: int) -> Recipe:
 
 def open_sltd(directory: Path, *, seed: int, size: int = DEFAULT_SIZE) -> SltdDatabase:
     """SLTD under ``directory``, built on first use (see ``store.open_store``)."""
-    return SltdDatabase(open_store(directory, _fill(seed, size)))
+    return SltdDatabase(open_store(directory, _recipe(seed, size)))

@@ -28,8 +28,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import structlog
@@ -41,8 +41,8 @@ __all__ = [
     "Store",
     "StoreBuildError",
     "fill_unique",
-    "sample_stride",
     "open_store",
+    "sample_stride",
 ]
 
 SAMPLE_SIZE = 4096
@@ -143,12 +143,16 @@ def open_store(directory: Path, recipe: Recipe) -> Store:
     if path.exists():
         connection = _open_read_only(path)
         manifest = _read_manifest(connection)
-        if manifest is not None and (
-            manifest.name,
-            manifest.version,
-            manifest.seed,
-            manifest.size,
-        ) == expected:
+        if (
+            manifest is not None
+            and (
+                manifest.name,
+                manifest.version,
+                manifest.seed,
+                manifest.size,
+            )
+            == expected
+        ):
             return Store(connection, path, manifest, built=False, build_seconds=0.0)
         connection.close()
         log.warning("database.manifest_mismatch", path=str(path), manifest=manifest)
