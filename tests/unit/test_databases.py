@@ -17,7 +17,6 @@ from streams.databases.smv import check_digit, is_valid_vin
 from streams.databases.text import draw, name_key, normalise, normalise_identifier
 
 SEED = 11
-SIZES = {"sltd_size": 10_000, "smv_size": 5_000, "works_of_art_size": 3_000}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def databases(data_dir: Path) -> Iterator[Databases]:
-    opened = open_databases(data_dir, seed=SEED, **SIZES)
+    opened = open_databases(
+        data_dir, seed=SEED, sltd_size=10_000, smv_size=5_000, works_of_art_size=3_000
+    )
     yield opened
     opened.close()
 
