@@ -3,15 +3,26 @@
 A body's ``type`` must equal the header's ``message_type``; ``open_sealed`` checks it,
 so a sender cannot label a notice request as a routine message to slip past review.
 The notice and diffusion bodies wrap the contracts of ``schemas.notices``.
+The database-check exchange (check requests and answers, hit confirmations, multi-country
+queries) has its models in ``schemas.checks``; the union below includes them.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from schemas.checks import (
+    CheckAnswer,
+    CheckRequest,
+    ConsolidatedAnswer,
+    Database,
+    HitConfirmation,
+    HitConfirmationRequest,
+    MultiCountryQuery,
+    MultiCountryReply,
+)
 from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
 from schemas.notices import (
     DiffusionRecall,
@@ -91,13 +102,6 @@ class UrgentRequestBody(_Body):
     subject: Line
     situation: Line
     text: Text
-
-
-class Database(StrEnum):
-    SLTD = "SLTD"  # stolen and lost travel documents
-    SMV = "SMV"  # stolen motor vehicles
-    NOMINAL = "NOMINAL"  # persons, including wanted persons
-    WORKS_OF_ART = "WOA"
 
 
 class CheckItem(_Body):
@@ -240,7 +244,14 @@ Body = Annotated[
     | TeamDecisionBody
     | TeamReportBody
     | TeamConversionBody
-    | DeploymentClosedBody,
+    | DeploymentClosedBody
+    | CheckRequest
+    | CheckAnswer
+    | HitConfirmationRequest
+    | HitConfirmation
+    | MultiCountryQuery
+    | MultiCountryReply
+    | ConsolidatedAnswer,
     Field(discriminator="type"),
 ]
 

@@ -63,6 +63,13 @@ class MessageType(StrEnum):
     TEAM_REPORT = "team-report"  # a deployed team reports from the field
     TEAM_CONVERSION = "team-conversion"  # the CCC turns an IMEST into an IRT in a crisis
     DEPLOYMENT_CLOSED = "deployment-closed"  # the CCC ends a deployment; the team's keys lapse
+    CHECK_REQUEST = "check-request"  # a batch of database checks (schemas/checks.py)
+    CHECK_ANSWER = "check-answer"  # the CCC's per-item answer to a check request
+    HIT_CONFIRMATION_REQUEST = "hit-confirmation-request"  # the CCC asks a record's owner
+    HIT_CONFIRMATION = "hit-confirmation"  # the owner confirms (or not) that a hit stands
+    MULTI_COUNTRY_QUERY = "multi-country-query"  # one question to several NCBs at once
+    MULTI_COUNTRY_REPLY = "multi-country-reply"  # one NCB's reply to it
+    CONSOLIDATED_ANSWER = "consolidated-answer"  # the replies gathered, silences named
 
 
 class Precedence(StrEnum):

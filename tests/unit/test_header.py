@@ -34,6 +34,15 @@ from schemas.bodies import (
     TeamRequestBody,
     UrgentRequestBody,
 )
+from schemas.checks import (
+    CheckAnswer,
+    CheckRequest,
+    ConsolidatedAnswer,
+    HitConfirmation,
+    HitConfirmationRequest,
+    MultiCountryQuery,
+    MultiCountryReply,
+)
 from schemas.header import (
     MAX_RECIPIENTS,
     HeaderFlag,
@@ -431,6 +440,80 @@ BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
             "team": "team:dvi-fra-nice-20260715",
             "closed_at": "2026-08-15T00:00:00.000000Z",
             "reason": "identification complete",
+        },
+    ),
+    MessageType.CHECK_REQUEST: (
+        CheckRequest,
+        {
+            "correlation_id": "flight-AF1234",
+            "asker": "team:imest-2026-01",
+            "items": [
+                {"kind": "travel-document", "number": "12AB34567", "issuing_country": "FRA"},
+                {"kind": "person", "family_name": "Dupont", "forenames": "Jean"},
+            ],
+        },
+    ),
+    MessageType.CHECK_ANSWER: (
+        CheckAnswer,
+        {
+            "correlation_id": "flight-AF1234",
+            "asker": "FRA",
+            "results": [
+                {"index": 0, "item": {"kind": "vehicle", "plate": "AB-123-CD", "country": "FRA"}}
+            ],
+            "answered_at": "2026-11-23T06:03:00.202457Z",
+        },
+    ),
+    MessageType.HIT_CONFIRMATION_REQUEST: (
+        HitConfirmationRequest,
+        {
+            "confirmation_id": "c1",
+            "correlation_id": "flight-AF1234",
+            "asker": "DEU",
+            "owner": "FRA",
+            "record": {
+                "database": "SLTD",
+                "number": "12AB34567",
+                "issuing_country": "FRA",
+                "document_type": "passport",
+                "status": "stolen",
+                "reported_on": "2024-02-29",
+                "reporting_ncb": "FRA",
+            },
+            "urgency": "urgent",
+            "requested_at": "2026-11-23T06:03:00.202457Z",
+        },
+    ),
+    MessageType.HIT_CONFIRMATION: (
+        HitConfirmation,
+        {
+            "confirmation_id": "c1",
+            "owner": "FRA",
+            "confirmed": True,
+            "confirmed_at": "2026-11-23T06:03:00.202457Z",
+        },
+    ),
+    MessageType.MULTI_COUNTRY_QUERY: (
+        MultiCountryQuery,
+        {"query_id": "q1", "asker": "ITA", "targets": ["FRA", "DEU"], "question": "seen him?"},
+    ),
+    MessageType.MULTI_COUNTRY_REPLY: (
+        MultiCountryReply,
+        {
+            "query_id": "q1",
+            "responder": "FRA",
+            "answer": "no",
+            "replied_at": "2026-11-23T06:03:00.202457Z",
+        },
+    ),
+    MessageType.CONSOLIDATED_ANSWER: (
+        ConsolidatedAnswer,
+        {
+            "query_id": "q1",
+            "asker": "ITA",
+            "answers": {"FRA": "no"},
+            "silent": ["DEU"],
+            "consolidated_at": "2026-11-23T06:03:00.202457Z",
         },
     ),
 }

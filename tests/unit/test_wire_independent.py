@@ -65,7 +65,9 @@ HEADER_ENUMS: dict[str, set[str]] = {
     "message_type": {"message", "diffusion", "urgent-request", "db-check-query"}
     | {"db-check-result", "notice-request", "ack", "delivery-receipt"}
     | {"notice-decision", "notice", "diffusion-recall", "renewal-prompt"}
-    | {"team-request", "team-decision", "team-report", "team-conversion", "deployment-closed"},
+    | {"team-request", "team-decision", "team-report", "team-conversion", "deployment-closed"}
+    | {"check-request", "check-answer", "hit-confirmation-request", "hit-confirmation"}
+    | {"multi-country-query", "multi-country-reply", "consolidated-answer"},
     "precedence": {"FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"},
     "language": {"ar", "en", "es", "fr"},
     "handling": {"H0", "H1", "H2", "H3"},
