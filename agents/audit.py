@@ -4,9 +4,9 @@ Theory of operation. ``verify_archive`` reads the records in leaf order, recompu
 leaf hash from the stored record bytes (schemas.archive's encoding binds the leaf index,
 so a record moved is a record changed) and checks, per record, in this order:
 
-1. its partition's offsets run on without a hole (a hole names the missing record);
+1. the recomputed leaf hash equals the stored one (a changed byte, or a moved row);
 2. its leaf index is the next one (a hole is a deleted row);
-3. the recomputed leaf hash equals the stored one (a changed byte, or a moved row);
+3. its partition's offsets run on without a hole (which names a deleted record);
 
 then every signed tree head: its Ed25519 signature by the auditor's key, its root against
 the root recomputed over the *recomputed* leaves, and an RFC 6962 consistency proof from
@@ -115,23 +115,34 @@ def verify_archive(
             if len(report.findings) < max_findings:
                 report.findings.append(finding)
 
+        expected = 0
+        unnamed_gap: int | None = None  # a missing leaf, until an offset hole names it
         for stored in store.records():
             record, index = stored.record, stored.leaf_index
+            leaf = leaf_hash(stored.leaf_input())
+            if leaf != stored.leaf_hash:
+                changed = "changed or moved: leaf hash differs from the stored one"
+                note(Finding(index, record.origin, changed))
+            if index != expected:
+                unnamed_gap = len(report.findings)
+                note(Finding(expected, None, f"leaves {expected}..{index - 1} are missing"))
+            expected = index + 1
             where = (record.topic, record.partition)
             previous = last_offset.get(where)
             if previous is not None and record.offset <= previous:
                 note(Finding(index, record.origin, f"out of order: after offset {previous}"))
             elif previous is not None and record.offset != previous + 1:
                 missing = f"{record.topic}/{record.partition}/{previous + 1}"
-                jump = f"missing: offsets jump {previous} -> {record.offset}"
-                note(Finding(index, missing, jump))
-            last_offset[where] = max(record.offset, previous if previous is not None else -1)
-            if index != len(leaves):
-                note(Finding(len(leaves), record.origin, f"leaf {len(leaves)} is missing"))
-            leaf = leaf_hash(stored.leaf_input())
-            if leaf != stored.leaf_hash:
-                changed = "changed: leaf hash differs from the stored one"
-                note(Finding(index, record.origin, changed))
+                jump = f"offsets jump {previous} -> {record.offset}: {missing} missing or moved"
+                if unnamed_gap is not None and unnamed_gap < len(report.findings):
+                    gap = report.findings[unnamed_gap]
+                    report.findings[unnamed_gap] = Finding(
+                        gap.leaf_index, missing, f"{gap.problem}; {jump}"
+                    )
+                    unnamed_gap = None
+                else:
+                    note(Finding(index, missing, jump))
+            last_offset[where] = max(record.offset, -1 if previous is None else previous)
             leaves.append(leaf)
             origins.append(record.origin)
             tree.append(leaf)
