@@ -66,6 +66,18 @@ def _sql(path: Path, *statements: str) -> None:
     db.close()
 
 
+def flip_byte(path: Path, *, leaf_index: int, at: int) -> None:
+    """Change one byte of one archived record's value, as a tamperer with the file would."""
+    db = sqlite3.connect(path)
+    with db:
+        (value,) = db.execute(
+            "SELECT value FROM records WHERE leaf_index = ?", (leaf_index,)
+        ).fetchone()
+        changed = value[:at] + bytes([value[at] ^ 0x01]) + value[at + 1 :]
+        db.execute("UPDATE records SET value = ? WHERE leaf_index = ?", (changed, leaf_index))
+    db.close()
+
+
 class TestAppending:
     def test_records_already_archived_are_skipped_on_a_second_append(self, tmp_path: Path) -> None:
         path = tmp_path / "a.sqlite3"
@@ -108,11 +120,7 @@ class TestVerification:
         assert (report.records, report.heads) == (60, 6)
 
     def test_one_changed_byte_names_the_record(self, archived: Path) -> None:
-        _sql(
-            archived,
-            "UPDATE records SET value = CAST('valuE' AS BLOB) || substr(value, 6)"
-            " WHERE leaf_index = 31",
-        )
+        flip_byte(archived, leaf_index=31, at=4)
         report = verify_archive(archived, SIGNERS)
         assert report.first is not None
         assert (report.first.leaf_index, report.first.origin) == (31, "t.inbound/1/10")
