@@ -6,7 +6,8 @@ partition of every topic named ``<prefix>.*``. Each ``getmany`` batch is appende
 SQLite transaction (brokers.archive_store); the next fetch position of a partition is
 always its last archived offset + 1, so a crash at any point loses nothing and archives
 nothing twice. Topics that appear later (team inboxes) are found by listing the broker's
-metadata every ``refresh_seconds``.
+metadata every ``refresh_seconds`` (a fresh MetadataRequest for all topics: the consumer's
+own metadata cache only knows the topics it was told about).
 
 Every ``head_seconds``, or after ``head_records`` new records, the archiver signs a tree
 head with the auditor's key, stores it and publishes it to ``<prefix>.control`` as a
@@ -33,6 +34,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
 
 from brokers.archive_store import ArchiveStore
 from brokers.clients import make_consumer, make_producer
@@ -102,6 +104,7 @@ class Archiver:
         self._store: ArchiveStore | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._metadata: AIOKafkaClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._assigned: set[TopicPartition] = set()
         self._unsigned = 0  # records since the last head, our own head events aside
@@ -111,6 +114,8 @@ class Archiver:
         self._store = await asyncio.to_thread(ArchiveStore.open_writer, self.path)
         self._consumer = make_consumer(self.settings)
         self._producer = make_producer(self.settings)
+        self._metadata = AIOKafkaClient(bootstrap_servers=self.settings.bootstrap)
+        await self._metadata.bootstrap()
         await self._consumer.start()
         await self._producer.start()
         self._last_head = self.clock()
@@ -131,6 +136,8 @@ class Archiver:
             for client in (self._consumer, self._producer):
                 if client is not None:
                     await client.stop()
+            if self._metadata is not None:
+                await self._metadata.close()
             if self._store is not None:
                 self._store.close()
             log.info("archiver-stopped", archive=str(self.path), archived=self.archived)
@@ -144,11 +151,13 @@ class Archiver:
         """Assign every partition of every topic under the prefix; new ones from their start."""
         assert self._consumer is not None
         assert self._store is not None
-        names = {t for t in await self._consumer.topics() if t.startswith(self._prefix)}
+        assert self._metadata is not None
+        cluster = await self._metadata.fetch_all_metadata()  # a fresh listing, not the cache
         wanted = {
             TopicPartition(topic, partition)
-            for topic in names
-            for partition in self._consumer.partitions_for_topic(topic) or ()
+            for topic in cluster.topics()
+            if topic.startswith(self._prefix)
+            for partition in cluster.partitions_for_topic(topic) or ()
         }
         if wanted <= self._assigned:
             return
