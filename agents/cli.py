@@ -6,6 +6,8 @@ i247 simulate    run the 196 simulated NCBs against a broker
 i247 keys init   generate keys for every NCB, hub and the auditor
 i247 provision   create every topic (idempotent)
 i247 bench       measure the backbone beside a plain aiokafka baseline
+i247 archive     append every backbone record to the tamper-evident audit archive
+i247 audit       verify the archive, or prove one record is in it
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from brokers.settings import Settings, SettingsError
 from schemas.keys import KeyFileError
@@ -72,7 +75,64 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=15.0)
     bench.add_argument("--rate", type=float, default=500.0)
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
+    _add_audit_commands(commands)
     return parser
+
+
+def _add_audit_commands(commands: Any) -> None:
+    """``i247 archive`` and ``i247 audit verify|prove|bench``; each sets its ``handler``."""
+    archive_help = "archive file (default <I247_DATA_DIR>/audit/<prefix>-archive.sqlite3)"
+    archive = commands.add_parser("archive", help="run the audit archiver (needs I247_BOOTSTRAP)")
+    archive.add_argument("--archive", type=Path, help=archive_help)
+    archive.add_argument("--head-seconds", type=float, default=5.0, help="seconds between heads")
+    archive.add_argument("--head-records", type=int, default=10_000, help="records per head")
+    archive.set_defaults(handler=_archive)
+    audit = commands.add_parser("audit", help="verify the audit archive or prove a record")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="recompute the tree, check every head")
+    verify.add_argument("--archive", type=Path, help=archive_help)
+    verify.add_argument("--keys", type=Path, help="keys directory (I247_KEYS_DIR)")
+    prove = audit_commands.add_parser("prove", help="print an inclusion proof as JSON")
+    prove.add_argument("--archive", type=Path, help=archive_help)
+    prove.add_argument("--topic", required=True)
+    prove.add_argument("--partition", type=int, required=True)
+    prove.add_argument("--offset", type=int, required=True)
+    bench = audit_commands.add_parser("bench", help="archive write and verify rates")
+    bench.add_argument("--archive", type=Path, help="a new file to generate")
+    bench.add_argument("--records", type=int, default=1_000_000)
+    from agents import audit as tools
+
+    verify.set_defaults(handler=tools.verify_command)
+    prove.set_defaults(handler=tools.prove_command)
+    bench.set_defaults(handler=tools.bench_command)
+
+
+def _archive(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from brokers.archive_store import default_archive_path
+    from streams.archiver import run_archiver
+
+    if not settings.bootstrap:
+        raise SettingsError("i247 archive needs a broker: set I247_BOOTSTRAP")
+    path = args.archive or default_archive_path(settings)
+
+    async def archive_until_signalled() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await run_archiver(
+            settings,
+            path,
+            stop=stop,
+            head_seconds=args.head_seconds,
+            head_records=args.head_records,
+        )
+
+    archived = asyncio.run(archive_until_signalled())
+    print(f"{archived} records archived to {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "handler", None) is not None:
+        handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+        return handler(args, settings)
     if args.command == "keys":
         from agents.keyring import init_all
 

@@ -1,0 +1,258 @@
+"""The archiver: every record of every backbone topic, appended to the audit archive.
+
+Theory of operation. A plain aiokafka consumer with ``assign()`` (no group: a join costs
+half the session timeout on Tansu, and the archive is its own offset store) reads every
+partition of every topic named ``<prefix>.*``. Each ``getmany`` batch is appended in one
+SQLite transaction (brokers.archive_store); the next fetch position of a partition is
+always its last archived offset + 1, so a crash at any point loses nothing and archives
+nothing twice. Topics that appear later (team inboxes) are found by listing the broker's
+metadata every ``refresh_seconds`` (a fresh MetadataRequest for all topics: the consumer's
+own metadata cache only knows the topics it was told about).
+
+Every ``head_seconds``, or after ``head_records`` new records, the archiver signs a tree
+head with the auditor's key, stores it and publishes it to ``<prefix>.control`` as a
+``tree-head`` journal event. That event is archived too; it does not by itself call for
+another head, so an idle backbone gets no stream of heads about heads.
+
+    archiver = Archiver(settings, path, load_identity(settings.keys_dir, AUDITOR))
+    await archiver.start()
+    ...
+    await archiver.stop()  # signs a last head for whatever came since the previous one
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
+
+from brokers.archive_store import ArchiveStore
+from brokers.clients import make_consumer, make_producer
+from brokers.record_headers import cloudevent_headers, header_value
+from brokers.settings import Settings
+from schemas.archive import ArchivedRecord, TreeHead, sign_tree_head
+from schemas.header import format_timestamp
+from schemas.keys import PrivateIdentity, load_identity
+from schemas.participants import AUDITOR
+
+__all__ = ["HEAD_EVENT_TYPE", "Archiver", "head_event", "run_archiver"]
+
+log = structlog.get_logger("i247.archiver")
+
+HEAD_EVENT_TYPE = "int.interpol.i247.control.tree-head.v1"
+_SOURCE = f"/i247/{AUDITOR}"
+
+
+def head_event(
+    control_topic: str, head: TreeHead, event_id: str
+) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
+    """The journal record announcing a signed tree head: (topic, key, value, headers)."""
+    when = datetime.fromtimestamp(head.timestamp_ms / 1000, UTC)
+    body = {"event": "tree-head", "participant": AUDITOR, "time": format_timestamp(when)}
+    body.update(head.to_json())
+    headers = cloudevent_headers(
+        event_id, _SOURCE, HEAD_EVENT_TYPE, when, content_type="application/json"
+    )
+    return control_topic, AUDITOR.encode(), json.dumps(body).encode(), headers
+
+
+def _is_own_head(record: ArchivedRecord) -> bool:
+    headers = [(name, value or b"") for name, value in record.headers]
+    return (
+        header_value(headers, "ce_type") == HEAD_EVENT_TYPE.encode()
+        and header_value(headers, "ce_source") == _SOURCE.encode()
+    )
+
+
+class Archiver:
+    """Consume every ``<prefix>.*`` topic into the archive; start, run in the background, stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        archive_path: Path,
+        identity: PrivateIdentity,
+        *,
+        head_seconds: float = 5.0,
+        head_records: int = 10_000,
+        refresh_seconds: float = 2.0,
+        batch_records: int = 5_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if identity.participant != AUDITOR:
+            raise ValueError(f"tree heads are signed by {AUDITOR!r}, not {identity.participant!r}")
+        self.settings = settings
+        self.path = archive_path
+        self.identity = identity
+        self.head_seconds = head_seconds
+        self.head_records = head_records
+        self.refresh_seconds = refresh_seconds
+        self.batch_records = batch_records
+        self.clock = clock
+        self.archived = 0
+        self._prefix = f"{settings.topic_prefix}."
+        self._store: ArchiveStore | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._metadata: AIOKafkaClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._assigned: set[TopicPartition] = set()
+        self._unsigned = 0  # records since the last head, our own head events aside
+        self._last_head = 0.0
+
+    async def start(self) -> None:
+        self._store = await asyncio.to_thread(ArchiveStore.open_writer, self.path)
+        self._consumer = make_consumer(self.settings)
+        self._producer = make_producer(self.settings)
+        self._metadata = AIOKafkaClient(bootstrap_servers=self.settings.bootstrap)
+        await self._metadata.bootstrap()
+        await self._consumer.start()
+        await self._producer.start()
+        self._last_head = self.clock()
+        await self._refresh()
+        self._task = asyncio.create_task(self._run(), name="i247-archiver")
+        log.info("archiver-started", archive=str(self.path), leaves=self._store.size)
+
+    async def stop(self) -> None:
+        """Stop consuming, sign a last head if anything new came, close everything."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            if self._store is not None and self._unsigned:
+                await self._sign_head()
+        finally:
+            for client in (self._consumer, self._producer):
+                if client is not None:
+                    await client.stop()
+            if self._metadata is not None:
+                await self._metadata.close()
+            if self._store is not None:
+                self._store.close()
+            log.info("archiver-stopped", archive=str(self.path), archived=self.archived)
+
+    async def wait(self) -> None:
+        """Until the background loop ends (it ends only by stop() or an error)."""
+        if self._task is not None:
+            await self._task
+
+    async def _refresh(self) -> None:
+        """Assign every partition of every topic under the prefix; new ones from their start."""
+        assert self._consumer is not None
+        assert self._store is not None
+        assert self._metadata is not None
+        cluster = await self._metadata.fetch_all_metadata()  # a fresh listing, not the cache
+        wanted = {
+            TopicPartition(topic, partition)
+            for topic in cluster.topics()
+            if topic.startswith(self._prefix)
+            for partition in cluster.partitions_for_topic(topic) or ()
+        }
+        if wanted <= self._assigned:
+            return
+        self._consumer.assign(sorted(wanted))
+        positions = self._store.positions()
+        fresh: list[TopicPartition] = []
+        for tp in sorted(wanted):
+            last = positions.get((tp.topic, tp.partition))
+            if last is None:
+                fresh.append(tp)
+            else:
+                self._consumer.seek(tp, last + 1)
+        if fresh:
+            await self._consumer.seek_to_beginning(*fresh)
+        log.info("archiver-assigned", partitions=len(wanted), new=len(wanted - self._assigned))
+        self._assigned = wanted
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        assert self._store is not None
+        next_refresh = self.clock() + self.refresh_seconds
+        while True:
+            if self.clock() >= next_refresh:
+                await self._refresh()
+                next_refresh = self.clock() + self.refresh_seconds
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_records)
+            records = [
+                ArchivedRecord(
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.timestamp,
+                    r.key,
+                    r.value,
+                    tuple(r.headers or ()),
+                )
+                for chunk in batch.values()
+                for r in chunk
+            ]
+            if records:
+                appended = await asyncio.to_thread(self._store.append, records)
+                self.archived += len(appended)
+                self._unsigned += sum(1 for r in appended if not _is_own_head(r))
+            now = self.clock()
+            if self._unsigned and (
+                self._unsigned >= self.head_records or now - self._last_head >= self.head_seconds
+            ):
+                await self._sign_head()
+
+    async def _sign_head(self) -> TreeHead:
+        assert self._store is not None
+        assert self._producer is not None
+        store = self._store
+        now = self.clock()
+        head = sign_tree_head(store.size, store.root(), int(now * 1000), self.identity.signing_key)
+        await asyncio.to_thread(store.add_head, head)
+        self._unsigned = 0
+        self._last_head = now
+        topic, key, value, headers = head_event(
+            self.settings.topics.control, head, str(uuid.uuid4())
+        )
+        await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+        log.info("tree-head", size=head.size, root=head.root.hex(), key_id=head.key_id)
+        return head
+
+
+async def run_archiver(
+    settings: Settings,
+    archive_path: Path,
+    identity: PrivateIdentity | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    head_seconds: float = 5.0,
+    head_records: int = 10_000,
+) -> int:
+    """Archive until ``stop`` is set (or forever); returns the number of records archived.
+
+    ``identity`` defaults to the auditor's keys in ``settings.keys_dir``.
+    """
+    if identity is None:
+        identity = load_identity(Path(settings.keys_dir), AUDITOR)
+    archiver = Archiver(
+        settings, archive_path, identity, head_seconds=head_seconds, head_records=head_records
+    )
+    await archiver.start()
+    try:
+        loop = asyncio.create_task(archiver.wait())
+        waiters: set[asyncio.Task[Any]] = {loop}
+        if stop is not None:
+            waiters.add(asyncio.create_task(stop.wait()))
+        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if loop in done:
+            loop.result()  # the loop ended only by an error: raise it
+    finally:
+        await archiver.stop()
+    return archiver.archived

@@ -1,0 +1,201 @@
+"""The archive file and its audit: idempotent appends, resumption, and tampering found."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from agents.audit import NotProvable, prove_record, verify_archive
+from brokers.archive_store import ArchiveBusy, ArchiveStore, iter_archive
+from schemas.archive import ArchivedRecord, sign_tree_head
+from schemas.keys import key_id
+
+KEY = Ed25519PrivateKey.generate()
+SIGNERS: dict[str, Ed25519PublicKey] = {
+    key_id(KEY.public_key().public_bytes_raw()): KEY.public_key()
+}
+
+
+def _record(topic: str, partition: int, offset: int) -> ArchivedRecord:
+    return ArchivedRecord(
+        topic,
+        partition,
+        offset,
+        1_700_000_000_000 + offset,
+        f"k{offset}".encode(),
+        f"value {topic} {partition} {offset}".encode(),
+        (("ce_id", f"{offset}".encode()), ("content-type", b"x")),
+    )
+
+
+def _interleaved(n: int) -> list[ArchivedRecord]:
+    """``n`` records over two topics, three partitions, interleaved as a consumer sees them."""
+    where = [("t.inbound", 0), ("t.inbound", 1), ("t.control", 0)]
+    counters = dict.fromkeys(where, 0)
+    out = []
+    for i in range(n):
+        spot = where[i % 3]
+        out.append(_record(spot[0], spot[1], counters[spot]))
+        counters[spot] += 1
+    return out
+
+
+def _archive(path: Path, records: list[ArchivedRecord], head_every: int = 10) -> None:
+    with ArchiveStore.open_writer(path) as store:
+        for first in range(0, len(records), head_every):
+            store.append(records[first : first + head_every])
+            store.add_head(sign_tree_head(store.size, store.root(), first, KEY))
+
+
+@pytest.fixture
+def archived(tmp_path: Path) -> Path:
+    path = tmp_path / "archive.sqlite3"
+    _archive(path, _interleaved(60))
+    return path
+
+
+def _sql(path: Path, *statements: str) -> None:
+    db = sqlite3.connect(path)
+    with db:
+        for statement in statements:
+            db.execute(statement)
+    db.close()
+
+
+def flip_byte(path: Path, *, leaf_index: int, at: int) -> None:
+    """Change one byte of one archived record's value, as a tamperer with the file would."""
+    db = sqlite3.connect(path)
+    with db:
+        (value,) = db.execute(
+            "SELECT value FROM records WHERE leaf_index = ?", (leaf_index,)
+        ).fetchone()
+        changed = value[:at] + bytes([value[at] ^ 0x01]) + value[at + 1 :]
+        db.execute("UPDATE records SET value = ? WHERE leaf_index = ?", (changed, leaf_index))
+    db.close()
+
+
+class TestAppending:
+    def test_records_already_archived_are_skipped_on_a_second_append(self, tmp_path: Path) -> None:
+        path = tmp_path / "a.sqlite3"
+        records = _interleaved(9)
+        with ArchiveStore.open_writer(path) as store:
+            assert store.append(records[:6]) == records[:6]
+            assert store.append(records) == records[6:]
+            assert store.size == 9
+
+    def test_a_reopened_archive_resumes_from_its_own_positions(self, tmp_path: Path) -> None:
+        path = tmp_path / "a.sqlite3"
+        records = _interleaved(9)
+        with ArchiveStore.open_writer(path) as store:
+            store.append(records[:5])
+            root_before = store.root()
+        with ArchiveStore.open_writer(path) as store:
+            assert store.positions() == {
+                ("t.inbound", 0): 1,
+                ("t.inbound", 1): 1,
+                ("t.control", 0): 0,
+            }
+            assert store.root() == root_before
+            assert store.append(records) == records[5:]
+        assert list(iter_archive(path)) == records
+
+    def test_a_second_writer_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "a.sqlite3"
+        with ArchiveStore.open_writer(path), pytest.raises(ArchiveBusy):
+            ArchiveStore.open_writer(path)
+
+    def test_replay_can_read_one_topic_in_archive_order(self, archived: Path) -> None:
+        control = list(iter_archive(archived, topics=["t.control"]))
+        assert [r.offset for r in control] == list(range(20))
+
+
+class TestVerification:
+    def test_an_untouched_archive_verifies(self, archived: Path) -> None:
+        report = verify_archive(archived, SIGNERS)
+        assert report.ok, report.findings
+        assert (report.records, report.heads) == (60, 6)
+
+    def test_one_changed_byte_names_the_record(self, archived: Path) -> None:
+        flip_byte(archived, leaf_index=31, at=4)
+        report = verify_archive(archived, SIGNERS)
+        assert report.first is not None
+        assert (report.first.leaf_index, report.first.origin) == (31, "t.inbound/1/10")
+
+    def test_a_deleted_record_is_named(self, archived: Path) -> None:
+        _sql(archived, "DELETE FROM records WHERE leaf_index = 31")
+        report = verify_archive(archived, SIGNERS)
+        assert report.first is not None
+        assert (report.first.leaf_index, report.first.origin) == (31, "t.inbound/1/10")
+
+    def test_a_deleted_record_with_the_rest_renumbered_is_named(self, archived: Path) -> None:
+        _sql(
+            archived,
+            "DELETE FROM records WHERE leaf_index = 31",
+            "UPDATE records SET leaf_index = leaf_index - 1 WHERE leaf_index > 31",
+        )
+        report = verify_archive(archived, SIGNERS)
+        assert not report.ok
+        assert any(f.origin == "t.inbound/1/10" for f in report.findings)
+
+    def test_two_swapped_rows_name_the_first_one_moved(self, archived: Path) -> None:
+        _sql(
+            archived,
+            "UPDATE records SET leaf_index = -1 WHERE leaf_index = 20",
+            "UPDATE records SET leaf_index = 20 WHERE leaf_index = 40",
+            "UPDATE records SET leaf_index = 40 WHERE leaf_index = -1",
+        )
+        report = verify_archive(archived, SIGNERS)
+        assert report.first is not None
+        assert report.first.leaf_index == 20
+        assert report.first.origin == "t.inbound/1/13"  # leaf 40's record, now at 20
+
+    def test_a_rewrite_with_fresh_leaf_hashes_fails_against_the_signed_heads(
+        self, archived: Path, tmp_path: Path
+    ) -> None:
+        records = _interleaved(60)
+        records[45] = dataclasses.replace(records[45], value=b"rewritten")
+        forged = tmp_path / "forged.sqlite3"
+        with ArchiveStore.open_writer(forged) as store:
+            store.append(records)
+        _sql(
+            forged,
+            f"ATTACH '{archived}' AS real",
+            "INSERT INTO tree_heads SELECT * FROM real.tree_heads",
+        )
+        report = verify_archive(forged, SIGNERS)
+        assert report.first is not None
+        assert "root differs" in report.first.problem
+        assert report.first.leaf_index == 40  # the first leaf after the last good head
+
+    def test_a_head_not_signed_by_the_auditor_fails(self, archived: Path) -> None:
+        _sql(archived, "UPDATE tree_heads SET signature = zeroblob(64) WHERE size = 30")
+        report = verify_archive(archived, SIGNERS)
+        assert report.first is not None
+        assert "signature" in report.first.problem
+
+    def test_a_truncated_archive_fails_against_the_last_head(self, archived: Path) -> None:
+        _sql(archived, "DELETE FROM records WHERE leaf_index >= 55")
+        report = verify_archive(archived, SIGNERS)
+        assert any("no longer has" in f.problem for f in report.findings)
+
+
+class TestProofs:
+    def test_a_record_after_the_last_head_cannot_be_proved_yet(self, tmp_path: Path) -> None:
+        path = tmp_path / "a.sqlite3"
+        _archive(path, _interleaved(10))
+        with ArchiveStore.open_writer(path) as store:
+            store.append([_record("t.control", 0, 4)])
+        with pytest.raises(NotProvable, match="no signed tree head"):
+            prove_record(path, "t.control", 0, 4)
+
+    def test_an_unknown_record_cannot_be_proved(self, archived: Path) -> None:
+        with pytest.raises(NotProvable, match="not in the archive"):
+            prove_record(archived, "t.control", 0, 999)
+
+    def test_a_proof_is_against_the_latest_head(self, archived: Path) -> None:
+        proof = prove_record(archived, "t.inbound", 0, 0)
+        assert (proof["leaf_index"], proof["tree_size"]) == (0, 60)
