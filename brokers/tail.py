@@ -110,8 +110,22 @@ class TopicTail:
         async with self._advanced:
             await self._advanced.wait_for(lambda: self._positions.get(tp, 0) > offset)
 
+    async def wait_until(self, holds: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``holds()`` is true after some record was handed over; False on timeout."""
+        try:
+            async with self._advanced:
+                await asyncio.wait_for(self._advanced.wait_for(holds), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def catch_up(self) -> None:
-        """Return once everything written before this call has been handed over."""
+        """Return once everything written before this call has been handed over.
+
+        Tansu 0.6 can under-report a partition's end offset after a batch of several
+        records (helper-measured), so this is a floor, not proof: to wait for a record
+        known to exist, use ``wait_until``.
+        """
         ends = await self._consumer.end_offsets(self._partitions)
         async with self._advanced:
             await self._advanced.wait_for(

@@ -106,6 +106,13 @@ def build_hub_app(state: HubState) -> tuple[LowLatencyApp, HubRuntime]:
                 "handling-breach", message_id=breach.message_id, precedence=breach.precedence.value
             )
 
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def desk_due() -> None:
+        for out in runtime.desk.tick(state.clock()):
+            await runtime.producer.send(
+                out.topic, out.value, key=out.key, headers=list(out.headers)
+            )
+
     @app.timer(settings.lease_ttl_ms / 3000)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
         await runtime.beat()

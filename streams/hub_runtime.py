@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 from brokers.clients import make_producer
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
+from schemas.errors import RejectedMessage
 from schemas.header import format_timestamp
 from schemas.leases import (
     Claim,
@@ -44,6 +45,8 @@ from schemas.leases import (
     judge,
 )
 from schemas.participants import HUB_SITES
+from schemas.sealing import open_sealed, parse_envelope
+from streams.ccc_desk import CccDesk
 from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
 from streams.duty import (
     INTAKE,
@@ -97,6 +100,7 @@ class HubRuntime:
         self.incarnation = state.random_bytes(8).hex()
         self._loop: asyncio.Task[None] | None = None
         self._ready = False
+        self.desk = CccDesk()
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -455,10 +459,33 @@ class HubRuntime:
         state.counts["readmitted"] += 1
         return [outcome.again.lane]
 
+    def desk_handle(self, record: ReceivedRecord, now: datetime) -> list[OutboundRecord]:
+        """Open a message to ``ccc`` with this hub's key and let the desk act on it."""
+        state = self.state
+        try:
+            sealed = parse_envelope(record.value, max_bytes=state.settings.max_message_bytes)
+            opened = open_sealed(
+                sealed,
+                topic=(record.header("i247-sealed-topic") or b"").decode(),
+                key=record.header("i247-sealed-key") or b"",
+                directory=state.directory,
+                identity=state.identity,
+            )
+        except RejectedMessage as refusal:  # intake verified it: this is a hub-side fault
+            log.error(
+                "desk-cannot-open", lane=record.topic, offset=record.offset, detail=str(refusal)
+            )
+            return []
+        return self.desk.handle(opened, record, now)
+
     async def judge_upstream(self, tag: FenceTag) -> FenceVerdict:
+        """Judge an input's fence tag; an epoch not folded yet is waited for (its claim was
+        written before any output under it), and one that never comes is fenced."""
         verdict = judge(self.book, tag.unit, tag.epoch, tag.partition, tag.offset)
         if verdict is FenceVerdict.UNKNOWN:
-            await self._journals.catch_up()
+            await self._journals.wait_until(
+                lambda: self.book.lease(tag.unit).epoch >= tag.epoch, timeout=30
+            )
             verdict = judge(self.book, tag.unit, tag.epoch, tag.partition, tag.offset)
         return FenceVerdict.FENCED if verdict is FenceVerdict.UNKNOWN else verdict
 
@@ -504,6 +531,8 @@ class LaneDelivery:
             )
             for order in plan.receipts
         ]
+        if plan.to_ccc:
+            outputs += runtime.desk_handle(record, now)
         if plan.acknowledge:
             ack = plan.acknowledge
             if state.clocks.holds(ack.message_id):

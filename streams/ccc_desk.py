@@ -1,0 +1,121 @@
+"""The CCC's own desk: what a hub does with messages addressed to ``ccc``, beyond delivery.
+
+Theory of operation: when a hub delivers a lane record whose recipients include ``ccc``,
+it opens the message with its own key (every hub holds a ``ccc`` key) and hands it to the
+``CccDesk``, which dispatches by message type to the desks registered for it (notices,
+checks, teams...). A desk answers with sealed records to produce; ``tick`` lets desks act
+on time (renewal prompts, confirmation deadlines, collection windows). Desks are small
+state machines over the pure cores; a desk's state is rebuilt from the log where the
+issue demands it (each desk says how).
+
+``seal_from_hub`` is how a desk writes: the body is sealed once, as the hub, for the
+inbound topic (as any sender's message is) and copied to each recipient's inbox, so a
+broadcast to 196 bureaus costs one seal and 196 key wraps, not 196 seals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from brokers.record_headers import envelope_headers
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.bodies import Body
+from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
+from schemas.keys import Directory, PrivateIdentity
+from schemas.sealing import OpenedMessage, RandomBytes, seal
+from schemas.topics import TopicCatalog
+
+__all__ = ["CccDesk", "Desk", "seal_from_hub"]
+
+
+class Desk(Protocol):
+    """One duty of the CCC (notices, checks, teams...)."""
+
+    handles: frozenset[MessageType]
+
+    def handle(
+        self, opened: OpenedMessage, record: ReceivedRecord, now: datetime
+    ) -> list[OutboundRecord]: ...
+
+    def tick(self, now: datetime) -> list[OutboundRecord]: ...
+
+
+@dataclass
+class CccDesk:
+    """Dispatch of opened ``ccc`` messages to the desks that handle their type."""
+
+    desks: list[Desk] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def register(self, desk: Desk) -> None:
+        taken = {t for d in self.desks for t in d.handles} & desk.handles
+        if taken:
+            raise ValueError(f"message types {sorted(taken)} already have a desk")
+        self.desks.append(desk)
+
+    def handle(
+        self, opened: OpenedMessage, record: ReceivedRecord, now: datetime
+    ) -> list[OutboundRecord]:
+        kind = opened.header.message_type
+        for desk in self.desks:
+            if kind in desk.handles:
+                self.counts[f"desk.{kind.value}"] += 1
+                return desk.handle(opened, record, now)
+        self.counts["desk.unhandled"] += 1
+        return []
+
+    def tick(self, now: datetime) -> list[OutboundRecord]:
+        return [out for desk in self.desks for out in desk.tick(now)]
+
+
+def seal_from_hub(
+    body: Body,
+    recipients: Sequence[str],
+    *,
+    hub: PrivateIdentity,
+    directory: Directory,
+    topics: TopicCatalog,
+    now: datetime,
+    random_bytes: RandomBytes,
+    precedence: Precedence = Precedence.ROUTINE,
+    correlation_id: str | None = None,
+    trace_id: str | None = None,
+    flags: Sequence[HeaderFlag] = (),
+    language: Language = Language.EN,
+) -> tuple[RoutingHeader, list[OutboundRecord]]:
+    """One envelope from the hub to ``recipients`` (NCBs or teams), one copy per inbox."""
+    header = RoutingHeader(
+        message_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
+        sender=hub.participant,
+        recipients=list(recipients),
+        message_type=MessageType(body.type),
+        precedence=precedence,
+        created_at=now,
+        language=language,
+        correlation_id=correlation_id,
+        trace_id=trace_id or random_bytes(16).hex(),
+        flags=list(flags),
+    )
+    key = header.message_id.encode()
+    sealed = seal(
+        header,
+        body,
+        sender=hub,
+        directory=directory,
+        topic=topics.inbound,
+        key=key,
+        random_bytes=random_bytes,
+    ).to_bytes()
+    headers = (
+        *envelope_headers(header, random_bytes(8).hex()),
+        ("i247-sealed-topic", topics.inbound.encode()),
+        ("i247-sealed-key", key),
+        ("i247-precedence", precedence.value.encode()),
+        ("i247-hub", hub.participant.encode()),
+    )
+    return header, [OutboundRecord(topics.inbox(r), key, sealed, headers) for r in recipients]
