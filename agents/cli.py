@@ -6,6 +6,7 @@ i247 simulate    run the 196 simulated NCBs against a broker
 i247 keys init   generate keys for every NCB, hub and the auditor
 i247 provision   create every topic (idempotent)
 i247 bench       measure the backbone beside a plain aiokafka baseline
+i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents.replay_command import register_replay
 from brokers.settings import Settings, SettingsError
 from schemas.keys import KeyFileError
 from schemas.participants import HUB_SITES
@@ -72,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=15.0)
     bench.add_argument("--rate", type=float, default=500.0)
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
+
+    register_replay(commands)
     return parser
 
 
@@ -85,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "replay":
+        return asyncio.run(args.run(settings, args))  # type: ignore[no-any-return]
     if args.command == "keys":
         from agents.keyring import init_all
 
