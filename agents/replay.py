@@ -55,7 +55,13 @@ from agents.replay_filter import (
     matches_position,
 )
 from agents.replay_pacing import Pace, Pacer
-from brokers.record_headers import BadHeader, ReplayMark, read_replay_mark, replay_headers
+from brokers.record_headers import (
+    DLQ_PREFIX,
+    BadHeader,
+    ReplayMark,
+    read_replay_mark,
+    replay_headers,
+)
 from brokers.records import ReceivedRecord
 from schemas.bodies import BODY_ADAPTER, Body
 from schemas.errors import RejectedMessage
@@ -108,12 +114,16 @@ class ReplaySummary:
 def sealed_for(record: ReceivedRecord) -> tuple[str, bytes]:
     """The topic and key the sender sealed the record for, which opening must name.
 
-    A hub's delivery says so in ``i247-sealed-topic``/``i247-sealed-key``; a replayed
-    record names its original topic in its replay mark; otherwise it is where it lies.
+    A hub's delivery says so in ``i247-sealed-topic``/``i247-sealed-key``; a dead letter
+    names where it was refused in ``i247.dlq.topic``; a replayed record names its original
+    topic in its replay mark; otherwise the record lies where it was sealed for.
     """
     sealed_topic = record.header("i247-sealed-topic")
     if sealed_topic is not None:
         return sealed_topic.decode(errors="replace"), record.header("i247-sealed-key") or b""
+    refused_on = record.header(DLQ_PREFIX + "topic")
+    if refused_on is not None:
+        return refused_on.decode(errors="replace"), record.key or b""
     try:
         mark = read_replay_mark(record.headers)
     except BadHeader:
