@@ -11,6 +11,11 @@ are; records appended since are left for the next replay.
 The partitions' records are merged by timestamp (``TimeMerge``), each partition's own
 order kept, so a replay at the original pace follows the traffic's time line.
 
+The end offset is a lower bound: the embedded Tansu broker reports the end of a partition
+as one past the *first* record of its last batch, so a partition is read one fetch beyond
+it, keeping records stamped before the replay began and stopping at the first later one
+(or at an empty fetch). On Kafka that fetch finds only newer records, or none.
+
 Timestamps are checked again by the caller's filter: brokers seek by time only roughly
 (a producer's clock may lag), and the embedded Tansu broker answers ``offsets_for_times``
 with offset 0, which is correct if slow.
@@ -148,6 +153,7 @@ class KafkaTimeSource:
         self.idle_timeout_s = idle_timeout_s
         self.ranges: list[PartitionRange] = []
         self._consumer: AIOKafkaConsumer | None = None
+        self._planned_at_ms = 0
 
     @property
     def total(self) -> int:
@@ -186,6 +192,7 @@ class KafkaTimeSource:
             await consumer.stop()
 
     async def _plan(self, consumer: AIOKafkaConsumer) -> list[PartitionRange]:
+        self._planned_at_ms = int(time.time() * 1000)
         prefix = f"{self.settings.topic_prefix}."
         names = sorted(
             t for t in await consumer.topics() if t.startswith(prefix) and self.select(t)
@@ -218,7 +225,7 @@ class KafkaTimeSource:
         consumer.assign(list(ends))
         for r in todo:
             consumer.seek(TopicPartition(r.topic, r.partition), r.start)
-        pending = set(ends)
+        pending, past_end, closed = set(ends), set[TopicPartition](), set[TopicPartition]()
         quiet_since = time.monotonic()
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=200)
@@ -231,14 +238,20 @@ class KafkaTimeSource:
                     f"(e.g. {sorted(pending)[0]}); is the broker up?"
                 )
             for tp, chunk in batch.items():
-                end = ends[tp]
-                merge.push(
-                    (tp.topic, tp.partition), (_received(r) for r in chunk if r.offset < end)
-                )
+                keep = []
+                for raw in chunk:
+                    if raw.offset < ends[tp] or raw.timestamp < self._planned_at_ms:
+                        keep.append(_received(raw))
+                    else:
+                        closed.add(tp)
+                        break
+                merge.push((tp.topic, tp.partition), keep)
             for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
+                if tp in closed or (tp in past_end and not batch.get(tp)):
                     pending.discard(tp)
                     merge.finish((tp.topic, tp.partition))
+                elif await consumer.position(tp) >= ends[tp]:
+                    past_end.add(tp)
             for record in merge.pop_ready():
                 yield record
         for record in merge.pop_ready():
