@@ -8,6 +8,7 @@ i247 provision   create every topic (idempotent)
 i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
 i247 audit       verify the archive, or prove one record is in it
+i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.replay_command import register_replay
 from brokers.settings import Settings, SettingsError
 from schemas.keys import KeyFileError
 from schemas.participants import HUB_SITES
@@ -76,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=500.0)
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
     _add_audit_commands(commands)
+
+    register_replay(commands)
     return parser
 
 
@@ -148,6 +152,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if getattr(args, "handler", None) is not None:
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         return handler(args, settings)
+    if args.command == "replay":
+        return asyncio.run(args.run(settings, args))  # type: ignore[no-any-return]
     if args.command == "keys":
         from agents.keyring import init_all
 

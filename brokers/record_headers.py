@@ -26,10 +26,12 @@ from schemas.header import RoutingHeader, format_timestamp
 __all__ = [
     "CONTENT_TYPE",
     "DLQ_PREFIX",
+    "REPLAY_PREFIX",
     "BadHeader",
     "CloudEvent",
     "DeadLetterInfo",
     "Headers",
+    "ReplayMark",
     "TraceParent",
     "cloudevent_headers",
     "dead_letter_headers",
@@ -38,12 +40,15 @@ __all__ = [
     "parse_traceparent",
     "read_cloudevent",
     "read_dead_letter",
+    "read_replay_mark",
+    "replay_headers",
     "traceparent",
 ]
 
 Headers = Iterable[tuple[str, bytes]]
 CONTENT_TYPE = "application/vnd.i247.envelope+json; version=1"
 DLQ_PREFIX = "i247.dlq."
+REPLAY_PREFIX = "i247.replay."
 MAX_DETAIL_BYTES = 4096
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -276,3 +281,64 @@ def read_dead_letter(headers: Headers) -> DeadLetterInfo:
         )
     except ValidationError as exc:
         raise BadHeader(f"dead-letter position is out of range: {numbers}") from exc
+
+
+# --- replay marks --------------------------------------------------------------------
+
+_REPLAY_FIELDS = ("name", "topic", "partition", "offset", "timestamp")
+
+
+class ReplayMark(BaseModel):
+    """Where a replayed record was originally read, and which replay re-published it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    timestamp_ms: int
+
+
+def replay_headers(mark: ReplayMark) -> list[tuple[str, bytes]]:
+    """``i247.replay.*`` headers to append to a re-published record, ``name`` first.
+
+    >>> replay_headers(ReplayMark(name="r1", topic="i247.inbound", partition=0, offset=7,
+    ...                           timestamp_ms=1))[0]
+    ('i247.replay.name', b'r1')
+    """
+    values = {
+        "name": mark.name,
+        "topic": mark.topic,
+        "partition": str(mark.partition),
+        "offset": str(mark.offset),
+        "timestamp": str(mark.timestamp_ms),
+    }
+    return [(REPLAY_PREFIX + field, values[field].encode()) for field in _REPLAY_FIELDS]
+
+
+def read_replay_mark(headers: Headers) -> ReplayMark | None:
+    """The latest replay mark of a record; None for live traffic, ``BadHeader`` if malformed."""
+    headers = list(headers)
+    present = [n for n in _REPLAY_FIELDS if header_value(headers, REPLAY_PREFIX + n) is not None]
+    if not present:
+        return None
+    if len(present) != len(_REPLAY_FIELDS):
+        missing = sorted(set(_REPLAY_FIELDS) - set(present))
+        raise BadHeader(
+            f"incomplete replay mark: missing {', '.join(REPLAY_PREFIX + n for n in missing)}"
+        )
+    found = {name: _text(headers, REPLAY_PREFIX + name) for name in _REPLAY_FIELDS}
+    numbers = {n: found[n] for n in ("partition", "offset", "timestamp")}
+    if not all(_INTEGER.match(v) for v in numbers.values()):
+        raise BadHeader(f"replay partition, offset and timestamp must be integers: {numbers}")
+    try:
+        return ReplayMark(
+            name=found["name"],
+            topic=found["topic"],
+            partition=int(numbers["partition"]),
+            offset=int(numbers["offset"]),
+            timestamp_ms=int(numbers["timestamp"]),
+        )
+    except ValidationError as exc:
+        raise BadHeader(f"replay mark is out of range: {found}") from exc

@@ -1,7 +1,8 @@
 """Topic names of the backbone, derived from one configurable prefix.
 
 See ARCHITECTURE's topic table; ``TopicCatalog(prefix="i247")`` yields ``i247.inbound``,
-``i247.hub.lyon.flash``, ``i247.ncb.FRA.inbox`` and so on.
+``i247.hub.lyon.flash``, ``i247.ncb.FRA.inbox`` and so on. Replay topics
+(``i247.replay.<name>``) are written by operators' replays and read by no processor.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class TopicKind(StrEnum):
     LEASES = "leases"
     CONTROL = "control"
     DEADLETTER = "deadletter"
+    REPLAY = "replay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,19 @@ class TopicCatalog:
     def lanes(self) -> list[str]:
         """Every lane topic, hub by hub, most urgent first."""
         return [self.lane(site, p) for site in HUB_SITES for p in Precedence]
+
+    @property
+    def replay_prefix(self) -> str:
+        """What every replay topic's name starts with: ``i247.replay.``."""
+        return f"{self.prefix}.replay."
+
+    def replay(self, name: str) -> str:
+        """The topic an operator's replay named ``name`` publishes to; no processor reads it."""
+        if not _PREFIX.match(name):
+            raise ValueError(
+                f"replay name {name!r} must be 1-64 letters, digits, '_' or '-' (no dots)"
+            )
+        return f"{self.replay_prefix}{name}"
 
     def inbox(self, participant: str) -> str:
         """The inbox topic of an NCB or team; hubs and the auditor have none."""
