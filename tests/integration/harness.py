@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.ncb import Inbound, NcbAdapter
+from agents.operations import provision_all
 from agents.simulator import received_from
 from brokers.clients import terminate
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -26,7 +27,7 @@ from brokers.settings import Settings
 from schemas.keys import Directory, PrivateIdentity
 from schemas.leases import LeaseBook, LeaseRecord, LeaseRefused
 
-__all__ = ["Backbone", "now"]
+__all__ = ["Backbone", "now", "running"]
 
 
 def now() -> datetime:
@@ -182,3 +183,38 @@ def _event(record: ReceivedRecord) -> dict[str, Any]:
 
 async def settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    keys_dir: Path,
+    keyring: tuple[Directory, dict[str, PrivateIdentity]],
+    log_dir: Path,
+    *,
+    start_hub: bool = True,
+    **overrides: object,
+) -> AsyncIterator[Backbone]:
+    """A provisioned backbone with a producer; its hub started (and ready) unless asked not to."""
+    directory, identities = keyring
+    settings = settings.model_copy(update={"keys_dir": keys_dir, **overrides})
+    bootstrap = settings.bootstrap
+    assert bootstrap
+    await provision_all(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_request_size=4 * 1024 * 1024,
+    )
+    await producer.start()
+    rig = Backbone(settings, bootstrap, directory, identities, log_dir, producer=producer)
+    try:
+        if start_hub:
+            rig.start_hub()
+            await rig.wait_ready()
+        yield rig
+    finally:
+        rig.stop_hub()
+        await producer.stop()

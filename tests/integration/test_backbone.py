@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from collections import Counter
@@ -12,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from agents.faults import (
     forge_signature,
@@ -22,7 +20,6 @@ from agents.faults import (
     tamper_header,
 )
 from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
-from agents.operations import provision_all
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import DeliveryReceiptBody, MessageBody, UrgentRequestBody
@@ -32,46 +29,11 @@ from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.registry import default_registry
 from schemas.sealing import open_sealed, parse_envelope
 from streams.liveness import Heartbeat
-from tests.integration.harness import Backbone, now
+from tests.integration.harness import Backbone, now, running
 
 pytestmark = pytest.mark.integration
 
 BODY = MessageBody(subject="Vehicle seized at border crossing", text="VIN WDB1240221A123456")
-
-
-@contextlib.asynccontextmanager
-async def running(
-    settings: Settings,
-    keys_dir: Path,
-    keyring: tuple[Directory, dict[str, PrivateIdentity]],
-    log_dir: Path,
-    *,
-    start_hub: bool = True,
-    **overrides: object,
-) -> AsyncIterator[Backbone]:
-    """A provisioned backbone with a producer; its hub started (and ready) unless asked not to."""
-    directory, identities = keyring
-    settings = settings.model_copy(update={"keys_dir": keys_dir, **overrides})
-    bootstrap = settings.bootstrap
-    assert bootstrap
-    await provision_all(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=5,
-        max_request_size=4 * 1024 * 1024,
-    )
-    await producer.start()
-    rig = Backbone(settings, bootstrap, directory, identities, log_dir, producer=producer)
-    try:
-        if start_hub:
-            rig.start_hub()
-            await rig.wait_ready()
-        yield rig
-    finally:
-        rig.stop_hub()
-        await producer.stop()
 
 
 @pytest.fixture
