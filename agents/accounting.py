@@ -45,6 +45,7 @@ class Accounting:
     unopened: Counter[str] = field(default_factory=Counter)
     receipts: int = 0
     breaches: int = 0
+    fenced: int = 0  # deliveries refused: made by a hub outside its lease term
     latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def on_sent(self, message_id: str, kind: str, expected_refusal: str | None) -> None:
@@ -131,4 +132,5 @@ class Accounting:
             "lost": {"total": len(lost), "pairs": [f"{m}->{r}" for m, r in lost[:50]]},
             "unopened": dict(self.unopened),
             "breaches": self.breaches,
+            "fenced": self.fenced,
         }

@@ -69,6 +69,11 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     lost = summary["lost"]["total"]
     totals.add_row("[bold]lost[/]", f"[{'red' if lost else 'green'} bold]{lost}[/]", "")
     totals.add_row("handling breaches", str(summary["breaches"]), "")
+    totals.add_row(
+        "fenced deliveries",
+        str(summary.get("fenced", 0)),
+        "made out of a hub's lease term; refused",
+    )
 
     delivered = Table(title="Delivered, by hub and precedence (latency: created → opened)")
     delivered.add_column("hub")

@@ -28,13 +28,15 @@ from agents.faults import (
     tamper_body,
     tamper_header,
 )
-from agents.ncb import Duplicate, NcbAdapter, Opened, Unopened
+from agents.lease_reader import LeaseReader
+from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
 from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import DeliveryReceiptBody
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
 from schemas.keys import Directory, PrivateIdentity, generate_identity
+from schemas.leases import LeaseBook
 from schemas.participants import ParticipantKind, kind_of
 from schemas.sealing import RandomBytes, parse_envelope
 from schemas.topics import TopicCatalog
@@ -178,12 +180,17 @@ class Simulator:
             await asyncio.sleep(0.005)
         await self.producer.flush()
 
-    def on_inbox_record(self, record: ReceivedRecord) -> OutboundRecord | None:
+    def on_inbox_record(
+        self, record: ReceivedRecord, leases: LeaseBook | None = None
+    ) -> OutboundRecord | None:
         """Hand a record to its adapter; return the acknowledgement to send, if any."""
         adapter = self._by_inbox.get(record.topic)
         if adapter is None:
             return None
-        result = adapter.receive(record)
+        result = adapter.receive(record, leases=leases)
+        if isinstance(result, Fenced):
+            self.books.fenced += 1
+            return None
         if isinstance(result, Duplicate):
             self.books.duplicates_suppressed["recipient"] += 1
             return None
@@ -208,12 +215,16 @@ class Simulator:
             return adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes)
         return None
 
-    async def read_inboxes(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    async def read_inboxes(
+        self, consumer: AIOKafkaConsumer, stop: asyncio.Event, leases: LeaseReader | None = None
+    ) -> None:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=2000)
             for records in batch.values():
                 for raw in records:
-                    ack = self.on_inbox_record(received_from(raw))
+                    record = received_from(raw)
+                    book = await leases.ready_for(record) if leases is not None else None
+                    ack = self.on_inbox_record(record, book)
                     if ack is not None:
                         message_id = (ack.header("ce_id") or b"").decode()
                         self.books.on_sent(message_id, MessageType.ACKNOWLEDGEMENT.value, None)

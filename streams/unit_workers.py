@@ -125,7 +125,10 @@ class UnitWorker:
         last: int | None = None
         for raw in records:
             if not self.context.may_work(self.unit, self.epoch):
-                break  # the lease lapsed mid-batch: leave the rest to the next term
+                # the lease lapsed mid-batch: read the rest again if it is renewed, else the
+                # next term starts from the reported positions anyway
+                self._consumer.seek(tp, raw.offset)  # type: ignore[attr-defined]
+                break
             record = received_from_kafka(raw)
             outputs = await self._handle(record, self.epoch)
             tag = FenceTag(self.unit, self.epoch, record.partition, record.offset)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import structlog
 
+from brokers.connect_via import install_connect_via
 from brokers.logs import configure_logging
 from brokers.settings import Settings
 from schemas.keys import load_directory, load_identity
@@ -24,6 +25,7 @@ def run_hub(settings: Settings, site: str) -> int:
 
     log_path = os.environ.get("I247_LOG_FILE")
     configure_logging(settings.log_level, Path(log_path) if log_path else None)
+    install_connect_via()
     if not settings.bootstrap:
         raise SystemExit("i247 hub needs I247_BOOTSTRAP (the demo sets it for the hubs it starts)")
     keys_dir = Path(settings.keys_dir)

@@ -122,10 +122,42 @@ class Backbone:
             await consumer.stop()
         return records
 
-    async def journal(
-        self, *, until: Any = lambda rs: False, timeout: float = 0.5
-    ) -> list[dict[str, Any]]:
-        """The control topic's JSON events, read from the start."""
+    async def read_all(self, topics: Iterable[str]) -> list[ReceivedRecord]:
+        """Every record of ``topics`` from the start, up to now.
+
+        Done means: past the end offsets taken at the start (a floor: Tansu can
+        under-report them) and then two empty fetches in a row, so a slow start under
+        load is not mistaken for the end of the log.
+        """
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        )
+        await consumer.start()
+        records: list[ReceivedRecord] = []
+        try:
+            partitions = [TopicPartition(t, 0) for t in topics]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            empty = 0
+            while empty < 2:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for chunk in batch.values():
+                    records.extend(received_from(r) for r in chunk)
+                if batch:
+                    empty = 0
+                    continue
+                positions = [await consumer.position(tp) for tp in partitions]
+                caught_up = all(p >= ends[tp] for p, tp in zip(positions, partitions, strict=True))
+                empty = empty + 1 if caught_up else 0
+        finally:
+            await consumer.stop()
+        return records
+
+    async def journal(self, *, until: Any = None, timeout: float = 0.5) -> list[dict[str, Any]]:
+        """The control topic's JSON events, read from the start (all of them by default)."""
+        if until is None:
+            return [_event(r) for r in await self.read_all([self.settings.topics.control])]
         records = await self.read(
             [self.settings.topics.control],
             until=lambda rs: until([_event(r) for r in rs]),
@@ -147,11 +179,8 @@ class Backbone:
 
     async def lease_book(self) -> LeaseBook:
         """The lease journal folded from its start up to now, as a reader would."""
-        records = await self.read(
-            [self.settings.topics.leases], until=lambda rs: False, timeout=0.5
-        )
         book = LeaseBook.empty()
-        for record in records:
+        for record in await self.read_all([self.settings.topics.leases]):
             with contextlib.suppress(LeaseRefused):
                 book = book.apply(LeaseRecord.model_validate_json(record.value).event())
         return book

@@ -1,0 +1,53 @@
+"""A reader's copy of the lease journal, so a bureau can refuse deliveries made out of term.
+
+An NCB gateway folds ``i247.hub.leases`` from its start into a ``LeaseBook`` and judges
+each inbox record's fence tag against it (``NcbAdapter.receive(..., leases=book)``). A
+delivery made under an epoch the gateway has not folded yet is held until that epoch's
+claim arrives: the claim was in the journal before the delivery was made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import structlog
+
+from brokers.records import ReceivedRecord
+from brokers.tail import TopicTail
+from schemas.leases import FenceVerdict, LeaseBook, LeaseRecord, LeaseRefused, fence_tag, judge
+
+__all__ = ["LeaseReader"]
+
+log = structlog.get_logger("i247.ncb")
+
+
+class LeaseReader:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.book = LeaseBook.empty()
+        self._tail = TopicTail(bootstrap, [topic], self._fold)
+
+    def _fold(self, record: ReceivedRecord) -> None:
+        event = LeaseRecord.model_validate_json(record.value).event()
+        with contextlib.suppress(LeaseRefused):  # every reader refuses the same events
+            self.book = self.book.apply(event)
+
+    async def start(self) -> None:
+        await self._tail.start()
+
+    async def stop(self) -> None:
+        await self._tail.stop()
+
+    async def ready_for(self, record: ReceivedRecord, timeout: float = 30.0) -> LeaseBook:
+        """The book, once it knows the epoch ``record`` was delivered under (or timeout)."""
+        tag = fence_tag(record.headers)
+        if (
+            tag is not None
+            and judge(self.book, tag.unit, tag.epoch, tag.partition, tag.offset)
+            is FenceVerdict.UNKNOWN
+        ):
+            known = await self._tail.wait_until(
+                lambda: self.book.lease(tag.unit).epoch >= tag.epoch, timeout
+            )
+            if not known:
+                log.warning("lease-epoch-never-seen", unit=tag.unit, epoch=tag.epoch)
+        return self.book
