@@ -200,3 +200,40 @@ async def test_a_team_is_approved_works_reports_and_is_revoked_when_closed(
         info = read_dead_letter(letter.headers)
         assert info.reason == "recipient-revoked"
         assert "FRA" in info.detail
+
+        # a restarted hub rebuilds the teams from the journal: it still knows the team's
+        # keys (its report is verified and answered) and still refuses traffic for it
+        bb.stop_hub()
+        bb.start_hub()
+        await bb.journal(
+            until=lambda es: sum(e.get("event") == "hub-ready" for e in es) >= 2, timeout=90
+        )
+        after, record = deu.compose(
+            [team], MessageBody(subject="liaison", text="anyone?"),
+            now=now(), random_bytes=os.urandom,
+        )  # fmt: skip
+        await bb.send(record)
+        report = TeamReport(team=team, phase=DviPhase.POST_MORTEM, text="late")
+        sent, record = squad.compose(
+            ["ccc"], TeamReportBody(report=report), now=now(), random_bytes=os.urandom
+        )
+        await bb.send(record)
+        journal = await bb.journal(
+            until=has("team-refused", message_id=sent.message_id), timeout=60
+        )
+        [late_report] = [e for e in journal if e.get("message_id") == sent.message_id]
+        assert "closed" in late_report["reason"]
+
+        def refused_after(records: list[ReceivedRecord]) -> bool:
+            return any(
+                parse_envelope(r.value, max_bytes=1 << 20).header.message_id == after.message_id
+                for r in records
+            )
+
+        dead = await bb.read([topics.deadletter], until=refused_after, timeout=60)
+        [letter] = [
+            r
+            for r in dead
+            if parse_envelope(r.value, max_bytes=1 << 20).header.message_id == after.message_id
+        ]
+        assert read_dead_letter(letter.headers).reason == "recipient-revoked"
