@@ -60,6 +60,7 @@ from schemas.keys import PublicIdentity, generate_identity, save_identity
 from schemas.participants import ParticipantKind, kind_of
 from schemas.registry import MemberRegistry, default_registry
 from schemas.sealing import OpenedMessage
+from schemas.team_journal import SNAPSHOT_EVENT, TeamEvent
 from schemas.teams import Deployment, DeploymentState, TeamKind, TeamReport, TeamRequest
 from streams.ccc_desk import seal_from_hub
 from streams.deployments import (
@@ -75,7 +76,7 @@ from streams.deployments import (
 )
 from streams.hub_state import HubState, journal_record
 from streams.team_approval import decide_team_request
-from streams.team_registry import SNAPSHOT_EVENT, TeamEvent, TeamRegistry
+from streams.team_registry import TeamRegistry
 
 __all__ = ["TeamDesk", "keyring_issuer"]
 

@@ -30,6 +30,7 @@ from schemas.header import MessageType
 from schemas.keys import PrivateIdentity, generate_identity, load_identity
 from schemas.registry import Region
 from schemas.sealing import OpenedMessage, open_sealed, parse_envelope
+from schemas.team_journal import TeamEvent, team_counts
 from schemas.teams import (
     Concern,
     DeclineReason,
@@ -45,7 +46,7 @@ from streams.hub_state import HubState
 from streams.intake import Admitted, IntakePolicy, Refused, admit
 from streams.roster import DutyRoster
 from streams.team_desk import TeamDesk, keyring_issuer
-from streams.team_registry import TeamEvent, TeamRegistry, team_counts
+from streams.team_registry import TeamRegistry
 from tests.unit.factories import make_header
 from tests.unit.keyring import small_keyring
 from tests.unit.team_factories import NOW, make_request
