@@ -56,6 +56,9 @@ from schemas.participants import HUB_SITES
 from schemas.sealing import open_sealed, parse_envelope
 from schemas.topics import TopicKind, TopicSpec
 from streams.ccc_desk import CccDesk
+from streams.check_desk import CheckDesk
+from streams.databases import Databases, open_configured
+from streams.databases.nominal import NominalIndex
 from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
 from streams.duty import (
     INTAKE,
@@ -68,6 +71,7 @@ from streams.duty import (
 from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
+from streams.nominal_feed import NominalFeed
 from streams.replay_memory import remember_lane_record
 from streams.team_desk import TeamDesk, keyring_issuer
 from streams.team_registry import TeamRegistry
@@ -121,6 +125,15 @@ class HubRuntime:
         )
         self.desk.register(self.team_desk)
         self._control_tail: TopicTail | None = None
+        self.nominal = NominalIndex()
+        self.nominal_feed = NominalFeed(
+            self.nominal,
+            identity=state.identity,
+            directory=state.directory,
+            max_bytes=settings.max_message_bytes,
+        )
+        self._notices_tail: TopicTail | None = None
+        self.databases: Databases | None = None
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -153,6 +166,7 @@ class HubRuntime:
         await self._journals.start()
         await self._lanes.start()
         await self._control_tail.start()
+        await self._open_checks()
         await self._journals.catch_up()
         await self._control_tail.catch_up()  # teams known before this hub takes any work
         self._history_read = True  # beats read so far are history, not signs of life
@@ -181,7 +195,36 @@ class HubRuntime:
         if self._control_tail is not None:
             await self._control_tail.stop()
         await self._journals.stop()
+        if self._notices_tail is not None:
+            await self._notices_tail.stop()
+        if self.databases is not None:
+            self.databases.close()
         await self.producer.stop()
+
+    async def _open_checks(self) -> None:
+        """Open the databases (built once per data dir), fold the notices topic into the
+        nominal index and keep following it, and register the checks desk."""
+        self.databases = await asyncio.to_thread(open_configured, self.state.settings, self.nominal)
+        self._notices_tail = TopicTail(
+            self.state.bootstrap,
+            [self.topics.notices],
+            lambda record: self._on_notice(record),
+        )
+        await self._notices_tail.start()
+        await self._notices_tail.catch_up()
+        self.desk.register(CheckDesk(self.state, self.databases))
+        log.info(
+            "checks-desk-open",
+            hub=self.state.hub,
+            sltd=len(self.databases.sltd),
+            smv=len(self.databases.smv),
+            works_of_art=len(self.databases.works_of_art),
+            wanted_persons=len(self.nominal),
+        )
+
+    def _on_notice(self, record: ReceivedRecord) -> None:
+        outcome = self.nominal_feed.apply(record, self.state.clock())
+        log.debug("notice-folded", offset=record.offset, outcome=outcome.value)
 
     async def _coordinate_forever(self) -> None:
         while True:
