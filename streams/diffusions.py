@@ -111,6 +111,11 @@ class DiffusionLedger:
         self._entries[recall.diffusion_id] = _Entry(entry.diffusion, entry.recipients, recall)
         return Recall(recall, entry.diffusion.sender, entry.recipients)
 
+    def get(self, diffusion_id: str) -> Diffusion | None:
+        """The recorded diffusion ``diffusion_id``, recalled or not, or None."""
+        entry = self._entries.get(diffusion_id)
+        return None if entry is None else entry.diffusion
+
     def sent(self) -> tuple[Diffusion, ...]:
         """Every recorded diffusion, recalled or not, in the order recorded."""
         return tuple(entry.diffusion for entry in self._entries.values())

@@ -59,6 +59,7 @@ from streams.duty import (
 from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
+from streams.notice_desk import NoticeDesk
 from streams.replay_memory import remember_lane_record
 from streams.unit_workers import UnitWorker, WorkerContext, upstream_verdict
 
@@ -101,6 +102,9 @@ class HubRuntime:
         self._loop: asyncio.Task[None] | None = None
         self._ready = False
         self.desk = CccDesk()
+        self.notice_desk = NoticeDesk.from_state(state, on_duty=self._on_intake_duty)
+        self.desk.register(self.notice_desk)
+        self._notices_tail: TopicTail | None = None
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -132,6 +136,11 @@ class HubRuntime:
         await self._journals.start()
         await self._lanes.start()
         await self._journals.catch_up()
+        self._notices_tail = TopicTail(
+            bootstrap, [self.topics.notices], self._on_notice
+        )  # the notices in force, and every later write by any hub
+        await self._notices_tail.start()
+        await self._notices_tail.catch_up()
         self._history_read = True  # beats read so far are history, not signs of life
         self._started_at = self.state.clock()
         await self.beat()
@@ -155,6 +164,8 @@ class HubRuntime:
         await self.beat(leaving=True)
         await self.producer.flush()
         await self._lanes.stop()
+        if self._notices_tail is not None:
+            await self._notices_tail.stop()
         await self._journals.stop()
         await self.producer.stop()
 
@@ -187,6 +198,9 @@ class HubRuntime:
             self.views[beat.site] = observe(
                 self.views.get(beat.site), beat, self.state.clock(), self.policy
             )
+
+    def _on_notice(self, record: ReceivedRecord) -> None:
+        self.notice_desk.restore(record)
 
     def _on_lane_record(self, record: ReceivedRecord) -> None:
         remember_lane_record(self.state.seen, record, now=self.state.clock())
@@ -231,6 +245,10 @@ class HubRuntime:
             and lease.expires_at is not None
             and self.state.clock() < lease.expires_at
         )
+
+    def _on_intake_duty(self) -> bool:
+        """Whether this hub holds intake now: the one hub that runs the CCC's desk clocks."""
+        return self.book.owner_at(INTAKE, self.state.clock()) == self.me
 
     def alive(self, now: datetime) -> set[str]:
         assert self._started_at is not None
