@@ -35,7 +35,7 @@ from types import MappingProxyType
 from schemas.bodies import Body, DiffusionBody, DiffusionRecallBody, NoticeBody
 from schemas.header import RoutingHeader
 from schemas.notices import Diffusion, DiffusionRecall, Notice, NoticeState
-from schemas.participants import ParticipantKind, kind_of
+from schemas.participants import CCC, ParticipantKind, kind_of
 
 __all__ = ["NoticeView", "Update", "diffusion_from_message", "update_from_message"]
 
@@ -43,8 +43,11 @@ Update = Notice | Diffusion | DiffusionRecall
 
 
 def diffusion_from_message(header: RoutingHeader, body: DiffusionBody) -> Diffusion:
-    """The central record of a diffusion as it travelled: header addressing, body content."""
-    ncbs = tuple(r for r in header.recipients if kind_of(r) is ParticipantKind.NCB)
+    """The central record of a diffusion as it travelled: header addressing, body content.
+
+    The NCBs are the header's NCB recipients; ``ccc`` (which records it) is not one.
+    """
+    ncbs = tuple(r for r in header.recipients if r != CCC and kind_of(r) is ParticipantKind.NCB)
     return Diffusion(
         diffusion_id=header.message_id,
         sender=header.sender,

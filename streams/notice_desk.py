@@ -274,6 +274,14 @@ class NoticeDesk:
         self._handled[header.message_id] = None
         while len(self._handled) > self._memory:
             self._handled.popitem(last=False)
+        try:
+            return self._dispatch(header, body, now)
+        except Exception:  # a desk fault must not stall the lane that carried the message
+            log.exception("notice-desk-failed", message_id=header.message_id)
+            fields = {"message_id": header.message_id, "type": header.message_type.value}
+            return [self.journal("notice-desk-failed", header.message_id, fields)]
+
+    def _dispatch(self, header: RoutingHeader, body: Body, now: datetime) -> list[OutboundRecord]:
         if isinstance(body, NoticeRequestBody):
             return self._request(header, body.request, now)
         if isinstance(body, NoticeActionBody):
