@@ -37,10 +37,11 @@ the inboxes (recipients need not see it), so a hub that takes over does not prom
 
 Journal events (``i247.control``, key the notice or diffusion id), which the simulator's
 summary can count: ``notice-requested``, ``notice-decided`` (``decision``: published,
-refused or returned; ``reasons``: the codes), ``notice-transition`` (every lifecycle
-move), ``notice-broadcast`` (``recipients``: inbox copies written), ``notice-action-refused``,
-``renewal-prompted``, ``diffusion-recorded`` (``recipients``), ``diffusion-not-recorded``,
-``diffusion-recalled`` (``recipients``), ``diffusion-recall-refused``.
+refused or returned; ``reasons``: the codes), ``notice-transition`` (``transition``: the
+lifecycle event), ``notice-broadcast`` (``recipients``: inbox copies written),
+``notice-action-refused``, ``renewal-prompted``, ``diffusion-recorded`` (``recipients``),
+``diffusion-not-recorded``, ``diffusion-recalled`` (``recipients``),
+``diffusion-recall-refused``, ``notice-desk-failed`` (a fault, the message skipped).
 
 What does not survive a hub change: pending (returned) requests, the answers given to
 requests (a repeated request is reviewed afresh) and the diffusion ledger (a recall of a
@@ -461,7 +462,7 @@ class NoticeDesk:
             effect.notice_id,
             {
                 "notice_id": effect.notice_id,
-                "event": effect.event.value,
+                "transition": effect.event.value,
                 "from_state": effect.from_state.value,
                 "to_state": effect.to_state.value,
                 "version": effect.version,
@@ -610,7 +611,7 @@ class NoticeDesk:
     ) -> list[OutboundRecord]:
         fields = {"diffusion_id": recall.diffusion_id, "by": by, "why": why}
         out = [self.journal("diffusion-recall-refused", recall.diffusion_id, fields)]
-        if kind_of(by) is ParticipantKind.NCB:
+        if by != CCC and kind_of(by) is ParticipantKind.NCB:
             reply = MessageBody(subject=f"recall refused: {recall.diffusion_id}", text=why)
             out += self._send(reply, [by], now, correlation=correlation)
         return out
