@@ -72,6 +72,7 @@ from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
 from streams.nominal_feed import NominalFeed
+from streams.notice_desk import NoticeDesk
 from streams.replay_memory import remember_lane_record
 from streams.team_desk import TeamDesk, keyring_issuer
 from streams.team_registry import TeamRegistry
@@ -134,6 +135,8 @@ class HubRuntime:
         )
         self._notices_tail: TopicTail | None = None
         self.databases: Databases | None = None
+        self.notice_desk = NoticeDesk.from_state(state, on_duty=self._on_intake_duty)
+        self.desk.register(self.notice_desk)
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -223,6 +226,9 @@ class HubRuntime:
         )
 
     def _on_notice(self, record: ReceivedRecord) -> None:
+        """One write to the compacted notices topic, by any hub: the notices desk's state
+        and the nominal index both follow it."""
+        self.notice_desk.restore(record)
         outcome = self.nominal_feed.apply(record, self.state.clock())
         log.debug("notice-folded", offset=record.offset, outcome=outcome.value)
 
@@ -316,6 +322,10 @@ class HubRuntime:
             and lease.expires_at is not None
             and self.state.clock() < lease.expires_at
         )
+
+    def _on_intake_duty(self) -> bool:
+        """Whether this hub holds intake now: the one hub that runs the CCC's desk clocks."""
+        return self.book.owner_at(INTAKE, self.state.clock()) == self.me
 
     def alive(self, now: datetime) -> set[str]:
         assert self._started_at is not None
