@@ -107,9 +107,23 @@ def _add_audit_commands(commands: Any) -> None:
     consistency.add_argument("--archive", type=Path, help=archive_help)
     consistency.add_argument("--from", dest="old_size", type=int, required=True, metavar="SIZE")
     consistency.add_argument("--to", dest="new_size", type=int, required=True, metavar="SIZE")
-    bench = audit_commands.add_parser("bench", help="archive write and verify rates")
-    bench.add_argument("--archive", type=Path, help="a new file to generate")
+    bench = audit_commands.add_parser(
+        "bench", help="archive write and verify rates; --full adds live archiving and replay"
+    )
+    bench.add_argument("--archive", type=Path, help="a new file to generate (not with --full)")
     bench.add_argument("--records", type=int, default=1_000_000)
+    bench.add_argument(
+        "--full",
+        action="store_true",
+        help="the issue's measure on a broker (I247_BOOTSTRAP or embedded): live archive rate "
+        "and lag, verify, replay to JSON Lines and to a topic; archive cached under data dir",
+    )
+    bench.add_argument("--live-rate", type=float, default=2_000.0, help="records/s offered live")
+    bench.add_argument("--live-seconds", type=float, default=10.0)
+    bench.add_argument(
+        "--topic-records", type=int, default=100_000, help="records re-published to a topic"
+    )
+    bench.add_argument("--json", type=Path, help="also write the figures here as JSON")
     from agents import audit as tools
 
     verify.set_defaults(handler=tools.verify_command)
