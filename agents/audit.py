@@ -407,7 +407,10 @@ def _bench_full(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from agents.bench_audit import bench_audit, print_audit_bench
+    from brokers.logs import configure_logging
 
+    log_path = Path(settings.data_dir) / "audit-bench" / "bench.log"
+    configure_logging("warning", log_path)
     console = Console()
     figures = asyncio.run(
         bench_audit(
