@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 
@@ -280,3 +281,21 @@ class TestArchiveSource:
     def test_no_selected_topic_reads_nothing(self, archived: Path) -> None:
         with ArchiveSource(archived, select=lambda t: False) as source:
             assert (source.total, list(source)) == (0, [])
+
+
+def test_the_consistency_command_prints_a_proof_or_says_why_not(
+    archived: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.cli import main
+
+    assert (
+        main(["audit", "consistency", "--archive", str(archived), "--from", "20", "--to", "50"])
+        == 0
+    )
+    proof = json.loads(capsys.readouterr().out)
+    assert proof["format"] == "i247-consistency-proof/1"
+    assert (proof["old_head"]["size"], proof["new_head"]["size"]) == (20, 50)
+    assert (
+        main(["audit", "consistency", "--archive", str(archived), "--from", "7", "--to", "50"]) == 1
+    )
+    assert "no signed tree head of size 7" in capsys.readouterr().out
