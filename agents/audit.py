@@ -419,6 +419,7 @@ def _bench_full(args: argparse.Namespace, settings: Settings) -> int:
             live_rate=args.live_rate,
             live_seconds=args.live_seconds,
             topic_records=args.topic_records,
+            jsonl_records=args.jsonl_records,
             console=console,
         )
     )

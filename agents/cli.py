@@ -123,6 +123,9 @@ def _add_audit_commands(commands: Any) -> None:
     bench.add_argument(
         "--topic-records", type=int, default=100_000, help="records re-published to a topic"
     )
+    bench.add_argument(
+        "--jsonl-records", type=int, help="records replayed to JSON Lines (default: all)"
+    )
     bench.add_argument("--json", type=Path, help="also write the figures here as JSON")
     from agents import audit as tools
 

@@ -21,6 +21,7 @@ async def test_bench_audit_measures_every_part_and_reuses_its_archive(settings: 
     figures = await bench_audit(settings, **small)  # type: ignore[arg-type]
     assert figures.records == figures.replay_jsonl_records == 2_000
     assert figures.live_records == 500
+    assert figures.replay_jsonl_full
     assert (figures.replay_topic_records, figures.replay_topic_full) == (300, False)
     assert figures.verify_heads == 1  # one head at the end: fewer than 100,000 records
     assert not figures.archive_reused
