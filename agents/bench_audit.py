@@ -159,11 +159,11 @@ async def _live(
             refresh_seconds=1.0,
         )
         await archiver.start()
-        acked = 0
+        acked = [0]  # records the broker acknowledged so far, updated while sending
         max_lag = 0
 
         def lag() -> int:  # head events the archiver wrote itself are not traffic
-            return max(0, acked - (archiver.archived - archiver.heads_signed))
+            return max(0, acked[0] - (archiver.archived - archiver.heads_signed))
 
         async def watch() -> None:
             nonlocal max_lag
@@ -175,14 +175,14 @@ async def _live(
         try:
             async with make_producer(settings) as producer:
                 started = time.perf_counter()
-                acked = await _produce_at(producer, pool, targets, total, rate, started)
+                await _produce_at(producer, pool, targets, total, rate, started, acked)
                 sent_s = time.perf_counter() - started
             last_sent = time.perf_counter()
             deadline = last_sent + 120
             while lag():
                 if time.perf_counter() > deadline:
                     raise BenchArchiveError(
-                        f"the archiver is {lag()} of {acked} records behind 120 s after the "
+                        f"the archiver is {lag()} of {acked[0]} records behind 120 s after the "
                         "last send; lower the live rate"
                     )
                 await asyncio.sleep(0.01)
@@ -191,9 +191,9 @@ async def _live(
             watcher.cancel()
             await archiver.stop()
     return {
-        "live_records": acked,
-        "live_offered_per_s": acked / sent_s,
-        "live_archived_per_s": acked / (done - started),
+        "live_records": acked[0],
+        "live_offered_per_s": acked[0] / sent_s,
+        "live_archived_per_s": acked[0] / (done - started),
         "live_max_lag": max(max_lag, 0),
         "live_catch_up_s": done - last_sent,
     }
@@ -206,9 +206,9 @@ async def _produce_at(
     total: int,
     rate: float,
     started: float,
-) -> int:
-    """Send ``total`` records at ``rate``/s in 20 ms slices; returns how many were acked."""
-    acked = 0
+    acked: list[int],
+) -> None:
+    """Send ``total`` records at ``rate``/s in 20 ms slices, counting acks in ``acked[0]``."""
     pending: list[asyncio.Future[Any]] = []
     for n in range(total):
         record = pool[n % len(pool)]
@@ -219,13 +219,13 @@ async def _produce_at(
         )
         if len(pending) >= max(1, int(rate / 50)):
             await asyncio.gather(*pending)
-            acked += len(pending)
+            acked[0] += len(pending)
             pending = []
             ahead = started + (n + 1) / rate - time.perf_counter()
             if ahead > 0:
                 await asyncio.sleep(ahead)
     await asyncio.gather(*pending)
-    return acked + len(pending)
+    acked[0] += len(pending)
 
 
 # --- 2. build ---------------------------------------------------------------------------
