@@ -47,19 +47,23 @@ from schemas.merkle import leaf_hash, verify_consistency, verify_inclusion
 from schemas.participants import AUDITOR
 
 __all__ = [
+    "CONSISTENCY_FORMAT",
     "PROOF_FORMAT",
     "AuditReport",
     "Finding",
     "NotProvable",
     "bench_archive",
     "bench_command",
+    "consistency_command",
     "prove_command",
+    "prove_consistency",
     "prove_record",
     "verify_archive",
     "verify_command",
 ]
 
 PROOF_FORMAT = "i247-inclusion-proof/1"
+CONSISTENCY_FORMAT = "i247-consistency-proof/1"
 
 
 class NotProvable(LookupError):
@@ -257,6 +261,40 @@ def prove_record(path: Path, topic: str, partition: int, offset: int) -> dict[st
     }
 
 
+def prove_consistency(path: Path, old_size: int, new_size: int) -> dict[str, Any]:
+    """An RFC 6962 consistency proof between two stored signed heads, checked before it is
+    given: the tree of ``new_size`` extends the one of ``old_size``, nothing rewritten."""
+    with ArchiveStore.open_reader(path) as store:
+        heads = {head.size: head for head in store.heads()}
+        missing = [size for size in (old_size, new_size) if size not in heads]
+        if missing:
+            stored = ", ".join(str(size) for size in sorted(heads)) or "none yet"
+            raise NotProvable(f"no signed tree head of size {missing[0]}; stored sizes: {stored}")
+        if not 0 < old_size <= new_size:
+            raise NotProvable(f"--from {old_size} must be above 0 and at most --to {new_size}")
+        levels = TreeLevels(store.leaf_hashes(new_size))
+    old, new = heads[old_size], heads[new_size]
+    if levels.size < new_size:
+        raise NotProvable(
+            f"the archive holds {levels.size} leaves, fewer than head {new_size} signed: "
+            f"run `i247 audit verify --archive {path}`"
+        )
+    proof = levels.consistency_proof(old_size, new_size) if old_size < new_size else []
+    if not verify_consistency(old_size, new_size, old.root, new.root, proof):
+        raise NotProvable(
+            f"heads {old_size} and {new_size} are not consistent over the stored leaves: "
+            f"run `i247 audit verify --archive {path}`"
+        )
+    return {
+        "format": CONSISTENCY_FORMAT,
+        "old_size": old_size,
+        "new_size": new_size,
+        "proof": [h.hex() for h in proof],
+        "old_head": old.to_json(),
+        "new_head": new.to_json(),
+    }
+
+
 def bench_archive(
     path: Path, *, records: int = 1_000_000, batch: int = 5_000, value_bytes: int = 1024
 ) -> dict[str, float]:
@@ -339,12 +377,53 @@ def prove_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def consistency_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``i247 audit consistency``: print a consistency proof as JSON, 1 if it cannot be made."""
+    path = _archive_path(args, settings)
+    try:
+        proof = prove_consistency(path, args.old_size, args.new_size)
+    except NotProvable as error:
+        print(f"i247 audit consistency: {error}")
+        return 1
+    print(json.dumps(proof, indent=2))
+    return 0
+
+
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``i247 audit bench``: archive write rate and verify rate on a generated archive."""
+    """``i247 audit bench``: archive write rate and verify rate on a generated archive;
+    with ``--full``, ``agents.bench_audit`` (live traffic, replay) instead."""
+    if args.full:
+        return _bench_full(args, settings)
     path = Path(args.archive) if args.archive else Path(settings.data_dir) / "audit-bench.sqlite3"
     if path.exists():
         print(f"i247 audit bench: {path} exists; pass a new --archive path")
         return 2
     figures = bench_archive(path, records=args.records)
     print(json.dumps(figures, indent=2))
+    return 0
+
+
+def _bench_full(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from agents.bench_audit import bench_audit, print_audit_bench
+    from brokers.logs import configure_logging
+
+    log_path = Path(settings.data_dir) / "audit-bench" / "bench.log"
+    configure_logging("warning", log_path)
+    console = Console()
+    figures = asyncio.run(
+        bench_audit(
+            settings,
+            records=args.records,
+            live_rate=args.live_rate,
+            live_seconds=args.live_seconds,
+            topic_records=args.topic_records,
+            jsonl_records=args.jsonl_records,
+            console=console,
+        )
+    )
+    print_audit_bench(figures, console)
+    if args.json:
+        args.json.write_text(json.dumps(figures.as_json(), indent=2), encoding="utf-8")
     return 0

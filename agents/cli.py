@@ -7,7 +7,7 @@ i247 keys init   generate keys for every NCB, hub and the auditor
 i247 provision   create every topic (idempotent)
 i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
-i247 audit       verify the archive, or prove one record is in it
+i247 audit       verify the archive, prove a record is in it or two heads consistent
 i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
 """
 
@@ -101,13 +101,37 @@ def _add_audit_commands(commands: Any) -> None:
     prove.add_argument("--topic", required=True)
     prove.add_argument("--partition", type=int, required=True)
     prove.add_argument("--offset", type=int, required=True)
-    bench = audit_commands.add_parser("bench", help="archive write and verify rates")
-    bench.add_argument("--archive", type=Path, help="a new file to generate")
+    consistency = audit_commands.add_parser(
+        "consistency", help="print an RFC 6962 consistency proof between two signed heads"
+    )
+    consistency.add_argument("--archive", type=Path, help=archive_help)
+    consistency.add_argument("--from", dest="old_size", type=int, required=True, metavar="SIZE")
+    consistency.add_argument("--to", dest="new_size", type=int, required=True, metavar="SIZE")
+    bench = audit_commands.add_parser(
+        "bench", help="archive write and verify rates; --full adds live archiving and replay"
+    )
+    bench.add_argument("--archive", type=Path, help="a new file to generate (not with --full)")
     bench.add_argument("--records", type=int, default=1_000_000)
+    bench.add_argument(
+        "--full",
+        action="store_true",
+        help="the issue's measure on a broker (I247_BOOTSTRAP or embedded): live archive rate "
+        "and lag, verify, replay to JSON Lines and to a topic; archive cached under data dir",
+    )
+    bench.add_argument("--live-rate", type=float, default=2_000.0, help="records/s offered live")
+    bench.add_argument("--live-seconds", type=float, default=10.0)
+    bench.add_argument(
+        "--topic-records", type=int, default=100_000, help="records re-published to a topic"
+    )
+    bench.add_argument(
+        "--jsonl-records", type=int, help="records replayed to JSON Lines (default: all)"
+    )
+    bench.add_argument("--json", type=Path, help="also write the figures here as JSON")
     from agents import audit as tools
 
     verify.set_defaults(handler=tools.verify_command)
     prove.set_defaults(handler=tools.prove_command)
+    consistency.set_defaults(handler=tools.consistency_command)
     bench.set_defaults(handler=tools.bench_command)
 
 

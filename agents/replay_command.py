@@ -1,7 +1,9 @@
 """``i247 replay``: the operators' replay on the command line, and a replay benchmark.
 
 Theory of operation: the arguments become a ``ReplayFilter``, a source (``--from-kafka``
-reads recent traffic by time; the audit archive plugs in beside it), an optional
+reads recent traffic by time from the broker; ``--archive [PATH]`` reads the audit
+archive, the default file when no path is given, with the time window and topics pushed
+into its query, and needs no broker unless it re-publishes), an optional
 ``Opener`` (``--as FRA``, from the keys in ``I247_KEYS_DIR``) and one output (a table,
 JSON Lines, or a replay topic); ``agents.replay.replay`` does the rest. ``agents.cli``
 registers the subcommand with one call to ``register_replay``.
@@ -13,6 +15,8 @@ Examples::
         --type urgent-request --format jsonl --output urgent.jsonl
     i247 replay --from-kafka --since 1h --topic inbound --publish drill-1 --pace 10x
     i247 replay --from-kafka --since 1h --as FRA          # France's own traffic in clear
+    i247 replay --archive --since 2d --until 1d --sender FRA   # the default archive file
+    i247 replay --archive var/audit/a.sqlite3 --publish drill-2 --pace original
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import io
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,8 +44,11 @@ from agents.replay import (
     TopicOutput,
     replay,
 )
+from agents.replay import Records as ReplayRecords
 from agents.replay_filter import ReplayFilter, ReplayFilterError, epoch_ms, parse_moment
 from agents.replay_pacing import Pace, parse_pace
+from brokers.archive_source import ArchiveSource
+from brokers.archive_store import default_archive_path
 from brokers.clients import make_producer
 from brokers.provisioning import provision
 from brokers.records import ReceivedRecord
@@ -51,7 +58,16 @@ from schemas.header import MessageType, Precedence
 from schemas.keys import load_directory, load_identity
 from schemas.topics import TopicCatalog, TopicKind, TopicSpec
 
-__all__ = ["bench_replay", "build_filter", "register_replay", "run_replay", "topic_selector"]
+__all__ = [
+    "DEFAULT_ARCHIVE",
+    "bench_replay",
+    "build_filter",
+    "register_replay",
+    "run_replay",
+    "topic_selector",
+]
+
+DEFAULT_ARCHIVE = Path("<default archive>")  # ``--archive`` without a path: the settings' file
 
 
 def register_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,6 +81,14 @@ def register_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--from-kafka", action="store_true", help="read recent traffic from the broker by time"
+    )
+    source.add_argument(
+        "--archive",
+        nargs="?",
+        const=DEFAULT_ARCHIVE,
+        type=Path,
+        metavar="PATH",
+        help="read the audit archive (default <I247_DATA_DIR>/audit/<prefix>-archive.sqlite3)",
     )
     parser.add_argument("--since", help="ISO-8601 UTC instant or duration before now (15m)")
     parser.add_argument("--until", help="ISO-8601 UTC instant or duration before now (exclusive)")
@@ -151,35 +175,51 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as error:
         err.print(f"i247 replay: {error}")
         return 2
-    if not settings.bootstrap:
-        err.print("i247 replay --from-kafka needs a broker: set I247_BOOTSTRAP=host:port")
+    from_archive = args.archive is not None
+    if (args.publish or not from_archive) and not settings.bootstrap:
+        needs = "--publish" if from_archive else "--from-kafka"
+        err.print(f"i247 replay {needs} needs a broker: set I247_BOOTSTRAP=host:port")
         return 2
     opener = None
     if args.as_participant:
         keys = Path(settings.keys_dir)
         opener = Opener(load_identity(keys, args.as_participant), load_directory(keys))
-    with ExitStack() as files:
-        async with KafkaTimeSource(
-            settings, select=topic_selector(flt, catalog), since_ms=flt.since_ms
-        ) as source:
-            if replay_topic is not None:
-                await provision(
-                    settings.bootstrap,
-                    [TopicSpec(replay_topic, TopicKind.REPLAY)],
-                    settings.replication_factor,
+    select = topic_selector(flt, catalog)
+    async with AsyncExitStack() as stack:
+        source: ReplayRecords
+        if from_archive:
+            path = (
+                default_archive_path(settings) if args.archive == DEFAULT_ARCHIVE else args.archive
+            )
+            try:
+                archive = stack.enter_context(
+                    ArchiveSource(path, select=select, since_ms=flt.since_ms, until_ms=flt.until_ms)
                 )
-                async with make_producer(settings) as producer:
-                    output: ReplayOutput = TopicOutput(producer, replay_topic, args.publish)
-                    summary = await _run(source, flt, output, opener, pace, args, source.total)
-            else:
-                if args.format == "jsonl":
-                    stream = (
-                        files.enter_context(args.output.open("w")) if args.output else sys.stdout
-                    )
-                    output = JsonLinesOutput(stream)
-                else:
-                    output = TableOutput(Console())
-                summary = await _run(source, flt, output, opener, pace, args, source.total)
+            except FileNotFoundError as error:
+                err.print(f"i247 replay: {error}")
+                return 2
+            source, total = archive, archive.total
+        else:
+            kafka = await stack.enter_async_context(
+                KafkaTimeSource(settings, select=select, since_ms=flt.since_ms)
+            )
+            source, total = kafka, kafka.total
+        output: ReplayOutput
+        if replay_topic is not None:
+            assert settings.bootstrap is not None
+            await provision(
+                settings.bootstrap,
+                [TopicSpec(replay_topic, TopicKind.REPLAY)],
+                settings.replication_factor,
+            )
+            producer = await stack.enter_async_context(make_producer(settings))
+            output = TopicOutput(producer, replay_topic, args.publish)
+        elif args.format == "jsonl":
+            stream = stack.enter_context(args.output.open("w")) if args.output else sys.stdout
+            output = JsonLinesOutput(stream)
+        else:
+            output = TableOutput(Console())
+        summary = await _run(source, flt, output, opener, pace, args, total)
     where = f" to {replay_topic}" if replay_topic else ""
     err.print(
         f"replayed {summary.selected} of {summary.read} records read{where}"
@@ -189,7 +229,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(
-    source: KafkaTimeSource,
+    source: ReplayRecords,
     flt: ReplayFilter,
     output: ReplayOutput,
     opener: Opener | None,

@@ -67,9 +67,11 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     root BLOB NOT NULL,
     timestamp_ms INTEGER NOT NULL,
     key_id TEXT NOT NULL,
-    signature BLOB NOT NULL
+    signature BLOB NOT NULL,
+    published INTEGER NOT NULL DEFAULT 1
 );
 """
+_HEAD_COLUMNS = "size, root, timestamp_ms, key_id, signature"
 _COLUMNS = 'leaf_index, topic, partition, "offset", timestamp_ms, key, value, headers, leaf_hash'
 
 
@@ -107,8 +109,30 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")  # a signed head never covers a lost batch
     connection.executescript(_SCHEMA)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(tree_heads)")}
+    if "published" not in columns:  # an archive from before heads were tracked: all were sent
+        connection.execute("ALTER TABLE tree_heads ADD COLUMN published INTEGER NOT NULL DEFAULT 1")
     connection.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
     return connection
+
+
+def _where(
+    topics: Iterable[str] | None, since_ms: int | None, until_ms: int | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (values bound) for a topic list and a ``[since, until)`` window."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if topics is not None:
+        names = list(topics)
+        clauses.append(f"topic IN ({', '.join('?' * len(names))})")
+        params += names
+    if since_ms is not None:
+        clauses.append("timestamp_ms >= ?")
+        params.append(since_ms)
+    if until_ms is not None:
+        clauses.append("timestamp_ms < ?")
+        params.append(until_ms)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
 def _stored(row: Sequence[Any]) -> StoredRecord:
@@ -230,12 +254,20 @@ class ArchiveStore:
         return fresh
 
     def add_head(self, head: TreeHead) -> None:
+        """Store a signed head as not yet published; ``mark_published`` once it is sent."""
         if self._lock is None:
             raise PermissionError(f"{self.path} is open read-only; use ArchiveStore.open_writer")
         self._db.execute(
-            "INSERT OR REPLACE INTO tree_heads VALUES (?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO tree_heads ({_HEAD_COLUMNS}, published) "  # noqa: S608  # constant columns
+            "VALUES (?, ?, ?, ?, ?, 0)",
             (head.size, head.root, head.timestamp_ms, head.key_id, head.signature),
         )
+
+    def mark_published(self, size: int) -> None:
+        """The head of ``size`` reached the control topic; a restart need not send it again."""
+        if self._lock is None:
+            raise PermissionError(f"{self.path} is open read-only; use ArchiveStore.open_writer")
+        self._db.execute("UPDATE tree_heads SET published = 1 WHERE size = ?", (size,))
 
     # --- reading -------------------------------------------------------------------
 
@@ -254,8 +286,36 @@ class ArchiveStore:
         return [row[0] for row in self._db.execute(query + " LIMIT ?", (size,))]
 
     def heads(self) -> list[TreeHead]:
-        rows = self._db.execute("SELECT * FROM tree_heads ORDER BY size")
+        rows = self._db.execute(f"SELECT {_HEAD_COLUMNS} FROM tree_heads ORDER BY size")  # noqa: S608  # constant columns
         return [TreeHead(*row) for row in rows]
+
+    def unpublished_heads(self) -> list[TreeHead]:
+        """Heads stored but not known to have reached the control topic (a crash between)."""
+        rows = self._db.execute(
+            f"SELECT {_HEAD_COLUMNS} FROM tree_heads WHERE published = 0 ORDER BY size"  # noqa: S608  # constant columns
+        )
+        return [TreeHead(*row) for row in rows]
+
+    def topic_names(self) -> list[str]:
+        """Every topic with an archived record: one index seek per topic, not a scan."""
+        rows = self._db.execute(
+            "WITH RECURSIVE t(topic) AS (SELECT MIN(topic) FROM records UNION ALL "
+            "SELECT (SELECT MIN(topic) FROM records WHERE topic > t.topic) FROM t "
+            "WHERE t.topic IS NOT NULL) SELECT topic FROM t WHERE topic IS NOT NULL"
+        )
+        return [row[0] for row in rows]
+
+    def count(
+        self,
+        *,
+        topics: Iterable[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> int:
+        """How many records ``records`` would yield with the same arguments."""
+        where, params = _where(topics, since_ms, until_ms)
+        (count,) = self._db.execute(f"SELECT COUNT(*) FROM records{where}", params).fetchone()  # noqa: S608  # fixed clauses, values bound
+        return int(count)
 
     def records(
         self,
@@ -265,19 +325,7 @@ class ArchiveStore:
         until_ms: int | None = None,
     ) -> Iterator[StoredRecord]:
         """Stored records in leaf order, optionally of some topics and a time window."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if topics is not None:
-            names = list(topics)
-            clauses.append(f"topic IN ({', '.join('?' * len(names))})")
-            params += names
-        if since_ms is not None:
-            clauses.append("timestamp_ms >= ?")
-            params.append(since_ms)
-        if until_ms is not None:
-            clauses.append("timestamp_ms < ?")
-            params.append(until_ms)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(topics, since_ms, until_ms)
         cursor = self._db.execute(
             f"SELECT {_COLUMNS} FROM records{where} ORDER BY leaf_index",  # noqa: S608  # fixed clauses, values bound
             params,

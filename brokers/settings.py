@@ -20,6 +20,10 @@ names, so these names are a contract:
 | ``I247_LEASE_TTL_MS`` | 3000 | 500-600000; a hub silent this long loses its work |
 | ``I247_SHIFT_SECONDS`` | unset: real 8-hour shifts | > 0; compressed duty shifts for demos |
 | ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
+| ``I247_DB_SCALE`` | 1.0 | 0 < x <= 1; the simulated databases' share of full size |
+
+Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
+(``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
 
 An empty variable counts as unset. Other ``I247_*`` names (``I247_LOG_FILE``,
 ``I247_CONNECT_VIA``) belong to the processes that read them, not to this model.
@@ -84,6 +88,9 @@ class Settings(BaseModel):
         None, gt=0, allow_inf_nan=False, description="seconds > 0 per duty shift"
     )
     log_level: LogLevel = Field("info", description="one of debug, info, warning, error, critical")
+    db_scale: float = Field(
+        1.0, gt=0, le=1, allow_inf_nan=False, description="a number 0 < x <= 1 (1 = full size)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +133,12 @@ class Settings(BaseModel):
                 f"I247_SESSION_TIMEOUT_MS ({self.session_timeout_ms}); a quarter of it is usual"
             )
         return self
+
+    @property
+    def database_sizes(self) -> dict[str, int]:
+        """Rows of SLTD, SMV and Works of Art at ``db_scale`` (at least 100 each)."""
+        full = {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
+        return {name: max(100, round(size * self.db_scale)) for name, size in full.items()}
 
     @property
     def topics(self) -> TopicCatalog:

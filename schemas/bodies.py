@@ -27,6 +27,7 @@ from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
 from schemas.notices import (
     DiffusionRecall,
     Notice,
+    NoticeAction,
     NoticeColour,
     NoticeId,
     NoticeRequest,
@@ -52,6 +53,7 @@ __all__ = [
     "DiffusionBody",
     "DiffusionRecallBody",
     "MessageBody",
+    "NoticeActionBody",
     "NoticeBody",
     "NoticeColour",
     "NoticeDecisionBody",
@@ -168,6 +170,15 @@ class RenewalPromptBody(_Body):
     prompt: RenewalPrompt
 
 
+class NoticeActionBody(_Body):
+    """The requesting NCB suspends, reinstates, renews or cancels its notice (to ``ccc``)."""
+
+    type: Literal[MessageType.NOTICE_ACTION] = MessageType.NOTICE_ACTION
+    notice_id: NoticeId
+    action: NoticeAction
+    reason: Line | None = None
+
+
 class AcknowledgementBody(_Body):
     """A recipient has handled a message; it stops that message's handling clock."""
 
@@ -238,6 +249,7 @@ Body = Annotated[
     | NoticeBody
     | DiffusionRecallBody
     | RenewalPromptBody
+    | NoticeActionBody
     | AcknowledgementBody
     | DeliveryReceiptBody
     | TeamRequestBody

@@ -56,6 +56,7 @@ class MessageType(StrEnum):
     NOTICE = "notice"  # a notice's current state, broadcast to its scope
     DIFFUSION_RECALL = "diffusion-recall"  # the CCC withdraws a diffusion from its recipients
     RENEWAL_PROMPT = "renewal-prompt"  # a notice nears its expiry: renew it or let it lapse
+    NOTICE_ACTION = "notice-action"  # the requester suspends, reinstates, renews or cancels
     ACKNOWLEDGEMENT = "ack"  # a recipient says it has handled a message
     DELIVERY_RECEIPT = "delivery-receipt"  # the CCC says it delivered a message
     TEAM_REQUEST = "team-request"  # an NCB asks the CCC for a response team

@@ -40,6 +40,7 @@ __all__ = [
     "load_directory",
     "load_identity",
     "private_key_path",
+    "save_identity",
 ]
 
 DIRECTORY_FORMAT = "i247-directory/1"
@@ -282,6 +283,20 @@ def _write_private(path: Path, content: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(content)
     os.chmod(path, 0o600)
+
+
+def save_identity(keys_dir: Path, identity: PrivateIdentity) -> Path:
+    """Write one participant's private keys as ``init_keyring`` does (file mode 0600).
+
+    For participants created at run time (response teams); the directory file is not
+    touched: their public keys travel on the journal instead.
+    """
+    private_dir = keys_dir / "private"
+    private_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(private_dir, 0o700)
+    path = private_key_path(keys_dir, identity.participant)
+    _write_private(path, json.dumps(identity.to_json(), indent=1))
+    return path
 
 
 def init_keyring(

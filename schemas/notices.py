@@ -7,7 +7,7 @@ judicial basis). The General Secretariat reviews it (``streams.notice_review``) 
 with a ``ReviewOutcome``: published, refused with reasons, or returned for more
 information. A published ``Notice`` is broadcast worldwide or to one INTERPOL region; every
 change (suspension, reinstatement, renewal, cancellation, expiry) is broadcast again with
-a higher ``version``, so recipients keep the latest (``streams.notice_view``).
+a higher ``version``, so recipients keep the latest (``schemas.notice_view``).
 
 A ``Diffusion`` is lighter: an NCB sends it directly to some NCBs and/or a whole region,
 without prior review; the CCC records it and can recall it (``DiffusionRecall``) when a
@@ -45,6 +45,7 @@ __all__ = [
     "EntitySubject",
     "JudicialBasis",
     "Notice",
+    "NoticeAction",
     "NoticeColour",
     "NoticeId",
     "NoticeRequest",
@@ -249,6 +250,15 @@ class NoticeRequest(_Model):
     region: Region | None = None
 
 
+class NoticeAction(StrEnum):
+    """What a requesting NCB may do to its own notice by message (``notice-action``)."""
+
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+    RENEW = "renew"
+    CANCEL = "cancel"
+
+
 class Notice(_Model):
     """A notice as the CCC holds and broadcasts it; every change raises ``version``."""
 
@@ -288,6 +298,7 @@ class ReasonCode(StrEnum):
     PENALTY_BELOW_THRESHOLD = "penalty-below-threshold"
     SENTENCE_BELOW_THRESHOLD = "sentence-below-threshold"
     DUPLICATE = "duplicate"
+    NOT_REQUESTER = "not-requester"  # the CCC desk's check: the sender is not the requester
 
 
 class ReviewReason(_Model):

@@ -12,7 +12,14 @@ own metadata cache only knows the topics it was told about).
 Every ``head_seconds``, or after ``head_records`` new records, the archiver signs a tree
 head with the auditor's key, stores it and publishes it to ``<prefix>.control`` as a
 ``tree-head`` journal event. That event is archived too; it does not by itself call for
-another head, so an idle backbone gets no stream of heads about heads.
+another head, so an idle backbone gets no stream of heads about heads. A head is stored
+(marked unpublished) before it is sent and marked published after the broker acknowledges
+it; on start, heads still unpublished (a crash in between) are sent again, so every head
+reaches the control topic at least once.
+
+Correctness never rests on the broker's end offsets (the embedded Tansu broker
+under-reports them after multi-record batches): positions come from the archive, and
+the loop simply fetches whatever follows them.
 
     archiver = Archiver(settings, path, load_identity(settings.keys_dir, AUDITOR))
     await archiver.start()
@@ -99,7 +106,8 @@ class Archiver:
         self.refresh_seconds = refresh_seconds
         self.batch_records = batch_records
         self.clock = clock
-        self.archived = 0
+        self.archived = 0  # records appended by this run (the file may hold more)
+        self.heads_signed = 0  # tree heads signed by this run
         self._prefix = f"{settings.topic_prefix}."
         self._store: ArchiveStore | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -110,6 +118,11 @@ class Archiver:
         self._unsigned = 0  # records since the last head, our own head events aside
         self._last_head = 0.0
 
+    @property
+    def leaves(self) -> int:
+        """Records in the archive file now (earlier runs included); 0 before ``start``."""
+        return 0 if self._store is None else self._store.size
+
     async def start(self) -> None:
         self._store = await asyncio.to_thread(ArchiveStore.open_writer, self.path)
         self._consumer = make_consumer(self.settings)
@@ -119,6 +132,9 @@ class Archiver:
         await self._consumer.start()
         await self._producer.start()
         self._last_head = self.clock()
+        for head in self._store.unpublished_heads():  # stored, then a crash before sending
+            await self._publish(head)
+            log.info("tree-head-republished", size=head.size, root=head.root.hex())
         await self._refresh()
         self._task = asyncio.create_task(self._run(), name="i247-archiver")
         log.info("archiver-started", archive=str(self.path), leaves=self._store.size)
@@ -209,19 +225,26 @@ class Archiver:
 
     async def _sign_head(self) -> TreeHead:
         assert self._store is not None
-        assert self._producer is not None
         store = self._store
         now = self.clock()
         head = sign_tree_head(store.size, store.root(), int(now * 1000), self.identity.signing_key)
         await asyncio.to_thread(store.add_head, head)
         self._unsigned = 0
         self._last_head = now
+        self.heads_signed += 1
+        await self._publish(head)
+        log.info("tree-head", size=head.size, root=head.root.hex(), key_id=head.key_id)
+        return head
+
+    async def _publish(self, head: TreeHead) -> None:
+        """Send a stored head to the control topic, then mark it sent (at least once)."""
+        assert self._store is not None
+        assert self._producer is not None
         topic, key, value, headers = head_event(
             self.settings.topics.control, head, str(uuid.uuid4())
         )
         await self._producer.send_and_wait(topic, value, key=key, headers=headers)
-        log.info("tree-head", size=head.size, root=head.root.hex(), key_id=head.key_id)
-        return head
+        await asyncio.to_thread(self._store.mark_published, head.size)
 
 
 async def run_archiver(

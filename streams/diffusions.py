@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.bodies import DiffusionBody
-from schemas.header import RoutingHeader
+from schemas.notice_view import diffusion_from_message
 from schemas.notices import Diffusion, DiffusionRecall
-from schemas.participants import ParticipantKind, kind_of
 from schemas.registry import MemberRegistry
 
 __all__ = [
@@ -56,20 +54,6 @@ def expand_diffusion(diffusion: Diffusion, registry: MemberRegistry) -> tuple[st
         chosen |= {member.iso3 for member in registry.in_region(diffusion.region)}
     chosen.discard(diffusion.sender)
     return tuple(sorted(chosen))
-
-
-def diffusion_from_message(header: RoutingHeader, body: DiffusionBody) -> Diffusion:
-    """The central record of a diffusion as it travelled: header addressing, body content."""
-    ncbs = tuple(r for r in header.recipients if kind_of(r) is ParticipantKind.NCB)
-    return Diffusion(
-        diffusion_id=header.message_id,
-        sender=header.sender,
-        ncbs=tuple(sorted(set(ncbs))),
-        region=body.region,
-        subject=body.subject,
-        facts=body.text,
-        sent_at=header.created_at,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +110,11 @@ class DiffusionLedger:
             )
         self._entries[recall.diffusion_id] = _Entry(entry.diffusion, entry.recipients, recall)
         return Recall(recall, entry.diffusion.sender, entry.recipients)
+
+    def get(self, diffusion_id: str) -> Diffusion | None:
+        """The recorded diffusion ``diffusion_id``, recalled or not, or None."""
+        entry = self._entries.get(diffusion_id)
+        return None if entry is None else entry.diffusion
 
     def sent(self) -> tuple[Diffusion, ...]:
         """Every recorded diffusion, recalled or not, in the order recorded."""

@@ -13,6 +13,12 @@ release, loss and liveness change is journaled on ``i247.control`` with its timi
 A third tail follows the lanes to keep the replay memory (``SeenMessages``) current, so
 whichever hub takes intake knows what was admitted before, whoever admitted it.
 
+A fourth follows the control topic from its start and folds the team events into
+``teams`` (``streams.team_registry.TeamRegistry``): deployments, revocations, and the
+public keys of teams, which join this hub's directory as they are learned. The team desk
+(``streams.team_desk``) handles team traffic to ``ccc``; intake refuses traffic for a
+closed team (``recipient-revoked``).
+
 Graceful stop (SIGTERM): stop the workers, release every lease with final positions, and
 send a leaving heartbeat, so successors take over at once instead of after the TTL.
 """
@@ -22,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 
 from brokers.clients import make_producer
+from brokers.provisioning import provision
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
 from schemas.errors import RejectedMessage
@@ -46,7 +54,11 @@ from schemas.leases import (
 )
 from schemas.participants import HUB_SITES
 from schemas.sealing import open_sealed, parse_envelope
+from schemas.topics import TopicKind, TopicSpec
 from streams.ccc_desk import CccDesk
+from streams.check_desk import CheckDesk
+from streams.databases import Databases, open_configured
+from streams.databases.nominal import NominalIndex
 from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
 from streams.duty import (
     INTAKE,
@@ -59,7 +71,11 @@ from streams.duty import (
 from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
+from streams.nominal_feed import NominalFeed
+from streams.notice_desk import NoticeDesk
 from streams.replay_memory import remember_lane_record
+from streams.team_desk import TeamDesk, keyring_issuer
+from streams.team_registry import TeamRegistry
 from streams.unit_workers import UnitWorker, WorkerContext, upstream_verdict
 
 __all__ = ["HubRuntime"]
@@ -101,6 +117,26 @@ class HubRuntime:
         self._loop: asyncio.Task[None] | None = None
         self._ready = False
         self.desk = CccDesk()
+        self.teams = TeamRegistry()
+        self.team_desk = TeamDesk(
+            state,
+            self.teams,
+            keyring_issuer(Path(settings.keys_dir)),
+            acting=lambda: INTAKE in self.workers,
+        )
+        self.desk.register(self.team_desk)
+        self._control_tail: TopicTail | None = None
+        self.nominal = NominalIndex()
+        self.nominal_feed = NominalFeed(
+            self.nominal,
+            identity=state.identity,
+            directory=state.directory,
+            max_bytes=settings.max_message_bytes,
+        )
+        self._notices_tail: TopicTail | None = None
+        self.databases: Databases | None = None
+        self.notice_desk = NoticeDesk.from_state(state, on_duty=self._on_intake_duty)
+        self.desk.register(self.notice_desk)
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -128,10 +164,14 @@ class HubRuntime:
             bootstrap, [self.topics.leases, self.topics.heartbeat], self._on_journal
         )
         self._lanes_tail = TopicTail(bootstrap, self.topics.lanes(), self._on_lane_record)
+        self._control_tail = TopicTail(bootstrap, [self.topics.control], self._on_control)
         await self.producer.start()
         await self._journals.start()
         await self._lanes.start()
+        await self._control_tail.start()
+        await self._open_checks()
         await self._journals.catch_up()
+        await self._control_tail.catch_up()  # teams known before this hub takes any work
         self._history_read = True  # beats read so far are history, not signs of life
         self._started_at = self.state.clock()
         await self.beat()
@@ -155,8 +195,42 @@ class HubRuntime:
         await self.beat(leaving=True)
         await self.producer.flush()
         await self._lanes.stop()
+        if self._control_tail is not None:
+            await self._control_tail.stop()
         await self._journals.stop()
+        if self._notices_tail is not None:
+            await self._notices_tail.stop()
+        if self.databases is not None:
+            self.databases.close()
         await self.producer.stop()
+
+    async def _open_checks(self) -> None:
+        """Open the databases (built once per data dir), fold the notices topic into the
+        nominal index and keep following it, and register the checks desk."""
+        self.databases = await asyncio.to_thread(open_configured, self.state.settings, self.nominal)
+        self._notices_tail = TopicTail(
+            self.state.bootstrap,
+            [self.topics.notices],
+            lambda record: self._on_notice(record),
+        )
+        await self._notices_tail.start()
+        await self._notices_tail.catch_up()
+        self.desk.register(CheckDesk(self.state, self.databases))
+        log.info(
+            "checks-desk-open",
+            hub=self.state.hub,
+            sltd=len(self.databases.sltd),
+            smv=len(self.databases.smv),
+            works_of_art=len(self.databases.works_of_art),
+            wanted_persons=len(self.nominal),
+        )
+
+    def _on_notice(self, record: ReceivedRecord) -> None:
+        """One write to the compacted notices topic, by any hub: the notices desk's state
+        and the nominal index both follow it."""
+        self.notice_desk.restore(record)
+        outcome = self.nominal_feed.apply(record, self.state.clock())
+        log.debug("notice-folded", offset=record.offset, outcome=outcome.value)
 
     async def _coordinate_forever(self) -> None:
         while True:
@@ -190,6 +264,23 @@ class HubRuntime:
 
     def _on_lane_record(self, record: ReceivedRecord) -> None:
         remember_lane_record(self.state.seen, record, now=self.state.clock())
+
+    def _on_control(self, record: ReceivedRecord) -> None:
+        learned = self.teams.fold_record(record)
+        if learned:
+            self.state.directory = self.state.directory.with_identities(learned)
+            for identity in learned:
+                log.info("team-identity-learned", hub=self.state.hub, team=identity.participant)
+
+    async def provision_team_inboxes(self) -> None:
+        """Create the inboxes of teams the desk approved, before its outputs are produced."""
+        inboxes = self.team_desk.take_new_inboxes()
+        if inboxes:
+            await provision(
+                self.state.bootstrap,
+                [TopicSpec(inbox, TopicKind.INBOX) for inbox in inboxes],
+                self.state.settings.replication_factor,
+            )
 
     async def _write(self, event: LeaseEvent, *, wait: bool = True) -> int | None:
         value = LeaseRecord.of(event).model_dump_json().encode()
@@ -231,6 +322,10 @@ class HubRuntime:
             and lease.expires_at is not None
             and self.state.clock() < lease.expires_at
         )
+
+    def _on_intake_duty(self) -> bool:
+        """Whether this hub holds intake now: the one hub that runs the CCC's desk clocks."""
+        return self.book.owner_at(INTAKE, self.state.clock()) == self.me
 
     def alive(self, now: datetime) -> set[str]:
         assert self._started_at is not None
@@ -434,6 +529,7 @@ class HubRuntime:
             topics=self.topics,
             policy=state.policy,
             route_to=self.me,
+            revocations=self.teams.roster,
         )
         if isinstance(outcome, Admitted):
             state.counts["admitted"] += 1
@@ -533,6 +629,7 @@ class LaneDelivery:
         ]
         if plan.to_ccc:
             outputs += runtime.desk_handle(record, now)
+            await runtime.provision_team_inboxes()
         if plan.acknowledge:
             ack = plan.acknowledge
             if state.clocks.holds(ack.message_id):

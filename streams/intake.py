@@ -3,8 +3,9 @@
 Theory of operation: ``admit`` takes one received record and everything it depends on
 (the key directory, the replay memory, the roster, ``now``) and returns one outcome:
 
-* ``Admitted``: well formed, signed by its sender, addressed to known participants, fresh,
-  not seen before; it carries its assessed precedence and the lane record to produce;
+* ``Admitted``: well formed, signed by its sender, addressed to known participants none
+  of which is a closed response team (``revocations``), fresh, not seen before; it
+  carries its assessed precedence and the lane record to produce;
 * ``Refused``: why not (a ``RejectReason`` and a detail); the shell dead-letters the record
   untouched;
 * ``Redelivered``: a record already admitted from the same offset. Under lane leases
@@ -16,8 +17,10 @@ Checks run cheapest-first and stop at the first failure, so a refusal names one 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.errors import (
@@ -42,6 +45,7 @@ __all__ = [
     "Outcome",
     "Redelivered",
     "Refused",
+    "Revocations",
     "admit",
     "forwarding_headers",
 ]
@@ -78,6 +82,14 @@ class Redelivered:
 
 
 Outcome = Admitted | Refused | Redelivered
+
+
+class Revocations(Protocol):
+    """Participants whose keys take no new traffic (``streams.deployments.TeamRoster``)."""
+
+    def check_recipients(self, recipients: Iterable[str], at: datetime) -> None:
+        """Raise ``RevokedRecipient`` for a recipient revoked at ``at``."""
+        ...
 
 
 def forwarding_headers(
@@ -126,11 +138,13 @@ def admit(
     topics: TopicCatalog,
     policy: IntakePolicy,
     route_to: str | None = None,
+    revocations: Revocations | None = None,
 ) -> Outcome:
     """Decide what becomes of one inbound record. ``seen`` is updated for admitted ones.
 
     Admitted traffic goes to the lanes of ``route_to`` (the hub holding intake), or, if
-    None, of the hub on duty by the roster.
+    None, of the hub on duty by the roster. With ``revocations``, traffic addressed to a
+    participant revoked at ``now`` (a closed team) is refused as ``recipient-revoked``.
     """
     message_id: str | None = None
     try:
@@ -140,6 +154,8 @@ def admit(
         message_id = sealed.header.message_id
         header = verify(sealed, topic=record.topic, key=record.key, directory=directory)
         _check_recipients(header, directory)
+        if revocations is not None:
+            revocations.check_recipients(header.recipients, now)
         _check_fresh(header, now, policy)
     except RejectedMessage as refusal:
         return Refused(refusal.reason, str(refusal), message_id)

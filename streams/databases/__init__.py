@@ -5,6 +5,7 @@ SLTD, SMV and Works of Art are generated from a seed and stored once under
 ``<data dir>/databases`` (``store``); the nominal index follows the Red Notices in force.
 ``open_databases(Settings().data_dir, seed=247)`` opens the full-size set, building what is
 missing (about 30 s once on one core; a few milliseconds afterwards).
+``open_configured(settings)`` opens the set a hub uses: sizes from ``I247_DB_SCALE``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brokers.settings import Settings
 from streams.databases import sltd, smv, works_of_art
 from streams.databases.nominal import NominalIndex
 from streams.databases.sltd import SltdDatabase
 from streams.databases.smv import SmvDatabase
 from streams.databases.works_of_art import WorksOfArtDatabase
 
-__all__ = ["DEFAULT_SEED", "Databases", "open_databases"]
+__all__ = ["DEFAULT_SEED", "Databases", "open_configured", "open_databases"]
 
 DEFAULT_SEED = 247
 
@@ -53,4 +55,16 @@ def open_databases(
             directory, seed=seed + 2, size=works_of_art_size
         ),
         nominal=NominalIndex() if nominal is None else nominal,
+    )
+
+
+def open_configured(settings: Settings, nominal: NominalIndex | None = None) -> Databases:
+    """The databases at the sizes ``settings.db_scale`` asks for, under its data dir."""
+    sizes = settings.database_sizes
+    return open_databases(
+        Path(settings.data_dir),
+        sltd_size=sizes["sltd"],
+        smv_size=sizes["smv"],
+        works_of_art_size=sizes["works_of_art"],
+        nominal=nominal,
     )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agents.audit import NotProvable, prove_record, verify_archive
+from agents.audit import NotProvable, prove_consistency, prove_record, verify_archive
+from brokers.archive_source import ArchiveSource
 from brokers.archive_store import ArchiveBusy, ArchiveStore, iter_archive
 from schemas.archive import ArchivedRecord, sign_tree_head
 from schemas.keys import key_id
+from schemas.merkle import verify_consistency
 
 KEY = Ed25519PrivateKey.generate()
 SIGNERS: dict[str, Ed25519PublicKey] = {
@@ -199,3 +202,100 @@ class TestProofs:
     def test_a_proof_is_against_the_latest_head(self, archived: Path) -> None:
         proof = prove_record(archived, "t.inbound", 0, 0)
         assert (proof["leaf_index"], proof["tree_size"]) == (0, 60)
+
+
+class TestConsistency:
+    @pytest.mark.parametrize(("old", "new"), [(10, 60), (20, 30), (40, 40), (10, 20)])
+    def test_a_proof_between_two_heads_verifies(self, archived: Path, old: int, new: int) -> None:
+        proof = prove_consistency(archived, old, new)
+        hashes = [bytes.fromhex(h) for h in proof["proof"]]
+        old_root = bytes.fromhex(proof["old_head"]["root"])
+        new_root = bytes.fromhex(proof["new_head"]["root"])
+        assert verify_consistency(old, new, old_root, new_root, hashes)
+        assert (proof["old_size"], proof["new_size"]) == (old, new)
+
+    def test_only_stored_heads_can_be_proved(self, archived: Path) -> None:
+        with pytest.raises(NotProvable, match="no signed tree head of size 15"):
+            prove_consistency(archived, 15, 60)
+
+    def test_a_rewritten_leaf_breaks_the_proof(self, archived: Path) -> None:
+        _sql(archived, "UPDATE records SET leaf_hash = zeroblob(32) WHERE leaf_index = 25")
+        with pytest.raises(NotProvable, match="not consistent"):
+            prove_consistency(archived, 20, 60)
+
+
+class TestPublishedHeads:
+    def test_a_stored_head_is_unpublished_until_marked(self, tmp_path: Path) -> None:
+        path = tmp_path / "a.sqlite3"
+        with ArchiveStore.open_writer(path) as store:
+            store.append(_interleaved(6))
+            store.add_head(sign_tree_head(store.size, store.root(), 1, KEY))
+            store.append([_record("t.control", 0, 2)])
+            store.add_head(sign_tree_head(store.size, store.root(), 2, KEY))
+            store.mark_published(6)
+            assert [h.size for h in store.unpublished_heads()] == [7]
+        with ArchiveStore.open_writer(path) as store:  # as after a crash
+            assert [h.size for h in store.unpublished_heads()] == [7]
+            store.mark_published(7)
+            assert store.unpublished_heads() == []
+            assert [h.size for h in store.heads()] == [6, 7]
+
+    def test_an_archive_from_before_the_flag_counts_its_heads_as_published(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "old.sqlite3"
+        _archive(path, _interleaved(20))
+        _sql(path, "ALTER TABLE tree_heads DROP COLUMN published")
+        with ArchiveStore.open_writer(path) as store:
+            assert store.unpublished_heads() == []
+            assert len(store.heads()) == 2
+
+
+class TestArchiveSource:
+    def test_time_window_and_topics_go_into_the_query(self, archived: Path) -> None:
+        since, until = 1_700_000_000_005, 1_700_000_000_012  # offsets 5..11 of each partition
+        with ArchiveSource(
+            archived, select=lambda t: t == "t.inbound", since_ms=since, until_ms=until
+        ) as source:
+            got = list(source)
+            assert source.topics == ["t.inbound"]
+            assert source.total == len(got) == 14
+        assert {r.topic for r in got} == {"t.inbound"}
+        assert all(since <= r.timestamp_ms < until for r in got)
+        for partition in (0, 1):
+            offsets = [r.offset for r in got if r.partition == partition]
+            assert offsets == list(range(5, 12))
+
+    def test_everything_in_leaf_order_with_bytes_intact(self, archived: Path) -> None:
+        with ArchiveSource(archived) as source:
+            got = list(source)
+            assert source.total == 60
+        stored = list(iter_archive(archived))
+        assert [(r.topic, r.partition, r.offset) for r in got] == [
+            (r.topic, r.partition, r.offset) for r in stored
+        ]
+        assert [(r.key, r.value, r.headers) for r in got] == [
+            (r.key, r.value, r.headers) for r in stored
+        ]
+
+    def test_no_selected_topic_reads_nothing(self, archived: Path) -> None:
+        with ArchiveSource(archived, select=lambda t: False) as source:
+            assert (source.total, list(source)) == (0, [])
+
+
+def test_the_consistency_command_prints_a_proof_or_says_why_not(
+    archived: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.cli import main
+
+    assert (
+        main(["audit", "consistency", "--archive", str(archived), "--from", "20", "--to", "50"])
+        == 0
+    )
+    proof = json.loads(capsys.readouterr().out)
+    assert proof["format"] == "i247-consistency-proof/1"
+    assert (proof["old_head"]["size"], proof["new_head"]["size"]) == (20, 50)
+    assert (
+        main(["audit", "consistency", "--archive", str(archived), "--from", "7", "--to", "50"]) == 1
+    )
+    assert "no signed tree head of size 7" in capsys.readouterr().out

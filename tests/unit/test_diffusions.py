@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.bodies import DiffusionBody
+from schemas.notice_view import NoticeView, Update
 from schemas.notices import (
     Diffusion,
     DiffusionRecall,
@@ -28,7 +29,6 @@ from streams.diffusions import (
     diffusion_from_message,
     expand_diffusion,
 )
-from streams.notice_view import NoticeView, Update
 from tests.unit.factories import make_header
 
 REGISTRY = default_registry()

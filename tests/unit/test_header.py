@@ -24,6 +24,7 @@ from schemas.bodies import (
     DiffusionBody,
     DiffusionRecallBody,
     MessageBody,
+    NoticeActionBody,
     NoticeBody,
     NoticeDecisionBody,
     NoticeRequestBody,
@@ -375,6 +376,10 @@ BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
     MessageType.DIFFUSION_RECALL: (
         DiffusionRecallBody,
         {"recall": {"diffusion_id": MESSAGE_ID, "reason": "compliance-finding"}},
+    ),
+    MessageType.NOTICE_ACTION: (
+        NoticeActionBody,
+        {"notice_id": "red-2026-000001", "action": "suspend", "reason": "extradition pending"},
     ),
     MessageType.RENEWAL_PROMPT: (
         RenewalPromptBody,

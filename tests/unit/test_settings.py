@@ -31,7 +31,9 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "lease_ttl_ms": 3000,
         "shift_seconds": None,
         "log_level": "info",
+        "db_scale": 1.0,
     }
+    assert settings.database_sizes == {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         ("I247_FRESHNESS_SECONDS", "2.5", "freshness_seconds", 2.5),
         ("I247_CLOCK_SCALE", "60", "clock_scale", 60.0),
         ("I247_LOG_LEVEL", "WARNING", "log_level", "warning"),
+        ("I247_DB_SCALE", "0.01", "db_scale", 0.01),
     ],
 )
 def test_each_variable_sets_its_field(variable: str, raw: str, field: str, expected: Any) -> None:
@@ -81,6 +84,8 @@ def test_each_variable_sets_its_field(variable: str, raw: str, field: str, expec
         ("I247_CLOCK_SCALE", "inf", "finite"),
         ("I247_CLOCK_SCALE", "nan", "finite"),
         ("I247_LOG_LEVEL", "loud", "debug, info, warning, error, critical"),
+        ("I247_DB_SCALE", "0", "0 < x <= 1"),
+        ("I247_DB_SCALE", "2", "0 < x <= 1"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(

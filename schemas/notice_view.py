@@ -18,6 +18,11 @@ Each rule is a join on a semilattice (max by version; set union minus tombstones
 any permutation and duplication of the same updates gives the same view (a hypothesis
 test checks it).
 
+``update_from_message`` turns an opened message (a ``notice``, ``diffusion`` or
+``diffusion-recall`` body with its header) into the update it carries. The view lives in
+``schemas`` because both sides fold it: the CCC desk (``streams``) and the NCBs' notice
+board (``agents``, which may not import ``streams``).
+
 Worked example: receive notice n1 v3 (suspended), then n1 v2 (published, late): the view
 keeps v3, and n1 is not in force. Receive recall of d1, then d1: ``diffusions()`` is empty.
 """
@@ -27,11 +32,42 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from schemas.bodies import Body, DiffusionBody, DiffusionRecallBody, NoticeBody
+from schemas.header import RoutingHeader
 from schemas.notices import Diffusion, DiffusionRecall, Notice, NoticeState
+from schemas.participants import CCC, ParticipantKind, kind_of
 
-__all__ = ["NoticeView", "Update"]
+__all__ = ["NoticeView", "Update", "diffusion_from_message", "update_from_message"]
 
 Update = Notice | Diffusion | DiffusionRecall
+
+
+def diffusion_from_message(header: RoutingHeader, body: DiffusionBody) -> Diffusion:
+    """The central record of a diffusion as it travelled: header addressing, body content.
+
+    The NCBs are the header's NCB recipients; ``ccc`` (which records it) is not one.
+    """
+    ncbs = tuple(r for r in header.recipients if r != CCC and kind_of(r) is ParticipantKind.NCB)
+    return Diffusion(
+        diffusion_id=header.message_id,
+        sender=header.sender,
+        ncbs=tuple(sorted(set(ncbs))),
+        region=body.region,
+        subject=body.subject,
+        facts=body.text,
+        sent_at=header.created_at,
+    )
+
+
+def update_from_message(header: RoutingHeader, body: Body) -> Update | None:
+    """What an opened message changes in a view; ``None`` for any other kind of body."""
+    if isinstance(body, NoticeBody):
+        return body.notice
+    if isinstance(body, DiffusionBody):
+        return diffusion_from_message(header, body)
+    if isinstance(body, DiffusionRecallBody):
+        return body.recall
+    return None
 
 
 def _newer(candidate: Notice, held: Notice) -> bool:

@@ -1,0 +1,364 @@
+"""The CCC's notice desk without a broker: its outputs opened as their recipients would."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from agents.ncb import NcbAdapter, Opened
+from agents.notice_board import NoticeBoard
+from agents.notice_traffic import NoticeTraffic, political_request, red_notice, red_notice_id
+from brokers.records import OutboundRecord, ReceivedRecord
+from schemas.bodies import (
+    Body,
+    DiffusionBody,
+    DiffusionRecallBody,
+    MessageBody,
+    NoticeActionBody,
+    NoticeBody,
+    NoticeDecisionBody,
+    NoticeRequestBody,
+    RenewalPromptBody,
+)
+from schemas.errors import NotARecipient
+from schemas.header import MessageType, Precedence
+from schemas.keys import generate_identity
+from schemas.notices import (
+    DiffusionRecall,
+    NoticeAction,
+    NoticeColour,
+    NoticeRequest,
+    NoticeState,
+    ReasonCode,
+    RecallReason,
+    ReviewDecision,
+)
+from schemas.participants import CCC
+from schemas.registry import MemberRegistry, Region, default_registry
+from schemas.sealing import OpenedMessage, open_sealed, parse_envelope, seal
+from schemas.topics import TopicCatalog
+from streams.notice_desk import NoticeDesk, notice_id_for
+from streams.notice_lifecycle import NoticeLifecycle
+from tests.unit.factories import T0, make_header, small_keyring
+
+TOPICS = TopicCatalog(prefix="t")
+WORLD = default_registry()
+# four members: FRA and DEU in Europe, ITA and ESP moved to Africa for a regional split
+REGISTRY = MemberRegistry(
+    [WORLD.get("FRA"), WORLD.get("DEU")]
+    + [WORLD.get(c).model_copy(update={"region": Region.AFRICA}) for c in ("ITA", "ESP")]
+)
+NCBS = ("DEU", "ESP", "FRA", "ITA")
+
+
+def journal(event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
+    return OutboundRecord(
+        TOPICS.control, key.encode(), json.dumps({"event": event, **fields}).encode()
+    )
+
+
+def desk(hub: str = "hub:lyon", *, scale: float = 1.0, on_duty: bool = True) -> NoticeDesk:
+    directory, identities = small_keyring()
+    return NoticeDesk(
+        identity=identities[hub],
+        directory=directory,
+        topics=TOPICS,
+        registry=REGISTRY,
+        lifecycle=NoticeLifecycle(scale=scale),
+        journal=journal,
+        random_bytes=os.urandom,
+        on_duty=lambda: on_duty,
+    )
+
+
+def message(sender: str, body: Body, recipients: Sequence[str] = (CCC,)) -> OpenedMessage:
+    header = make_header(
+        sender=sender, recipients=list(recipients), message_type=MessageType(body.type)
+    )
+    return OpenedMessage(header, body)
+
+
+def handle(d: NoticeDesk, sender: str, body: Body, *, at: Any = T0) -> list[OutboundRecord]:
+    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
+    return d.handle(message(sender, body), record, at)
+
+
+def events(out: list[OutboundRecord]) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in out if r.topic == TOPICS.control]
+
+
+def opened(out: list[OutboundRecord], code: str) -> list[Body]:
+    """What ``code`` opens from its inbox copies among ``out``."""
+    directory, identities = small_keyring()
+    adapter = NcbAdapter(identities[code], directory, TOPICS)
+    found = []
+    for record in out:
+        if record.topic == TOPICS.inbox(code):
+            got = adapter.receive(ReceivedRecord(record.topic, 0, 0, 0, record.key, record.value,
+                                                 record.headers))  # fmt: skip
+            assert isinstance(got, Opened), got
+            found.append(got.body)
+    return found
+
+
+def compacted(out: list[OutboundRecord]) -> list[ReceivedRecord]:
+    return [
+        ReceivedRecord(r.topic, 0, i, 0, r.key, r.value, r.headers)
+        for i, r in enumerate(out)
+        if r.topic == TOPICS.notices
+    ]
+
+
+def request(**changes: Any) -> NoticeRequest:
+    base = red_notice("FRA", str(uuid.uuid4()), random.Random(5))
+    return base.model_copy(update=changes)
+
+
+def test_a_sound_request_is_published_answered_and_broadcast_to_every_member() -> None:
+    d, req = desk(), request()
+    out = handle(d, "FRA", NoticeRequestBody(request=req))
+
+    notice_id = notice_id_for(req)
+    [answer] = [b for b in opened(out, "FRA") if isinstance(b, NoticeDecisionBody)]
+    assert answer.outcome.decision is ReviewDecision.PUBLISHED
+    assert answer.notice_id == notice_id
+    for code in NCBS:
+        [copy] = [b for b in opened(out, code) if isinstance(b, NoticeBody)]
+        assert (copy.notice.notice_id, copy.notice.version) == (notice_id, 3)
+        assert copy.notice.state is NoticeState.PUBLISHED
+    [stored] = compacted(out)
+    assert stored.key == notice_id.encode()
+    names = [e["event"] for e in events(out)]
+    assert names == ["notice-requested", "notice-transition", "notice-decided",
+                     "notice-transition", "notice-broadcast"]  # fmt: skip
+    assert events(out)[-1]["recipients"] == 4
+    assert set(d.notices()) == {notice_id}
+
+
+def test_the_compacted_copy_opens_for_recipients_and_hubs_only() -> None:
+    directory, identities = small_keyring()
+    out = handle(desk(), "FRA", NoticeRequestBody(request=request()))
+    [stored] = compacted(out)
+    sealed = parse_envelope(stored.value, max_bytes=1 << 20)
+    for holder in ("DEU", "hub:singapore", "auditor"):
+        body = open_sealed(sealed, topic=TOPICS.notices, key=stored.key or b"",
+                           directory=directory, identity=identities[holder]).body  # fmt: skip
+        assert isinstance(body, NoticeBody)
+    with pytest.raises(NotARecipient):
+        open_sealed(sealed, topic=TOPICS.notices, key=stored.key or b"", directory=directory,
+                    identity=generate_identity("XKX"))  # fmt: skip
+
+
+def test_a_regional_alert_goes_to_its_region_and_its_requester() -> None:
+    req = request(colour=NoticeColour.YELLOW, region=Region.AFRICA, offence_category=None,
+                  judicial_basis=None)  # fmt: skip
+    out = handle(desk(), "FRA", NoticeRequestBody(request=req))
+    reached = {c for c in NCBS if any(isinstance(b, NoticeBody) for b in opened(out, c))}
+    assert reached == {"ITA", "ESP", "FRA"}  # Africa, plus FRA which asked for it
+
+
+@pytest.mark.parametrize(
+    ("sender", "req", "code"),
+    [
+        ("DEU", request(), ReasonCode.NOT_REQUESTER),  # DEU asks in FRA's name
+        ("FRA", political_request("FRA", str(uuid.uuid4()), random.Random(1)),
+         ReasonCode.ARTICLE_3_CATEGORY),
+    ],
+)  # fmt: skip
+def test_a_refusal_goes_to_the_sender_with_its_reason_and_nothing_circulates(
+    sender: str, req: NoticeRequest, code: ReasonCode
+) -> None:
+    d = desk()
+    out = handle(d, sender, NoticeRequestBody(request=req))
+    [answer] = opened(out, sender)
+    assert isinstance(answer, NoticeDecisionBody)
+    assert answer.outcome.decision is ReviewDecision.REFUSED
+    assert code in {r.code for r in answer.outcome.reasons}
+    assert not compacted(out)
+    assert [e["decision"] for e in events(out) if e["event"] == "notice-decided"] == ["refused"]
+    assert d.notices() == {}
+
+
+def test_a_returned_request_completed_is_the_same_notice_and_a_repeat_gets_one_answer() -> None:
+    d, complete = desk(), request()
+    incomplete = complete.model_copy(update={"judicial_basis": None})
+    first = handle(d, "FRA", NoticeRequestBody(request=incomplete))
+    [returned] = opened(first, "FRA")
+    assert isinstance(returned, NoticeDecisionBody)
+    assert returned.outcome.decision is ReviewDecision.RETURNED
+
+    second = handle(d, "FRA", NoticeRequestBody(request=complete))
+    [notice] = d.notices().values()
+    assert (notice.state, notice.version) == (NoticeState.PUBLISHED, 5)  # 3 after the return
+
+    again = handle(d, "FRA", NoticeRequestBody(request=complete))
+    [answer] = opened(again, "FRA")
+    assert isinstance(answer, NoticeDecisionBody)
+    assert answer.notice_id == notice.notice_id
+    assert not compacted(again)
+    assert compacted(second)
+
+
+def test_only_the_requester_acts_and_only_as_the_lifecycle_allows() -> None:
+    d, req = desk(), request()
+    handle(d, "FRA", NoticeRequestBody(request=req))
+    notice_id = notice_id_for(req)
+
+    def act(sender: str, action: NoticeAction) -> list[OutboundRecord]:
+        return handle(d, sender, NoticeActionBody(notice_id=notice_id, action=action))
+
+    for sender, action, why in (
+        ("DEU", NoticeAction.CANCEL, "only FRA"),
+        ("FRA", NoticeAction.REINSTATE, "cannot reinstate"),
+    ):
+        out = act(sender, action)
+        [reply] = opened(out, sender)
+        assert isinstance(reply, MessageBody)
+        assert why in reply.text
+        assert [e["event"] for e in events(out)] == ["notice-action-refused"]
+    unknown = handle(d, "FRA", NoticeActionBody(notice_id="red-nope", action=NoticeAction.CANCEL))
+    assert [e["event"] for e in events(unknown)] == ["notice-action-refused"]
+
+    out = act("FRA", NoticeAction.CANCEL)
+    for code in NCBS:
+        [copy] = opened(out, code)
+        assert isinstance(copy, NoticeBody)
+        assert (copy.notice.state, copy.notice.version) == (NoticeState.CANCELLED, 4)
+    assert d.notices()[notice_id].state is NoticeState.CANCELLED
+    assert d.in_force() == ()
+
+
+def test_another_hub_rebuilds_the_notices_from_the_compacted_topic_and_carries_on() -> None:
+    lyon, req = desk(), request()
+    written = compacted(handle(lyon, "FRA", NoticeRequestBody(request=req)))
+    directory, identities = small_keyring()
+    forged_header = make_header(sender="FRA", recipients=["DEU", CCC],
+                                message_type=MessageType.NOTICE)  # fmt: skip
+    [genuine] = lyon.notices().values()
+    key = genuine.notice_id.encode()
+    forged = seal(forged_header, NoticeBody(notice=genuine), sender=identities["FRA"],
+                  directory=directory, topic=TOPICS.notices, key=key)  # fmt: skip
+    forged_record = ReceivedRecord(TOPICS.notices, 0, 9, 0, genuine.notice_id.encode(),
+                                   forged.to_bytes())  # fmt: skip
+
+    singapore = desk("hub:singapore")
+    assert not singapore.restore(forged_record)  # sealed by an NCB: not the CCC's record
+    assert [singapore.restore(r) for r in written] == [True]
+    assert singapore.notices() == lyon.notices()
+    out = handle(singapore, "FRA", NoticeActionBody(notice_id=genuine.notice_id,
+                                                    action=NoticeAction.SUSPEND))  # fmt: skip
+    assert singapore.notices()[genuine.notice_id].version == 4
+    assert lyon.restore(compacted(out)[0])  # lyon follows singapore's write
+    assert lyon.notices()[genuine.notice_id].state is NoticeState.SUSPENDED
+    # a duplicate request is refused now that singapore knows the notice
+    dup = handle(singapore, "FRA", NoticeRequestBody(request=request(request_id=str(uuid.uuid4()))))
+    [answer] = opened(dup, "FRA")
+    assert isinstance(answer, NoticeDecisionBody)
+    assert ReasonCode.DUPLICATE in {r.code for r in answer.outcome.reasons}
+
+
+def test_the_clock_prompts_the_requester_then_expires_the_notice_on_duty_only() -> None:
+    scale = 525_960.0  # a year a minute: valid ~5 min, prompted ~30 s before
+    d, idle = desk(scale=scale), desk("hub:singapore", scale=scale, on_duty=False)
+    written = compacted(handle(d, "FRA", NoticeRequestBody(request=request())))
+    idle.restore(written[0])
+    [notice] = d.notices().values()
+    assert notice.expires_at is not None
+    before_prompt = notice.expires_at - d.lifecycle.prompt_lead - timedelta(seconds=1)
+    assert d.tick(before_prompt) == []
+
+    prompt_time = notice.expires_at - d.lifecycle.prompt_lead
+    assert idle.tick(prompt_time) == []
+    out = d.tick(prompt_time)
+    [prompt] = opened(out, "FRA")
+    assert isinstance(prompt, RenewalPromptBody)
+    assert opened(out, "DEU") == []  # the prompt is the requester's business
+    assert len(compacted(out)) == 1
+    assert [e["event"] for e in events(out)] == ["renewal-prompted"]
+    assert d.tick(prompt_time + timedelta(seconds=1)) == []  # once per validity period
+
+    out = d.tick(notice.expires_at)
+    for code in NCBS:
+        [copy] = opened(out, code)
+        assert isinstance(copy, NoticeBody)
+        assert copy.notice.state is NoticeState.EXPIRED
+
+
+def test_a_diffusion_is_recorded_and_its_recall_reaches_every_original_recipient() -> None:
+    d = desk()
+    body = DiffusionBody(subject="s", text="t", purpose="p")
+    header = make_header(sender="FRA", recipients=["DEU", "ITA", CCC],
+                         message_type=MessageType.DIFFUSION)  # fmt: skip
+    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
+    out = d.handle(OpenedMessage(header, body), record, T0)
+    assert [(e["event"], e["recipients"]) for e in events(out)] == [("diffusion-recorded", 2)]
+
+    recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.SENDER_WITHDREW)
+    refused = handle(d, "DEU", DiffusionRecallBody(recall=recall))
+    assert [e["event"] for e in events(refused)] == ["diffusion-recall-refused"]
+    out = handle(d, "FRA", DiffusionRecallBody(recall=recall))
+    for code in ("DEU", "ITA", "FRA"):
+        assert opened(out, code) == [DiffusionRecallBody(recall=recall)]
+    assert opened(out, "ESP") == []
+    assert [e["event"] for e in events(out)] == ["diffusion-recalled"]
+    again = d.recall_diffusion(recall, T0)  # the CCC's own, too late
+    assert [e["event"] for e in events(again)] == ["diffusion-recall-refused"]
+    assert d.ledger.recalled() == (header.message_id,)
+
+
+def test_the_ccc_recalls_a_diffusion_after_a_compliance_finding() -> None:
+    d = desk()
+    header = make_header(sender="ESP", recipients=["FRA", CCC], message_type=MessageType.DIFFUSION)
+    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
+    d.handle(OpenedMessage(header, DiffusionBody(subject="s", text="t", purpose="p")), record, T0)
+    recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.COMPLIANCE_FINDING)
+    out = d.recall_diffusion(recall, T0)
+    assert opened(out, "FRA") == opened(out, "ESP") == [DiffusionRecallBody(recall=recall)]
+    assert events(out)[0]["by"] == "ccc"
+
+
+def test_a_board_keeps_notices_from_hubs_only_and_skips_what_it_cannot_open() -> None:
+    directory, identities = small_keyring()
+    d, req = desk(), request(region=Region.AFRICA)
+    out = handle(d, "FRA", NoticeRequestBody(request=req))
+    deu = NoticeBoard(NcbAdapter(identities["DEU"], directory, TOPICS))
+    ita = NoticeBoard(NcbAdapter(identities["ITA"], directory, TOPICS))
+    [stored] = compacted(out)
+    assert not deu.take_compacted(stored)
+    assert deu.counts["compacted.not-ours"] == 1
+    assert ita.take_compacted(stored)
+    assert set(ita.view.in_force()) == {notice_id_for(req)}
+    [copy] = opened(out, "ITA")
+    assert isinstance(copy, NoticeBody)
+    fake = Opened(make_header(sender="DEU", recipients=["ITA"], message_type=MessageType.NOTICE),
+                  copy, Precedence.ROUTINE, None)  # fmt: skip
+    fresh = NoticeBoard(ita.adapter)
+    assert not fresh.take(fake)  # a notice from an NCB is no notice
+
+
+def test_the_traffic_names_notices_as_the_desk_does_and_is_seeded() -> None:
+    req = request()
+    assert red_notice_id(req) == notice_id_for(req)
+    directory, identities = small_keyring()
+    keys = {code: identities[code] for code in NCBS}
+    adapters = {c: NcbAdapter(k, directory, TOPICS) for c, k in keys.items()}
+
+    def run(seed: int) -> list[str]:
+        traffic = NoticeTraffic(random.Random(seed), registry=REGISTRY)
+        sent = []
+        for _ in range(40):
+            for record in traffic.step(adapters.__getitem__, now=T0, random_bytes=os.urandom):
+                sealed = parse_envelope(record.value, max_bytes=1 << 20)
+                sent.append(sealed.header.message_type.value)
+        return sent
+
+    kinds = run(11)
+    assert kinds == run(11)
+    assert {"notice-request", "diffusion"} <= set(kinds)
