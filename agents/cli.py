@@ -46,7 +46,32 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for in-flight traffic after sending stops (60)",
     )
     demo.add_argument("--summary-json", type=Path, help="also write the accounting as JSON")
-    demo.add_argument("--site", choices=HUB_SITES, default="lyon", help="hub to run (lyon)")
+    demo.add_argument(
+        "--shift-seconds",
+        type=float,
+        default=20.0,
+        help="length of a duty shift, compressed for the demo (20; 28800 is real time)",
+    )
+    demo.add_argument(
+        "--fail-hub",
+        action="append",
+        default=[],
+        metavar="SITE@Ns",
+        help="SIGKILL that hub's process N seconds into the run (repeatable), e.g. lyon@20s",
+    )
+    demo.add_argument(
+        "--restore-hub",
+        action="append",
+        default=[],
+        metavar="SITE@Ns",
+        help="restart that hub N seconds into the run (repeatable), e.g. lyon@40s",
+    )
+    demo.add_argument(
+        "--archive",
+        type=Path,
+        help="audit archive to write (default: a new file under the data dir)",
+    )
+    demo.add_argument("--no-archive", action="store_true", help="run without the archiver")
     demo.add_argument(
         "--suite",
         choices=("x25519", "mlkem768-x25519"),

@@ -7,9 +7,10 @@ from typing import Any
 from rich.table import Table
 
 from agents.accounting import Accounting
+from agents.hub_events import Takeover
 from schemas.header import Precedence
 
-__all__ = ["accounting_tables", "live_table"]
+__all__ = ["accounting_tables", "failover_table", "live_table"]
 
 
 def _ms(value: float | int | None) -> str:
@@ -85,3 +86,31 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     delivered.add_row("p50 ms", *(_ms(latency[p.value]["p50_ms"]) for p in Precedence))
     delivered.add_row("p99 ms", *(_ms(latency[p.value]["p99_ms"]) for p in Precedence))
     return [totals, delivered]
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def failover_table(rows: list[Takeover], duty: list[dict[str, str]]) -> Table:
+    """Each failover and failback with its detection and takeover times, and duty changes."""
+    table = Table(title="Hubs: failovers, failbacks and duty (times from the disturbance)")
+    columns = ("what", "hub", "at s", "by", "detected s", "held s", "delivering s", "units")
+    for column in columns:
+        table.add_column(column, justify="right" if column.endswith(("s", "units")) else "left")
+    for row in rows:
+        table.add_row(
+            row.kind,
+            row.site,
+            f"{row.at:.0f}",
+            (row.by or "-").replace("hub:", ""),
+            _s(row.detection_s),
+            _s(row.claimed_s),
+            _s(row.takeover_s),
+            str(row.units),
+        )
+    for change in duty:
+        table.add_row(
+            f"duty ({change['reason']})", change["hub"], change["at"][11:19], "", "", "", ""
+        )
+    return table

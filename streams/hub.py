@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from mode import Service
 
+from schemas.leases import fence_headers
 from streams.hub_runtime import HubRuntime
 from streams.hub_state import HubState, journal_record
 from streams.transport import LowLatencyApp
@@ -108,10 +109,12 @@ def build_hub_app(state: HubState) -> tuple[LowLatencyApp, HubRuntime]:
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def desk_due() -> None:
+        tag = runtime.tick_tag()
+        if tag is None:  # holding no unit, this hub may not speak for the CCC: wait
+            return
         for out in runtime.desk.tick(state.clock()):
-            await runtime.producer.send(
-                out.topic, out.value, key=out.key, headers=list(out.headers)
-            )
+            headers = fence_headers(out.headers, tag)
+            await runtime.producer.send(out.topic, out.value, key=out.key, headers=list(headers))
 
     @app.timer(settings.lease_ttl_ms / 3000)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:

@@ -313,6 +313,17 @@ class HubRuntime:
 
     # --- decisions ----------------------------------------------------------------
 
+    def tick_tag(self) -> FenceTag | None:
+        """The fence tag for what the desks say on their own (timers): under intake if held,
+        else under a held lane, at the worker's current position. A term that has ended
+        ends at or before that position, so a stale hub's timer output is fenced too."""
+        units = [INTAKE] if INTAKE in self.workers else sorted(self.workers)
+        for unit in units:
+            worker = self.workers[unit]
+            if self.may_work(unit, worker.epoch):
+                return FenceTag(unit, worker.epoch, 0, worker.positions.get(0, 0))
+        return None
+
     def may_work(self, unit: str, epoch: int) -> bool:
         """Whether this hub's term ``epoch`` on ``unit`` is still good, by the book and clock."""
         lease = self.book.lease(unit)
