@@ -12,7 +12,9 @@ depends on them, because a claim must name the next epoch and the log orders cla
 
 Positions: an owner reports, with each renewal and its release, how far it has finished
 the unit (partition -> next offset, counted only after its outputs were acknowledged by
-the broker). A new term starts where the previous one was last reported finished; the
+the broker). A new term starts where the previous one was last reported finished, or
+further if the claimer saw more of the previous owner's outputs than it reported (a
+claim may carry such positions: intake's outputs are the lanes every hub reads); the
 previous term *ends* there.
 
 The fence (``judge``): every output carries the unit, the epoch and the input offset it
@@ -37,7 +39,7 @@ offset 39 is accepted, one at offset 41 is fenced: buenos-aires delivers that on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -82,6 +84,7 @@ class Claim:
     epoch: int
     at: datetime
     ttl: timedelta
+    positions: Positions = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,7 @@ class Renew:
     epoch: int
     at: datetime
     ttl: timedelta
-    positions: Positions = ()  # type: ignore[assignment]  # an empty mapping
+    positions: Positions = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ class Release:
     site: str
     epoch: int
     at: datetime
-    positions: Positions = ()  # type: ignore[assignment]
+    positions: Positions = field(default_factory=dict)
 
 
 LeaseEvent = Claim | Renew | Release
@@ -178,7 +181,7 @@ class LeaseBook:
                 raise LeaseRefused(
                     f"{event.unit} is held by {current.owner} until {current.expires_at}"
                 )
-            start = dict(current.positions)
+            start = _advance(current.positions, event.positions)
             terms = (
                 *tuple(replace(t, end=start) if t.end is None else t for t in current.terms),
                 Term(event.epoch, event.site, event.at, start),
@@ -263,7 +266,7 @@ class LeaseRecord(BaseModel):
         positions = {int(p): o for p, o in self.positions.items()}
         ttl = timedelta(milliseconds=self.ttl_ms or 0)
         if self.kind == "claim":
-            return Claim(self.unit, self.site, self.epoch, self.at, ttl)
+            return Claim(self.unit, self.site, self.epoch, self.at, ttl, positions)
         if self.kind == "renew":
             return Renew(self.unit, self.site, self.epoch, self.at, ttl, positions)
         return Release(self.unit, self.site, self.epoch, self.at, positions)

@@ -50,6 +50,7 @@ from schemas.leases import (
     LeaseRefused,
     Release,
     Renew,
+    fence_tag,
     judge,
 )
 from schemas.participants import HUB_SITES
@@ -117,6 +118,7 @@ class HubRuntime:
         self._loop: asyncio.Task[None] | None = None
         self._ready = False
         self.desk = CccDesk()
+        self.intake_progress: dict[int, dict[int, int]] = {}  # epoch -> partition -> next
         self.teams = TeamRegistry()
         self.team_desk = TeamDesk(
             state,
@@ -264,6 +266,10 @@ class HubRuntime:
 
     def _on_lane_record(self, record: ReceivedRecord) -> None:
         remember_lane_record(self.state.seen, record, now=self.state.clock())
+        tag = fence_tag(record.headers)
+        if tag is not None and tag.unit == INTAKE:  # how far each intake term really got
+            progress = self.intake_progress.setdefault(tag.epoch, {})
+            progress[tag.partition] = max(progress.get(tag.partition, 0), tag.offset + 1)
 
     def _on_control(self, record: ReceivedRecord) -> None:
         learned = self.teams.fold_record(record)
@@ -401,7 +407,12 @@ class HubRuntime:
                     previous.terms[-1].owner if previous.terms else None
                 )
                 view = self.views.get(prior_owner) if prior_owner else None
-                offset = await self._write(Claim(unit, self.me, move.epoch, now, self.ttl))
+                seen: dict[int, int] = {}
+                if unit == INTAKE and previous.owner is not None:
+                    # an unreleased term: start past what it admitted into lanes, reported or not
+                    await self._lanes.catch_up()
+                    seen = dict(self.intake_progress.get(previous.epoch, {}))
+                offset = await self._write(Claim(unit, self.me, move.epoch, now, self.ttl, seen))
                 last_offset = max(last_offset, offset or 0)
                 claims.append(
                     (

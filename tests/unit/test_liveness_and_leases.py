@@ -129,6 +129,15 @@ def test_failback_after_release_keeps_one_owner_per_epoch() -> None:
     assert judge(book, L, 1, 0, 0) is FenceVerdict.FENCED  # lyon's first term reported nothing
 
 
+def test_a_claimer_that_saw_more_than_was_reported_starts_there() -> None:
+    book = LeaseBook.empty().apply(Claim(L, "lyon", 1, T0, TTL))
+    book = book.apply(Renew(L, "lyon", 1, T0 + s(1), TTL, {0: 28, 1: 5}))
+    book = book.apply(Claim(L, "singapore", 2, T0 + s(7), TTL, {0: 31}))
+    assert book.lease(L).term(2).start == {0: 31, 1: 5}  # type: ignore[union-attr]
+    assert judge(book, L, 1, 0, 30) is FenceVerdict.ACCEPT  # lyon's unreported copy stands
+    assert judge(book, L, 1, 0, 31) is FenceVerdict.FENCED
+
+
 def test_positions_never_move_back() -> None:
     book = LeaseBook.empty().apply(Claim(L, "lyon", 1, T0, TTL))
     book = book.apply(Renew(L, "lyon", 1, T0 + s(1), TTL, {0: 40, 1: 3}))
