@@ -172,6 +172,9 @@ class TestBackboneServices:
             ("keys", ["i247", "keys", "init", "--dir", "/keys"]),
             ("provision", ["i247", "provision"]),
             ("hub-lyon", ["i247", "hub", "--site", "lyon"]),
+            ("hub-buenos-aires", ["i247", "hub", "--site", "buenos-aires"]),
+            ("hub-singapore", ["i247", "hub", "--site", "singapore"]),
+            ("archiver", ["i247", "archive", "--archive", "/data/archive.sqlite3"]),
             ("simulator", ["i247", "simulate", "--rate", "200"]),
         ],
     )
@@ -185,7 +188,14 @@ class TestBackboneServices:
 
     def test_keys_are_made_once_and_shared(self, compose: dict[str, Any]) -> None:
         services = compose["services"]
-        for name in ("keys", "hub-lyon", "simulator"):
+        for name in (
+            "keys",
+            "hub-lyon",
+            "hub-buenos-aires",
+            "hub-singapore",
+            "archiver",
+            "simulator",
+        ):
             assert any(m.split(":")[:2] == ["keys", "/keys"] for m in services[name]["volumes"])
         assert services["keys"]["restart"] == "no"
 
@@ -198,7 +208,7 @@ class TestBackboneServices:
             c == {"condition": "service_healthy"}
             for c in services["provision"]["depends_on"].values()
         )
-        for name in ("hub-lyon", "simulator"):
+        for name in ("hub-lyon", "hub-buenos-aires", "hub-singapore", "archiver", "simulator"):
             for before in ("keys", "provision"):
                 assert services[name]["depends_on"][before] == {
                     "condition": "service_completed_successfully"
