@@ -76,11 +76,13 @@ def _start(
     env["I247_KEYS_DIR"] = str(settings.keys_dir)
     env["I247_DATA_DIR"] = str(settings.data_dir)
     env["I247_LEASE_TTL_MS"] = str(settings.lease_ttl_ms)
+    env["I247_DB_SCALE"] = str(settings.db_scale)
     if settings.shift_seconds is not None:
         env["I247_SHIFT_SECONDS"] = str(settings.shift_seconds)
+    program = ["-m", "streams.databases"] if command == ["-"] else ["-m", "agents.cli", *command]
     with (log_dir / f"{name}.out").open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", *command],
+            [sys.executable, *program],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

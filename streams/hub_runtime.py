@@ -309,6 +309,7 @@ class HubRuntime:
             sequence=self._sequence,
             sent_at=self.state.clock(),
             lanes=tuple(sorted(self.workers)),
+            backlog=sum(worker.backlog() for worker in self.workers.values()),
             leaving=leaving,
             incarnation=self.incarnation,
         )

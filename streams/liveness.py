@@ -37,7 +37,7 @@ class Heartbeat(BaseModel):
     sequence: int = Field(ge=0)
     sent_at: UtcTimestamp
     lanes: tuple[str, ...] = ()
-    backlog: int | None = Field(default=None, ge=0)  # not measured yet: None, not a guess
+    backlog: int | None = Field(default=None, ge=0)  # records of held units not yet done
     leaving: bool = False  # a graceful stop: dead at once, no need to wait for the timeout
     incarnation: str = ""  # new at each process start, so a restarted hub's count restarts
 

@@ -101,6 +101,16 @@ class UnitWorker:
         await self._consumer.stop()
         return dict(self.positions)
 
+    def backlog(self) -> int:
+        """Records known to the broker that this term has not finished (from the last fetch's
+        high watermark; Tansu can under-report it, so read it as a floor)."""
+        total = 0
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                total += max(0, highwater - self.positions.get(tp.partition, 0))
+        return total
+
     @property
     def done(self) -> bool:
         return self._task is not None and self._task.done()

@@ -83,4 +83,5 @@ def settings(bootstrap: str, topics: TopicCatalog, tmp_path: Path) -> Settings:
         heartbeat_interval_ms=1500,
         data_dir=tmp_path,
         keys_dir=tmp_path / "keys",
+        db_scale=0.01,  # 10,000 travel documents: the full size is the demo's and the bench's
     )

@@ -63,6 +63,8 @@ class Backbone:
             I247_FRESHNESS_SECONDS=str(self.settings.freshness_seconds),
             I247_LOG_FILE=str(self.log_dir / f"hub-{site}.log"),
             I247_LEASE_TTL_MS=str(self.settings.lease_ttl_ms),
+            I247_DATA_DIR=str(self.settings.data_dir),
+            I247_DB_SCALE=str(self.settings.db_scale),
         )
         if self.settings.shift_seconds is not None:
             env["I247_SHIFT_SECONDS"] = str(self.settings.shift_seconds)
