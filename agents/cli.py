@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the live backbone with simulated traffic")
     demo.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
-    demo.add_argument("--rate", type=float, default=100.0, help="messages per second (100)")
+    demo.add_argument("--rate", type=float, default=50.0, help="messages per second (50)")
     demo.add_argument("--seed", type=int, default=2477, help="traffic seed (2477)")
     demo.add_argument(
         "--fault-share", type=float, default=0.01, help="share of deliberately bad records (0.01)"

@@ -111,6 +111,6 @@ def failover_table(rows: list[Takeover], duty: list[dict[str, str]]) -> Table:
         )
     for change in duty:
         table.add_row(
-            f"duty ({change['reason']})", change["hub"], change["at"][11:19], "", "", "", ""
+            "duty", change["hub"].replace("hub:", ""), change["at"][11:19], change["reason"]
         )
     return table
