@@ -17,9 +17,9 @@ latency is created -> opened. After a steady spell, each round SIGKILLs the hub 
 The victim is then restarted and the round ends when it has claimed its work back
 (``lease-claimed``, reason ``failback``). Detection and takeover are summarised as median
 and worst over the rounds (``spread``); latencies as percentiles, beside the steady state
-(messages created in the seconds before the first kill, after a warm-up). Journal times are the hubs' clocks, the kill
-time this process's: one machine, one clock. Nothing here asserts a speed; a figure that
-could not be measured is ``None`` with the reason in ``note``.
+(messages created in the seconds before the first kill, after a warm-up). Journal times
+are the hubs' clocks, the kill time this process's: one machine, one clock. Nothing here
+asserts a speed; a figure that could not be measured is ``None`` with the reason in ``note``.
 
 Worked example::
 
