@@ -466,7 +466,7 @@ async def _extra_parts(
     """Failover, checks and audit, each if asked for; a failure is reported, not raised."""
     results: dict[str, Any] = {}
     if args.failover_kills > 0:
-        console.print(f"[bold]failover[/]: {args.failover_kills} kills of the hub on duty")
+        console.print(f"[bold]failover[/]: the hub on duty SIGKILLed ×{args.failover_kills}")
         try:
             failover = await bench_failover(
                 settings,
