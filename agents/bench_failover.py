@@ -136,7 +136,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, Any]:
     return {
-        "messages": len(latencies_ms),
+        "opened": len(latencies_ms),
         "p50_ms": _round(percentile(latencies_ms, 0.5)),
         "p99_ms": _round(percentile(latencies_ms, 0.99)),
         "max_ms": _round(max(latencies_ms) if latencies_ms else None),
@@ -173,8 +173,8 @@ class KillFigures:
             "takeover_s": _round(self.takeover_s),
             "successor": self.successor,
             "failback_after_restart_s": _round(self.failback_s),
-            "window_sent": self.window_sent,
-            "window_latency": latency_summary(self.window_latencies_ms),
+            "window_latency": {"sent": self.window_sent}
+            | latency_summary(self.window_latencies_ms),
             "note": self.note,
         }
 
@@ -211,7 +211,8 @@ class FailoverFigures:
             "takeover_first_delivery": self.takeover.as_json(),
             "latency_steady": {"sent": self.steady_sent}
             | latency_summary(self.steady_latencies_ms),
-            "latency_during_takeover": latency_summary(self.takeover_latencies_ms),
+            "latency_during_takeover": {"sent": sum(k.window_sent for k in self.kills)}
+            | latency_summary(self.takeover_latencies_ms),
             "sent": self.sent,
             "opened": self.opened,
             "never_opened": self.never_opened,
