@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_ARGS ?=
+# e.g. BENCH_ARGS="--checks-rate 100 --audit-records 1000000" (both opt-in; see README)
 BENCH_ARGS ?=
 
 .PHONY: demo test lint typecheck unit integration bench clean

@@ -11,6 +11,19 @@ Three parts, one run, one broker:
 Each path runs at a fixed offered load (latency) and at saturation (a preloaded backlog
 drained as fast as possible: throughput). Figures are printed and compared as ratios;
 nothing here asserts a speed.
+
+Then, on the same broker, the measures the issues ask for, each behind its flag:
+
+4. **Failover** (``--failover-kills N``, default 3; 0 skips): three hubs, the hub on duty
+   SIGKILLed N times under steady traffic (``agents.bench_failover``).
+5. **Checks** (``--checks-rate R``, default 0 = skip): database checks per second and
+   answer latency beside a plain request/answer echo (``agents.bench_checks``).
+6. **Audit** (``--audit-records N``, default 0 = skip: a million-record build takes
+   minutes, e.g. ``make bench BENCH_ARGS="--audit-records 1000000"``): archive, verify and
+   replay rates (``agents.bench_audit``).
+
+A part that fails is reported with its reason (and as ``{"error": ...}`` in ``--json``);
+the others still run.
 """
 
 from __future__ import annotations
@@ -31,6 +44,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
+from agents.bench_audit import bench_audit, print_audit_bench
+from agents.bench_checks import bench_checks
+from agents.bench_failover import bench_failover, print_failover_bench
 from agents.demo import start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
@@ -430,13 +446,79 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
             bootstrap, settings, adapters, saturation_count, None, run_dir, "s"
         )
         rows = [(base_fixed, ours_fixed), (base_sat, ours_sat)]
-    _render(console, costs, rows)
-    console.print(
-        "Saturation: a preloaded backlog drained as fast as possible; msgs/s counts from "
-        "the first delivery to the last, so start-up is excluded; latency there is "
-        "time in the backlog."
-    )
-    results.update({f.name: f.as_json() for pair in rows for f in pair})
+        _render(console, costs, rows)
+        console.print(
+            "Saturation: a preloaded backlog drained as fast as possible; msgs/s counts from "
+            "the first delivery to the last, so start-up is excluded; latency there is "
+            "time in the backlog."
+        )
+        results.update({f.name: f.as_json() for pair in rows for f in pair})
+        shared = settings.model_copy(update={"bootstrap": bootstrap})
+        results.update(await _extra_parts(shared, args, console))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
+
+
+async def _extra_parts(
+    settings: Settings, args: argparse.Namespace, console: Console
+) -> dict[str, Any]:
+    """Failover, checks and audit, each if asked for; a failure is reported, not raised."""
+    results: dict[str, Any] = {}
+    if args.failover_kills > 0:
+        console.print(f"[bold]failover[/]: the hub on duty SIGKILLed ×{args.failover_kills}")
+        try:
+            failover = await bench_failover(
+                settings,
+                kills=args.failover_kills,
+                rate=args.failover_rate,
+                ttl_ms=args.failover_ttl_ms,
+                console=console,
+            )
+        except Exception as error:  # one part failing must not lose the others' figures
+            results["failover"] = _failed(console, "failover", error)
+        else:
+            print_failover_bench(failover, console)
+            results["failover"] = failover.as_json()
+    if args.checks_rate > 0:
+        console.print(f"[bold]checks[/]: {args.checks_rate:g}/s for {args.duration:g} s")
+        try:
+            checks = await bench_checks(settings, args.checks_rate, args.duration)
+        except Exception as error:
+            results["checks"] = _failed(console, "checks", error)
+        else:
+            _render_checks(console, checks)
+            results["checks"] = checks
+    if args.audit_records > 0:
+        console.print(f"[bold]audit[/]: a {args.audit_records:,}-record archive")
+        try:
+            audit = await bench_audit(settings, records=args.audit_records, console=console)
+        except Exception as error:
+            results["audit"] = _failed(console, "audit", error)
+        else:
+            print_audit_bench(audit, console)
+            results["audit"] = audit.as_json()
+    return results
+
+
+def _failed(console: Console, part: str, error: Exception) -> dict[str, str]:
+    reason = f"{type(error).__name__}: {error}"
+    console.print(f"[red]{part} not measured[/]: {reason} (logs under <data dir>/bench)")
+    return {"error": reason}
+
+
+def _render_checks(console: Console, checks: dict[str, Any]) -> None:
+    table = Table(title="Database checks vs a plain aiokafka request/answer echo")
+    for column in ("path", "asked", "answered", "per s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for label, key in (("aiokafka echo baseline", "baseline"), ("backbone checks", "checks")):
+        run = checks[key]
+        table.add_row(
+            label,
+            str(run["asked"]),
+            str(run["answered"]),
+            f"{run['checks_per_s']:,.0f}",
+            _fmt(run["p50_ms"]),
+            _fmt(run["p99_ms"]),
+        )
+    console.print(table)

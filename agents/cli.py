@@ -102,6 +102,30 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=15.0)
     bench.add_argument("--rate", type=float, default=500.0)
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
+    bench.add_argument(
+        "--failover-kills",
+        type=int,
+        default=3,
+        help="SIGKILL the hub on duty this many times under traffic (3; 0 skips)",
+    )
+    bench.add_argument(
+        "--failover-rate", type=float, default=50.0, help="messages/s during failover (50)"
+    )
+    bench.add_argument(
+        "--failover-ttl-ms", type=int, default=2000, help="hubs' lease TTL for failover (2000)"
+    )
+    bench.add_argument(
+        "--checks-rate",
+        type=float,
+        default=0.0,
+        help="database checks/s for --duration s beside an echo baseline (0 skips)",
+    )
+    bench.add_argument(
+        "--audit-records",
+        type=int,
+        default=0,
+        help="audit archive bench over this many records (0 skips; 1000000 takes minutes)",
+    )
     _add_audit_commands(commands)
 
     register_replay(commands)
