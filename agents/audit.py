@@ -133,6 +133,15 @@ def verify_archive(
             expected = index + 1
             where = (record.topic, record.partition)
             previous = last_offset.get(where)
+            if previous is None and record.offset > 0 and unnamed_gap is not None:
+                # a partition's first archived record is not its offset 0: if leaves are
+                # missing, the hole names them (an archive starts each partition at 0)
+                gap = report.findings[unnamed_gap]
+                missing = f"{record.topic}/{record.partition}/0"
+                report.findings[unnamed_gap] = Finding(
+                    gap.leaf_index, missing, f"{gap.problem}; {missing} missing or moved"
+                )
+                unnamed_gap = None
             if previous is not None and record.offset <= previous:
                 note(Finding(index, record.origin, f"out of order: after offset {previous}"))
             elif previous is not None and record.offset != previous + 1:
