@@ -32,6 +32,7 @@ from agents.lease_reader import LeaseReader
 from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
 from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.tail import received_from_kafka
 from schemas.bodies import DeliveryReceiptBody
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
@@ -54,15 +55,7 @@ def utc_now() -> datetime:
 
 def received_from(record: object) -> ReceivedRecord:
     """An aiokafka ``ConsumerRecord`` as the core's record type."""
-    return ReceivedRecord(
-        topic=record.topic,  # type: ignore[attr-defined]
-        partition=record.partition,  # type: ignore[attr-defined]
-        offset=record.offset,  # type: ignore[attr-defined]
-        timestamp_ms=record.timestamp,  # type: ignore[attr-defined]
-        key=record.key,  # type: ignore[attr-defined]
-        value=record.value or b"",  # type: ignore[attr-defined]
-        headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
-    )
+    return received_from_kafka(record)
 
 
 @dataclass

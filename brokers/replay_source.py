@@ -43,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from brokers.clients import make_consumer
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
+from brokers.tail import received_from_kafka
 
 __all__ = ["KafkaTimeSource", "PartitionRange", "ReplaySourceError", "TimeMerge"]
 
@@ -121,19 +122,6 @@ class TimeMerge:
     @property
     def done(self) -> bool:
         return not self._live and not self._heads
-
-
-def _received(record: object) -> ReceivedRecord:
-    """An aiokafka ``ConsumerRecord`` as the backbone's record type."""
-    return ReceivedRecord(
-        topic=record.topic,  # type: ignore[attr-defined]
-        partition=record.partition,  # type: ignore[attr-defined]
-        offset=record.offset,  # type: ignore[attr-defined]
-        timestamp_ms=record.timestamp,  # type: ignore[attr-defined]
-        key=record.key,  # type: ignore[attr-defined]
-        value=record.value or b"",  # type: ignore[attr-defined]
-        headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
-    )
 
 
 class KafkaTimeSource:
@@ -241,7 +229,7 @@ class KafkaTimeSource:
                 keep = []
                 for raw in chunk:
                     if raw.offset < ends[tp] or raw.timestamp < self._planned_at_ms:
-                        keep.append(_received(raw))
+                        keep.append(received_from_kafka(raw))
                     else:
                         closed.add(tp)
                         break
