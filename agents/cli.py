@@ -79,6 +79,37 @@ def _parser() -> argparse.ArgumentParser:
         help="HPKE suite for wrapping data keys: classic or hybrid post-quantum",
     )
     demo.add_argument("--no-live", action="store_true", help="no live table (for logs/CI)")
+    duties = demo.add_argument_group("the CCC's duties: notices, teams, database checks")
+    duties.add_argument(
+        "--no-duties", action="store_true", help="plain messages only: no notices, teams, checks"
+    )
+    duties.add_argument(
+        "--notice-every",
+        type=float,
+        default=3.0,
+        help="seconds between notice events: requests, diffusions, recalls, cancellations (3)",
+    )
+    duties.add_argument(
+        "--check-rate",
+        type=float,
+        default=10.0,
+        help="items checked per second, half by an IMEST screening arrivals (10; 0: none)",
+    )
+    duties.add_argument(
+        "--hit-share", type=float, default=0.02, help="share of checked travellers who hit (0.02)"
+    )
+    duties.add_argument(
+        "--clock-scale",
+        type=float,
+        default=30.0,
+        help="minutes-long clocks run this much faster: a 10-minute confirmation in 20 s (30)",
+    )
+    duties.add_argument(
+        "--calendar-scale",
+        type=float,
+        default=5_000_000.0,
+        help="hours-to-years run this much faster: a five-year notice in 32 s (5000000)",
+    )
 
     hub = commands.add_parser("hub", help="run one CCC hub")
     hub.add_argument("--site", choices=HUB_SITES, required=True)

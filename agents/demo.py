@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -31,25 +32,38 @@ from rich.console import Console
 from rich.live import Live
 
 from agents.accounting import Accounting
+from agents.check_traffic import check_traffic, enrol_team, provision_team_inbox
+from agents.desk_books import DeskBooks
+from agents.desk_traffic import DeskTraffic
 from agents.hub_events import Disturbance, duty_changes, parse_schedule, takeovers
-from agents.keyring import load_all
+from agents.keyring import init_all, load_all
 from agents.lease_reader import LeaseReader
+from agents.ncb import NcbAdapter
+from agents.notice_traffic import NoticeTraffic
 from agents.operations import provision_all
 from agents.report import accounting_tables, failover_table, live_table
+from agents.screening_sources import ScreeningWorld
 from agents.simulator import Observer, Simulator
+from agents.team_traffic import TeamTraffic
 from agents.traffic import TrafficMix
 from brokers.archive_store import ArchiveStore
 from brokers.clients import make_consumer, make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
+from brokers.records import ReceivedRecord
 from brokers.settings import Settings
+from brokers.tail import TopicTail
 from schemas.header import Suite
+from schemas.keys import load_identity
 from schemas.participants import HUB_SITES
 from schemas.registry import default_registry
 
 SUITES = {"x25519": Suite.X25519, "mlkem768-x25519": Suite.MLKEM768_X25519}
 
-__all__ = ["demo", "simulate", "start_archiver", "start_hub"]
+__all__ = ["IMEST", "demo", "simulate", "start_archiver", "start_hub"]
+
+IMEST = "team:imest-summer-games"
+"""The standing IMEST at the demo's major event, screening arriving travellers."""
 
 log = structlog.get_logger("i247.demo")
 
@@ -68,6 +82,11 @@ def start_archiver(
     return _start(settings, bootstrap, log_dir, "archiver", ["archive", "--archive", str(archive)])
 
 
+def build_databases(settings: Settings, bootstrap: str, log_dir: Path) -> int:
+    """Build the simulated databases once, before the hubs (which would race to build them)."""
+    return _start(settings, bootstrap, log_dir, "databases", ["-"]).wait()
+
+
 def _start(
     settings: Settings, bootstrap: str, log_dir: Path, name: str, command: list[str]
 ) -> subprocess.Popen[bytes]:
@@ -77,6 +96,9 @@ def _start(
     env["I247_DATA_DIR"] = str(settings.data_dir)
     env["I247_LEASE_TTL_MS"] = str(settings.lease_ttl_ms)
     env["I247_DB_SCALE"] = str(settings.db_scale)
+    env["I247_CLOCK_SCALE"] = str(settings.clock_scale)
+    if settings.calendar_scale is not None:
+        env["I247_CALENDAR_SCALE"] = str(settings.calendar_scale)
     if settings.shift_seconds is not None:
         env["I247_SHIFT_SECONDS"] = str(settings.shift_seconds)
     program = ["-m", "streams.databases"] if command == ["-"] else ["-m", "agents.cli", *command]
@@ -116,6 +138,71 @@ async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
+@dataclasses.dataclass
+class TrafficRun:
+    """What a run of simulated traffic leaves: the books, the hubs' journal, what was done."""
+
+    books: Accounting
+    events: list[dict[str, object]]
+    done: list[tuple[Disturbance, float]]
+    duties: DeskBooks | None = None
+
+
+def desk_traffic(settings: Settings, args: argparse.Namespace, simulator: Simulator) -> DeskTraffic:
+    """Notices, teams and checks for the simulated side (the IMEST must be enrolled)."""
+    world = ScreeningWorld.open(settings)
+    keys_dir = Path(settings.keys_dir)
+    adapters = simulator.adapters
+    directory = next(iter(adapters.values())).directory
+    imest = NcbAdapter(load_identity(keys_dir, IMEST), directory, settings.topics)
+    checks = (
+        check_traffic(
+            random.Random(args.seed + 2),
+            world,
+            ncbs=sorted(adapters),
+            team=IMEST,
+            rate=args.check_rate,
+            hit_share=args.hit_share,
+        )
+        if args.check_rate > 0
+        else None
+    )
+    return DeskTraffic(
+        ncbs=adapters,
+        notices=NoticeTraffic(random.Random(args.seed + 3)),
+        teams=TeamTraffic(adapters, keys_dir, settings.topics, random.Random(args.seed + 1)),
+        books=DeskBooks(),
+        rng=random.Random(args.seed + 4),
+        world=world,
+        checks=checks,
+        imest=imest,
+        notice_every=args.notice_every,
+    )
+
+
+async def follow_teams(
+    bootstrap: str, simulator: Simulator, desks: DeskTraffic, stop: asyncio.Event
+) -> None:
+    """Read the IMEST's inbox, and each team's from its approval on, as the simulator's."""
+    tails: dict[str, TopicTail] = {}
+    arrived: list[ReceivedRecord] = []
+    try:
+        while not stop.is_set():
+            teams = [desks.imest] if desks.imest is not None else []
+            for adapter in [*teams, *desks.teams.team_adapters()]:
+                if adapter.inbox not in tails:
+                    simulator.adopt(adapter)
+                    tail = TopicTail(bootstrap, [adapter.inbox], arrived.append)
+                    await tail.start()
+                    tails[adapter.inbox] = tail
+            while arrived:
+                await simulator.send_all(simulator.on_inbox_record(arrived.pop(0)))
+            await asyncio.sleep(0.05)
+    finally:
+        for tail in tails.values():
+            await tail.stop()
+
+
 async def run_traffic(
     settings: Settings,
     bootstrap: str,
@@ -125,9 +212,11 @@ async def run_traffic(
     hubs: dict[str, subprocess.Popen[bytes]] | None = None,
     disturbances: list[Disturbance] | None = None,
     restart: Any = None,
-) -> tuple[Accounting, list[dict[str, object]], list[tuple[Disturbance, float]]]:
-    """Run the simulated NCBs against ``bootstrap``; return the books after draining, the
-    hubs' journal events, and the disturbances carried out (with their wall times)."""
+    duties: bool = False,
+) -> TrafficRun:
+    """Run the simulated NCBs against ``bootstrap`` (and, with ``duties``, the notice, team
+    and check traffic); return the books after draining, the hubs' journal events, and
+    the disturbances carried out (with their wall times)."""
     registry = default_registry()
     topics = settings.topics
     ncbs = list(registry.codes())
@@ -159,7 +248,14 @@ async def run_traffic(
             freshness=timedelta(seconds=settings.freshness_seconds),
             suite=SUITES[args.suite],
         )
-        observer = Observer(topics, books, settings.max_message_bytes)
+        desks = desk_traffic(settings, args, simulator) if duties else None
+        simulator.desks = desks
+        observer = Observer(
+            topics,
+            books,
+            settings.max_message_bytes,
+            on_control=desks.teams.on_control if desks is not None else None,
+        )
         leases = LeaseReader(bootstrap, topics.leases)
         await leases.start()
         inbox.subscribe(simulator.inboxes)
@@ -168,6 +264,8 @@ async def run_traffic(
             asyncio.create_task(simulator.read_inboxes(inbox, stop, leases)),
             asyncio.create_task(observer.run(observer_consumer, stop)),
         ]
+        if desks is not None:
+            tasks.append(asyncio.create_task(follow_teams(bootstrap, simulator, desks, stop)))
         hubs = hubs or {}
         for site, process in hubs.items():
             await _wait_for(
@@ -195,7 +293,10 @@ async def run_traffic(
 
             def refresh(phase: str) -> None:
                 if view is not None:
-                    view.update(live_table(books, phase, time.monotonic() - started))
+                    duties_now = (
+                        desks.books.summary(observer.hub_events) if desks is not None else None
+                    )
+                    view.update(live_table(books, phase, time.monotonic() - started, duties_now))
 
             plan = sorted(disturbances or [], key=lambda d: d.after)
             done: list[tuple[Disturbance, float]] = []
@@ -223,7 +324,9 @@ async def run_traffic(
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await leases.stop()
-    return books, observer.hub_events, done
+        if desks is not None and desks.world is not None:
+            desks.world.close()
+    return TrafficRun(books, observer.hub_events, done, desks.books if desks else None)
 
 
 async def demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -235,19 +338,36 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
     disturbances = parse_schedule("fail", args.fail_hub, HUB_SITES) + parse_schedule(
         "restore", args.restore_hub, HUB_SITES
     )
-    settings = settings.model_copy(update={"shift_seconds": args.shift_seconds})
+    duties = not args.no_duties
+    settings = settings.model_copy(
+        update={
+            "shift_seconds": args.shift_seconds,
+            "clock_scale": args.clock_scale,
+            "calendar_scale": args.calendar_scale,
+        }
+    )
+    if duties:  # the IMEST's keys must be in the directory the hubs load at start
+        keys_dir = Path(settings.keys_dir)
+        if not (keys_dir / "directory.json").exists():
+            init_all(keys_dir)
+        enrol_team(keys_dir, IMEST)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     archive = args.archive or run_dir / f"archive-{stamp}.sqlite3"
     async with broker_for(settings) as bootstrap:
         settings = settings.model_copy(update={"bootstrap": bootstrap})
         report = await provision_all(settings)
+        if duties:
+            await provision_team_inbox(settings, IMEST)
         console.print(f"broker {bootstrap}; topics: {report}")
+        with console.status("building the simulated databases (once per data directory)"):
+            if await asyncio.to_thread(build_databases, settings, bootstrap, run_dir):
+                raise RuntimeError(f"building the databases failed; see {run_dir}/databases.out")
         archiver = (
             None if args.no_archive else start_archiver(settings, bootstrap, run_dir, archive)
         )
         hubs = {site: start_hub(settings, site, bootstrap, run_dir) for site in HUB_SITES}
         try:
-            books, events, done = await run_traffic(
+            run = await run_traffic(
                 settings,
                 bootstrap,
                 args,
@@ -255,18 +375,22 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
                 hubs=hubs,
                 disturbances=disturbances,
                 restart=lambda site: start_hub(settings, site, bootstrap, run_dir),
+                duties=duties,
             )
         finally:
             for process in hubs.values():
                 terminate(process)
             if archiver is not None:
                 terminate(archiver)
-    summary = books.summary()
-    rows = takeovers(events, done)
+    summary = run.books.summary()
+    events = run.events
+    rows = takeovers(events, run.done)
     summary["failovers"] = [dataclasses.asdict(row) for row in rows]
     summary["duty"] = [
         {"at": at, "hub": hub, "reason": reason} for at, hub, reason in duty_changes(events)
     ]
+    if run.duties is not None:
+        summary.update(run.duties.summary(events))
     if archiver is not None:
         summary["archive"] = archive_summary(archive)
     for table in accounting_tables(summary):
@@ -308,6 +432,6 @@ async def simulate(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.bootstrap:
         raise SystemExit("i247 simulate needs I247_BOOTSTRAP")
     args.drain_timeout = 30.0
-    books, _, _ = await run_traffic(settings, settings.bootstrap, args, live=False)
+    books = (await run_traffic(settings, settings.bootstrap, args, live=False)).books
     print(json.dumps(books.summary(), indent=2))
     return 1 if books.summary()["lost"]["total"] else 0

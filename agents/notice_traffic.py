@@ -167,6 +167,26 @@ class NoticeTraffic:
             adapter_for(requester).compose([CCC], action, now=now, random_bytes=random_bytes)[1]
         ]
 
+    def opening(
+        self, adapter_for: AdapterFor, *, now: datetime, random_bytes: RandomBytes
+    ) -> list[OutboundRecord]:
+        """A sound worldwide Red Notice request and a regional alert, to open a run with."""
+        out = []
+        for regional in (False, True):
+            requester = self._member()
+            request_id = str(uuid.UUID(bytes=random_bytes(16), version=4))
+            if regional:
+                region = self.registry.get(requester).region
+                request = regional_alert(requester, request_id, region, self.rng)
+            else:
+                request = red_notice(requester, request_id, self.rng)
+                self.red_notices.append((requester, red_notice_id(request)))
+            body = NoticeRequestBody(request=request)
+            out.append(
+                adapter_for(requester).compose([CCC], body, now=now, random_bytes=random_bytes)[1]
+            )
+        return out
+
     def _member(self) -> str:
         return self.rng.choice(self.registry.codes())
 

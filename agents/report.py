@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 from agents.accounting import Accounting
 from agents.hub_events import Takeover
 from schemas.header import Precedence
 
-__all__ = ["accounting_tables", "failover_table", "live_table"]
+__all__ = ["accounting_tables", "duties_table", "failover_table", "live_table"]
 
 
 def _ms(value: float | int | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def live_table(books: Accounting, phase: str, elapsed: float) -> Table:
+def live_table(
+    books: Accounting, phase: str, elapsed: float, duties: dict[str, Any] | None = None
+) -> RenderableType:
+    """The messages' books, and (with ``duties``) the notices, teams and checks so far."""
+    table = _messages_table(books, phase, elapsed)
+    return table if duties is None else Group(table, duties_table(duties))
+
+
+def _messages_table(books: Accounting, phase: str, elapsed: float) -> Table:
     table = Table(title=f"I-24/7 backbone — {phase} — {elapsed:5.1f} s", expand=False)
     for column in ("sent", "accepted", "refused", "delivered", "outstanding", "dup. suppressed"):
         table.add_column(column, justify="right")
@@ -85,7 +94,49 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     latency = summary["delivered"]["latency"]
     delivered.add_row("p50 ms", *(_ms(latency[p.value]["p50_ms"]) for p in Precedence))
     delivered.add_row("p99 ms", *(_ms(latency[p.value]["p99_ms"]) for p in Precedence))
-    return [totals, delivered]
+    tables = [totals, delivered]
+    if "notices" in summary:
+        tables.append(duties_table(summary))
+    return tables
+
+
+def duties_table(summary: dict[str, Any]) -> Table:
+    """The CCC's duties at a glance, from ``DeskBooks.summary`` (live and at the end)."""
+    n, d, t, c = (summary[k] for k in ("notices", "diffusions", "teams", "checks"))
+    table = Table(title="The CCC's duties")
+    table.add_column("duty")
+    table.add_column("figures")
+    states = ", ".join(f"{k} {v}" for k, v in sorted(n["states"].items()))
+    table.add_row(
+        "notices",
+        f"requested {n['requested']}, published {n['published']}, refused {n['refused']}, "
+        f"returned {n['returned']}; {n['broadcasts']} broadcasts ({states}) opened "
+        f"{n['broadcast_deliveries']} times ({n['to_teams']} by teams); "
+        f"renewal prompts {n['renewal_prompts']}",
+    )
+    table.add_row(
+        "diffusions",
+        f"sent {d['sent']}, recorded {d['recorded']}, copies opened {d['copies_opened']}; "
+        f"recalls sent {d['recalls_sent']}, recalled {d['recalled']}, "
+        f"recalls opened {d['recalls_opened']}",
+    )
+    table.add_row(
+        "teams",
+        f"requested {t['requested']}, deployed {t['deployed']}, declined {t['declined']}, "
+        f"arrived {t['arrived']}, reports {t['reports']}, closed {t['closed']}",
+    )
+    mcq = c["multi_country"]
+    table.add_row(
+        "checks",
+        f"asked {c['asked']} ({c['items_asked']} items), answered {c['answered']} "
+        f"(p50 {_ms(c['answer_ms']['p50'])} / p99 {_ms(c['answer_ms']['p99'])} ms), "
+        f"hits {c['hits']}, FLASH escalations {c['escalations']} "
+        f"(opened {c['escalations_opened']}); confirmations {c['confirmations_requested']}: "
+        f"confirmed {c['confirmed']}, reminders {c['reminders']}, breaches {c['breaches']}; "
+        f"multi-country {mcq['asked']}, consolidated {mcq['consolidated']} "
+        f"(not replied {mcq['not_replied']})",
+    )
+    return table
 
 
 def _s(value: float | None) -> str:

@@ -21,6 +21,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.accounting import Accepted, Accounting
+from agents.desk_traffic import DeskTraffic, kind_of_record
 from agents.faults import (
     forge_signature,
     make_malformed,
@@ -73,6 +74,7 @@ class Simulator:
     suite: Suite = Suite.X25519
     clock: Callable[[], datetime] = utc_now
     random_bytes: RandomBytes = os.urandom
+    desks: DeskTraffic | None = None  # notices, teams and checks beside the plain mix
     adapters: dict[str, NcbAdapter] = field(init=False)
     _by_inbox: dict[str, NcbAdapter] = field(init=False)
     _last_good: dict[str, OutboundRecord] = field(default_factory=dict)
@@ -94,6 +96,10 @@ class Simulator:
     @property
     def inboxes(self) -> list[str]:
         return sorted(self._by_inbox)
+
+    def adopt(self, adapter: NcbAdapter) -> None:
+        """Read ``adapter``'s inbox too (a team's), through ``on_inbox_record``."""
+        self._by_inbox[adapter.inbox] = adapter
 
     async def _send(self, record: OutboundRecord) -> None:
         future = await self.producer.send(
@@ -170,29 +176,41 @@ class Simulator:
             while sent < due:
                 await self.send_next()
                 sent += 1
+            if self.desks is not None:
+                await self.send_all(self.desks.due(elapsed, self.clock()))
             await asyncio.sleep(0.005)
         await self.producer.flush()
 
+    async def send_all(self, records: list[OutboundRecord]) -> None:
+        """Send records composed elsewhere (answers, desk traffic), entered in the books."""
+        for record in records:
+            message_id = (record.header("ce_id") or b"").decode()
+            self.books.on_sent(message_id, kind_of_record(record), None)
+            await self._send(record)
+
     def on_inbox_record(
         self, record: ReceivedRecord, leases: LeaseBook | None = None
-    ) -> OutboundRecord | None:
-        """Hand a record to its adapter; return the acknowledgement to send, if any."""
+    ) -> list[OutboundRecord]:
+        """Hand a record to its adapter; return what it answers (acknowledgement, desk)."""
         adapter = self._by_inbox.get(record.topic)
         if adapter is None:
-            return None
+            return []
         result = adapter.receive(record, leases=leases)
         if isinstance(result, Fenced):
             self.books.fenced += 1
-            return None
+            return []
         if isinstance(result, Duplicate):
             self.books.duplicates_suppressed["recipient"] += 1
-            return None
+            return []
         if isinstance(result, Unopened):
             self.books.unopened[str(result.reason)] += 1
             log.warning(
-                "unopened", ncb=adapter.participant, reason=str(result.reason), detail=result.detail
+                "unopened",
+                participant=adapter.participant,
+                reason=str(result.reason),
+                detail=result.detail,
             )
-            return None
+            return []
         assert isinstance(result, Opened)
         now = self.clock()
         header = result.header
@@ -201,12 +219,15 @@ class Simulator:
             body = result.body
             if isinstance(body, DeliveryReceiptBody) and body.recipient == "ccc":
                 self.books.on_delivered(body.delivered, "ccc", None)
-            return None
+            return []
         latency = (now - header.created_at).total_seconds() * 1000
         self.books.on_delivered(header.message_id, adapter.participant, latency)
+        out: list[OutboundRecord] = []
+        if self.desks is not None:
+            out += self.desks.on_opened(adapter.participant, result, now)
         if header.message_type in _ACKED and kind_of(header.sender) is ParticipantKind.NCB:
-            return adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes)
-        return None
+            out.append(adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes))
+        return out
 
     async def read_inboxes(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event, leases: LeaseReader | None = None
@@ -217,11 +238,7 @@ class Simulator:
                 for raw in records:
                     record = received_from(raw)
                     book = await leases.ready_for(record) if leases is not None else None
-                    ack = self.on_inbox_record(record, book)
-                    if ack is not None:
-                        message_id = (ack.header("ce_id") or b"").decode()
-                        self.books.on_sent(message_id, MessageType.ACKNOWLEDGEMENT.value, None)
-                        await self._send(ack)
+                    await self.send_all(self.on_inbox_record(record, book))
 
 
 @dataclass
@@ -232,6 +249,7 @@ class Observer:
     books: Accounting
     max_bytes: int
     hub_events: list[dict[str, object]] = field(default_factory=list)
+    on_control: Callable[[ReceivedRecord], None] | None = None  # e.g. the team traffic's fold
 
     def partitions(self) -> list[TopicPartition]:
         names = [*self.topics.lanes(), self.topics.deadletter, self.topics.control]
@@ -243,6 +261,8 @@ class Observer:
             message_id = (record.header("ce_id") or b"").decode() or None
             self.books.on_refused(message_id, reason)
         elif record.topic == self.topics.control:
+            if self.on_control is not None:
+                self.on_control(record)
             try:
                 event = json.loads(record.value)
             except ValueError:

@@ -96,6 +96,11 @@ class TeamTraffic:
             adapter.directory = adapter.directory.with_identities(learned)
         log.info("team-keys-learned", teams=[i.participant for i in learned])
 
+    def team_adapters(self) -> list[NcbAdapter]:
+        """An adapter for every team approved so far whose keys are readable (its inbox)."""
+        teams = {d.team for d in self.registry.deployments() if d.team is not None}
+        return [a for a in (self._team(t) for t in sorted(teams)) if a is not None]
+
     @property
     def sent(self) -> Mapping[str, int]:
         """How many requests, reports and closings this traffic has produced."""

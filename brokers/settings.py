@@ -16,7 +16,8 @@ names, so these names are a contract:
 | ``I247_DATA_DIR`` | ``var`` | a directory: broker log, hub state, run output |
 | ``I247_KEYS_DIR`` | ``<data dir>/keys`` | a directory of key files |
 | ``I247_FRESHNESS_SECONDS`` | 300 | seconds > 0 a message may age before it is stale |
-| ``I247_CLOCK_SCALE`` | 1.0 | > 0; divides handling-clock durations for demos |
+| ``I247_CLOCK_SCALE`` | 1.0 | > 0; divides minutes-long clocks (handling, confirmations) |
+| ``I247_CALENDAR_SCALE`` | unset: clock scale | > 0; divides hours to years (arrivals, notices) |
 | ``I247_LEASE_TTL_MS`` | 3000 | 500-600000; a hub silent this long loses its work |
 | ``I247_SHIFT_SECONDS`` | unset: real 8-hour shifts | > 0; compressed duty shifts for demos |
 | ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
@@ -83,6 +84,9 @@ class Settings(BaseModel):
     clock_scale: float = Field(
         1.0, gt=0, allow_inf_nan=False, description="a finite number > 0 (2 = clocks run 2x fast)"
     )
+    calendar_scale: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="a finite number > 0, or unset"
+    )
     lease_ttl_ms: int = Field(3000, ge=500, le=600_000, description="an integer 500-600000")
     shift_seconds: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="seconds > 0 per duty shift"
@@ -133,6 +137,11 @@ class Settings(BaseModel):
                 f"I247_SESSION_TIMEOUT_MS ({self.session_timeout_ms}); a quarter of it is usual"
             )
         return self
+
+    @property
+    def calendar(self) -> float:
+        """The scale of hours-to-years clocks: a demo compresses years, not only minutes."""
+        return self.clock_scale if self.calendar_scale is None else self.calendar_scale
 
     @property
     def database_sizes(self) -> dict[str, int]:

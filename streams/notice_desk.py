@@ -215,7 +215,7 @@ class NoticeDesk:
             directory=state.directory,
             topics=settings.topics,
             registry=registry or default_registry(),
-            lifecycle=NoticeLifecycle(scale=settings.clock_scale),
+            lifecycle=NoticeLifecycle(scale=settings.calendar),
             journal=lambda event, key, fields: journal_record(state, event, key, fields),
             random_bytes=state.random_bytes,
             teams=teams,

@@ -207,7 +207,7 @@ class TeamDesk:
         else:
             d = receive_request(request, request_id=request_id, at=now, registry=self.members)
             out += self._step(d)
-            d = decide(d, decision, at=now, scale=self.state.settings.clock_scale)
+            d = decide(d, decision, at=now, scale=self.state.settings.calendar)
             if decision.approved and d.team is not None:
                 out += self._create_team(d, now)
             else:
