@@ -35,6 +35,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 @dataclass
 class Accounting:
     sent: Counter[str] = field(default_factory=Counter)
+    sent_ids: set[str] = field(default_factory=set)
     expected_refusals: dict[str, str] = field(default_factory=dict)  # message id -> reason
     accepted: dict[str, Accepted] = field(default_factory=dict)
     refused: Counter[str] = field(default_factory=Counter)
@@ -50,6 +51,8 @@ class Accounting:
 
     def on_sent(self, message_id: str, kind: str, expected_refusal: str | None) -> None:
         self.sent[kind] += 1
+        if message_id:
+            self.sent_ids.add(message_id)
         if expected_refusal:
             self.expected_refusals[message_id] = expected_refusal
 
@@ -72,6 +75,12 @@ class Accounting:
             self.delivered_by[(accepted.hub, accepted.precedence.value)] += 1
             if latency_ms is not None:
                 self.latency_ms[accepted.precedence.value].append(latency_ms)
+
+    def undecided(self) -> list[str]:
+        """Messages sent that the CCC has neither accepted nor refused (yet): lost at intake,
+        once the backbone has drained. Spoiled records are counted by their refusals."""
+        decided = self.accepted.keys() | self.refused_ids.keys() | self.expected_refusals.keys()
+        return sorted(self.sent_ids - decided)
 
     def outstanding(self) -> list[tuple[str, str]]:
         """Accepted pairs not yet delivered: lost, once the backbone has drained."""
@@ -105,6 +114,7 @@ class Accounting:
 
     def summary(self) -> dict[str, Any]:
         lost = self.outstanding()
+        undecided = self.undecided()
         by_hub: dict[str, Counter[str]] = defaultdict(Counter)
         for (hub, precedence), count in self.delivered_by.items():
             by_hub[hub][precedence] += count
@@ -130,6 +140,7 @@ class Accounting:
                 "by_where": dict(self.duplicates_suppressed),
             },
             "lost": {"total": len(lost), "pairs": [f"{m}->{r}" for m, r in lost[:50]]},
+            "undecided": {"total": len(undecided), "ids": undecided[:50]},
             "unopened": dict(self.unopened),
             "breaches": self.breaches,
             "fenced": self.fenced,

@@ -316,7 +316,11 @@ async def run_traffic(
             expected_dead = len(books.expected_refusals)
             while time.monotonic() < drain_until:
                 refresh("draining")
-                settled = not books.outstanding() and sum(books.refused.values()) >= expected_dead
+                settled = (
+                    not books.outstanding()
+                    and not books.undecided()
+                    and sum(books.refused.values()) >= expected_dead
+                )
                 if settled and time.monotonic() - started > args.duration + 1:
                     break
                 await asyncio.sleep(0.25)
@@ -408,6 +412,11 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
     if summary["lost"]["total"]:
         console.print(f"[red bold]LOST {summary['lost']['total']} deliveries[/]")
         return 1
+    if summary["undecided"]["total"]:
+        console.print(
+            f"[red bold]{summary['undecided']['total']} messages neither accepted nor refused[/]"
+        )
+        return 1
     if summary["rejected"]["misjudged"]:
         console.print("[red bold]spoiled records not refused as expected[/]")
         return 2
@@ -433,5 +442,6 @@ async def simulate(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit("i247 simulate needs I247_BOOTSTRAP")
     args.drain_timeout = 30.0
     books = (await run_traffic(settings, settings.bootstrap, args, live=False)).books
-    print(json.dumps(books.summary(), indent=2))
-    return 1 if books.summary()["lost"]["total"] else 0
+    summary = books.summary()
+    print(json.dumps(summary, indent=2))
+    return 1 if summary["lost"]["total"] or summary["undecided"]["total"] else 0

@@ -28,7 +28,8 @@ def live_table(
 
 def _messages_table(books: Accounting, phase: str, elapsed: float) -> Table:
     table = Table(title=f"I-24/7 backbone — {phase} — {elapsed:5.1f} s", expand=False)
-    for column in ("sent", "accepted", "refused", "delivered", "outstanding", "dup. suppressed"):
+    columns = ("sent", "accepted", "refused", "undecided", "delivered", "outstanding", "dup. supp.")
+    for column in columns:
         table.add_column(column, justify="right")
     latency = books.latency_summary()
     for precedence in Precedence:
@@ -37,6 +38,7 @@ def _messages_table(books: Accounting, phase: str, elapsed: float) -> Table:
         str(sum(books.sent.values())),
         str(len(books.accepted)),
         str(sum(books.refused.values())),
+        str(len(books.undecided())),
         str(len(books.delivered)),
         str(len(books.outstanding())),
         str(sum(books.duplicates_suppressed.values())),
@@ -78,6 +80,12 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     totals.add_row("duplicates suppressed", str(summary["duplicates_suppressed"]["total"]), "")
     lost = summary["lost"]["total"]
     totals.add_row("[bold]lost[/]", f"[{'red' if lost else 'green'} bold]{lost}[/]", "")
+    undecided = summary.get("undecided", {}).get("total", 0)
+    totals.add_row(
+        "undecided",
+        f"[{'red' if undecided else 'green'}]{undecided}[/]",
+        "sent, neither accepted nor refused by the CCC",
+    )
     totals.add_row("handling breaches", str(summary["breaches"]), "")
     totals.add_row(
         "fenced deliveries",

@@ -71,6 +71,20 @@ def test_lost_is_what_was_accepted_and_never_delivered() -> None:
     assert summary["delivered"]["by_hub"] == {"hub:lyon": {"ROUTINE": 2}}
 
 
+def test_a_message_sent_and_never_accepted_nor_refused_is_undecided() -> None:
+    books = Accounting()
+    books.on_sent("m1", "message", None)
+    books.on_sent("m2", "message", None)
+    books.on_sent("m3", "malformed", RejectReason.MALFORMED.value)  # refused without its id
+    books.on_sent("m4", "message", None)
+    books.on_accepted("m1", Accepted("hub:lyon", Precedence.ROUTINE, ("DEU",)))
+    books.on_refused("m4", RejectReason.BAD_SIGNATURE.value)
+    assert books.undecided() == ["m2"]
+    assert books.summary()["undecided"] == {"total": 1, "ids": ["m2"]}
+    books.on_accepted("m2", Accepted("hub:lyon", Precedence.ROUTINE, ("DEU",)))
+    assert books.undecided() == []
+
+
 def test_a_spoiled_record_refused_for_another_reason_is_misjudged() -> None:
     books = Accounting()
     books.on_sent("m1", "tampered-body", RejectReason.TAMPERED.value)
