@@ -320,6 +320,7 @@ async def run_traffic(
                     not books.outstanding()
                     and not books.undecided()
                     and sum(books.refused.values()) >= expected_dead
+                    and (desks is None or desks.books.settled())
                 )
                 if settled and time.monotonic() - started > args.duration + 1:
                     break

@@ -110,6 +110,13 @@ class DeskBooks:
         elif isinstance(body, MessageBody) and _FLASH_FLAGS & set(header.flags):
             self.opened["escalation"] += 1
 
+    def settled(self) -> bool:
+        """Every check answered and every multi-country query consolidated (a drain waits)."""
+        queries = self.sent["multi-country-query"]
+        return len(self._answers) >= self.sent["check-request"] and (
+            len(self._consolidated) >= queries
+        )
+
     # --- the summary --------------------------------------------------------------
 
     def summary(self, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -10,8 +10,10 @@ core who should own each unit (``streams.duty.desired_owners``) and what to writ
 claim only counts once it has been read back from the journal as accepted. Every claim,
 release, loss and liveness change is journaled on ``i247.control`` with its timings.
 
-A third tail follows the lanes to keep the replay memory (``SeenMessages``) current, so
-whichever hub takes intake knows what was admitted before, whoever admitted it.
+A third tail follows the lanes and dead letters to keep the replay memory
+(``SeenMessages``) current, so whichever hub takes intake knows what was admitted before,
+whoever admitted it, and which inputs each intake term wrote out (``IntakeProgress``: a
+claim after an unreleased term starts at the first input it left without an output).
 
 A fourth follows the control topic from its start and folds the team events into
 ``teams`` (``streams.team_registry.TeamRegistry``): deployments, revocations, and the
@@ -71,6 +73,7 @@ from streams.duty import (
 )
 from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
+from streams.intake_progress import IntakeProgress
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
 from streams.nominal_feed import NominalFeed
 from streams.notice_desk import NoticeDesk
@@ -118,7 +121,7 @@ class HubRuntime:
         self._loop: asyncio.Task[None] | None = None
         self._ready = False
         self.desk = CccDesk()
-        self.intake_progress: dict[int, dict[int, int]] = {}  # epoch -> partition -> next
+        self.intake_progress = IntakeProgress()  # which inputs each intake term wrote out
         self.teams = TeamRegistry()
         self.team_desk = TeamDesk(
             state,
@@ -165,7 +168,9 @@ class HubRuntime:
         self._journals_tail = TopicTail(
             bootstrap, [self.topics.leases, self.topics.heartbeat], self._on_journal
         )
-        self._lanes_tail = TopicTail(bootstrap, self.topics.lanes(), self._on_lane_record)
+        self._lanes_tail = TopicTail(
+            bootstrap, [*self.topics.lanes(), self.topics.deadletter], self._on_lane_record
+        )
         self._control_tail = TopicTail(bootstrap, [self.topics.control], self._on_control)
         await self.producer.start()
         await self._journals.start()
@@ -265,11 +270,12 @@ class HubRuntime:
             )
 
     def _on_lane_record(self, record: ReceivedRecord) -> None:
-        remember_lane_record(self.state.seen, record, now=self.state.clock())
+        """A lane record or a dead letter: what intake admitted, and which inputs it wrote."""
+        if record.topic != self.topics.deadletter:
+            remember_lane_record(self.state.seen, record, now=self.state.clock())
         tag = fence_tag(record.headers)
-        if tag is not None and tag.unit == INTAKE:  # how far each intake term really got
-            progress = self.intake_progress.setdefault(tag.epoch, {})
-            progress[tag.partition] = max(progress.get(tag.partition, 0), tag.offset + 1)
+        if tag is not None and tag.unit == INTAKE:
+            self.intake_progress.record(tag.epoch, tag.partition, tag.offset)
 
     def _on_control(self, record: ReceivedRecord) -> None:
         learned = self.teams.fold_record(record)
@@ -356,6 +362,8 @@ class HubRuntime:
 
     async def coordinate(self) -> None:
         now = self.state.clock()
+        intake = self.book.lease(INTAKE)
+        self.intake_progress.forget(intake.epoch, intake.positions)
         alive = self.alive(now)
         await self._note_liveness(alive, now)
         await self._drop_lost_units()
@@ -410,9 +418,9 @@ class HubRuntime:
                 view = self.views.get(prior_owner) if prior_owner else None
                 seen: dict[int, int] = {}
                 if unit == INTAKE and previous.owner is not None:
-                    # an unreleased term: start past what it admitted into lanes, reported or not
+                    # an unreleased term: start at the first input it left without an output
                     await self._lanes.catch_up()
-                    seen = dict(self.intake_progress.get(previous.epoch, {}))
+                    seen = self.intake_progress.resume_from(previous.epoch, previous.positions)
                 offset = await self._write(Claim(unit, self.me, move.epoch, now, self.ttl, seen))
                 last_offset = max(last_offset, offset or 0)
                 claims.append(
