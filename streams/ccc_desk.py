@@ -8,9 +8,12 @@ on time (renewal prompts, confirmation deadlines, collection windows). Desks are
 state machines over the pure cores; a desk's state is rebuilt from the log where the
 issue demands it (each desk says how).
 
-``seal_from_hub`` is how a desk writes: the body is sealed once, as the hub, for the
-inbound topic (as any sender's message is) and copied to each recipient's inbox, so a
-broadcast to 196 bureaus costs one seal and 196 key wraps, not 196 seals.
+``seal_from_hub`` is how a desk writes: the body is sealed as the hub, for the inbound
+topic (as any sender's message is), once per recipient, each copy to that recipient's
+inbox under one message id. A broadcast to 196 bureaus costs 196 small seals (a signature
+and one key wrap each), not one envelope of 196 wraps copied 196 times: that made every
+bureau read and digest all 196 wraps (35 KB, 2.5-11 ms a copy on two cores) and the
+broker carry 6.8 MB per notice.
 """
 
 from __future__ import annotations
@@ -88,7 +91,13 @@ def seal_from_hub(
     flags: Sequence[HeaderFlag] = (),
     language: Language = Language.EN,
 ) -> tuple[RoutingHeader, list[OutboundRecord]]:
-    """One envelope from the hub to ``recipients`` (NCBs or teams), one copy per inbox."""
+    """One message from the hub to ``recipients`` (NCBs or teams): one envelope per inbox.
+
+    Every copy carries the same message id; each is sealed for its own recipient alone, so
+    a broadcast to 196 bureaus writes 196 small records (one key wrap each) and a reader
+    opens only its own, rather than 196 copies of one envelope holding 196 wraps (35 KB
+    each, read and digested whole by every bureau). The header returned names them all.
+    """
     header = RoutingHeader(
         message_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
         sender=hub.participant,
@@ -102,20 +111,24 @@ def seal_from_hub(
         flags=list(flags),
     )
     key = header.message_id.encode()
-    sealed = seal(
-        header,
-        body,
-        sender=hub,
-        directory=directory,
-        topic=topics.inbound,
-        key=key,
-        random_bytes=random_bytes,
-    ).to_bytes()
-    headers = (
-        *envelope_headers(header, random_bytes(8).hex()),
-        ("i247-sealed-topic", topics.inbound.encode()),
-        ("i247-sealed-key", key),
-        ("i247-precedence", precedence.value.encode()),
-        ("i247-hub", hub.participant.encode()),
-    )
-    return header, [OutboundRecord(topics.inbox(r), key, sealed, headers) for r in recipients]
+    copies = []
+    for recipient in recipients:
+        own = header.model_copy(update={"recipients": [recipient]})
+        sealed = seal(
+            own,
+            body,
+            sender=hub,
+            directory=directory,
+            topic=topics.inbound,
+            key=key,
+            random_bytes=random_bytes,
+        ).to_bytes()
+        headers = (
+            *envelope_headers(own, random_bytes(8).hex()),
+            ("i247-sealed-topic", topics.inbound.encode()),
+            ("i247-sealed-key", key),
+            ("i247-precedence", precedence.value.encode()),
+            ("i247-hub", hub.participant.encode()),
+        )
+        copies.append(OutboundRecord(topics.inbox(recipient), key, sealed, headers))
+    return header, copies

@@ -140,7 +140,11 @@ class HubRuntime:
         )
         self._notices_tail: TopicTail | None = None
         self.databases: Databases | None = None
-        self.notice_desk = NoticeDesk.from_state(state, on_duty=self._on_intake_duty)
+        self.notice_desk = NoticeDesk.from_state(
+            state,
+            on_duty=self._on_intake_duty,
+            teams=lambda: self.teams.teams_in_scope(self.state.clock()),
+        )
         self.desk.register(self.notice_desk)
 
     # --- life cycle ---------------------------------------------------------------
@@ -281,6 +285,7 @@ class HubRuntime:
         learned = self.teams.fold_record(record)
         if learned:
             self.state.directory = self.state.directory.with_identities(learned)
+            self.notice_desk.directory = self.state.directory  # notices reach teams too
             for identity in learned:
                 log.info("team-identity-learned", hub=self.state.hub, team=identity.participant)
 

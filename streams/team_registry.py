@@ -24,10 +24,11 @@ from datetime import datetime
 from brokers.records import ReceivedRecord
 from schemas.keys import KeyFileError, PublicIdentity
 from schemas.team_journal import DeploymentJournal, parse_team_event
+from schemas.registry import Region
 from schemas.teams import Concern, Deployment, DeploymentState
 from streams.clocks import as_utc
 from streams.deployments import TeamRoster
-from streams.team_relevance import relevant_to_team
+from streams.team_relevance import RECEIVING_STATES, relevant_to_team
 
 __all__ = ["TeamRegistry"]
 
@@ -62,6 +63,20 @@ class TeamRegistry(DeploymentJournal):
 
     def is_revoked(self, team: str, at: datetime) -> bool:
         return self.roster.is_revoked(team, at)
+
+    def teams_in_scope(self, now: datetime) -> list[tuple[str, Region]]:
+        """Teams en route or deployed, not revoked, before their end, with their region:
+        the notices desk copies a worldwide notice to all of them, a regional one to its
+        region's (``streams.notice_lifecycle.broadcast_recipients``)."""
+        now = as_utc(now)
+        return sorted(
+            (d.team, d.region)
+            for d in self.deployments()
+            if d.team is not None
+            and d.state in RECEIVING_STATES
+            and not self.roster.is_revoked(d.team, now)
+            and now < d.request.ends_at
+        )
 
     def teams_concerned(self, item: Concern, now: datetime) -> list[str]:
         """The teams that should receive ``item`` now, sorted: the notices desk's seam.
