@@ -114,7 +114,7 @@ def to_all(
     """
     stamps = reach.opened_at if opened else reach.read_at
     start = reach.published_at if since_published else reach.sent_at
-    if len(stamps) < recipients or start is None:
+    if not stamps or len(stamps) < recipients or start is None:
         return None
     return round((max(stamps.values()) - start) * 1000, 3)
 
