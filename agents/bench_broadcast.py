@@ -7,11 +7,13 @@ from offset 0; once the hub has journaled ``hub-ready``, random NCBs send sound 
 Red Notice requests (``agents.notice_traffic.red_notice``, each for a different person)
 to ``ccc`` at ``rate`` a second. The hub's notice desk publishes each and copies it,
 sealed once with one key wrap per recipient, to every inbox. The reader opens each copy
-with that NCB's adapter and notes, per notice and NCB, when the copy was read (its fetch)
-and when it was opened. Per notice: request sent -> last of 196 opened (and read),
-published (``Notice.published_at``, the hub's clock; one machine, one clock) -> last
-opened, and sent -> first opened; p50/p99 over the notices that reached all 196, and how
-many did. One process opens all 196 copies in turn, so "last opened" includes about 196
+with that NCB's adapter and notes, per notice and NCB, when the hub's producer took the
+copy (its record timestamp), when the copy was read (its fetch) and when it was opened.
+Per notice: request sent -> last of 196 opened (and read), published
+(``Notice.published_at``, the hub's clock; one machine, one clock) -> last opened and ->
+last handed to the hub's producer (where the time goes: in the hub, or in the broker and
+the reader), and sent -> first opened; p50/p99 over the notices that reached all 196, and
+how many did. One process opens all 196 copies in turn, so "last opened" includes about 196
 opens' worth of this process's CPU; "last read" does not.
 
 The baseline is the same shape in plain aiokafka on the same broker, at the same rate and
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import Popen
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -83,6 +85,8 @@ DRAIN_SECONDS = 60.0  # after the last request, for the last copies to be read
 NOTICE_TYPE = b"int.interpol.i247.notice.v1"  # the copies' ce_type: skip the rest unopened
 PUBLISHED = "published"
 
+Stage = Literal["produced", "read", "opened"]
+
 
 # --- pure summaries ---------------------------------------------------------------------
 
@@ -91,19 +95,24 @@ PUBLISHED = "published"
 class Reach:
     """One notice (or baseline request): when it left, and when each recipient had it.
 
-    ``read_at`` is when a recipient's copy was fetched, ``opened_at`` when it was opened
-    (the baseline opens nothing); times are ``time.time()`` seconds.
+    Per recipient: ``produced_at`` the copy's record timestamp (set by the writing producer
+    as it took the record), ``read_at`` when it was fetched, ``opened_at`` when opened (the
+    baseline opens nothing); times are ``time.time()`` seconds.
     """
 
     key: str
     sent_at: float
     published_at: float | None = None
+    produced_at: dict[str, float] = field(default_factory=dict)
     read_at: dict[str, float] = field(default_factory=dict)
     opened_at: dict[str, float] = field(default_factory=dict)
 
+    def stamps(self, stage: Stage) -> dict[str, float]:
+        return {"produced": self.produced_at, "read": self.read_at, "opened": self.opened_at}[stage]
+
 
 def to_all(
-    reach: Reach, recipients: int, *, opened: bool = True, since_published: bool = False
+    reach: Reach, recipients: int, *, stage: Stage = "opened", since_published: bool = False
 ) -> float | None:
     """Milliseconds from the send (or the hub's publish) to the last of ``recipients`` copies.
 
@@ -112,16 +121,16 @@ def to_all(
     >>> to_all(Reach("n", 10.0, opened_at={"FRA": 10.2, "DEU": 10.5}), 2)
     500.0
     """
-    stamps = reach.opened_at if opened else reach.read_at
+    stamps = reach.stamps(stage)
     start = reach.published_at if since_published else reach.sent_at
     if not stamps or len(stamps) < recipients or start is None:
         return None
     return round((max(stamps.values()) - start) * 1000, 3)
 
 
-def to_first(reach: Reach, *, opened: bool = True) -> float | None:
-    """Milliseconds from the send to the first copy read or opened; ``None`` if none was."""
-    stamps = reach.opened_at if opened else reach.read_at
+def to_first(reach: Reach, *, stage: Stage = "opened") -> float | None:
+    """Milliseconds from the send to the first copy at ``stage``; ``None`` if none was."""
+    stamps = reach.stamps(stage)
     return round((min(stamps.values()) - reach.sent_at) * 1000, 3) if stamps else None
 
 
@@ -172,10 +181,13 @@ async def bench_broadcast(
             "reached_all": sum(len(r.opened_at) >= recipients for r in reaches),
             "sent_to_last_opened": latency_summary(to_all(r, recipients) for r in reaches),
             "sent_to_last_read": latency_summary(
-                to_all(r, recipients, opened=False) for r in reaches
+                to_all(r, recipients, stage="read") for r in reaches
             ),
             "published_to_last_opened": latency_summary(
                 to_all(r, recipients, since_published=True) for r in reaches
+            ),
+            "published_to_last_produced": latency_summary(
+                to_all(r, recipients, stage="produced", since_published=True) for r in reaches
             ),
             "sent_to_first_opened": latency_summary(to_first(r) for r in reaches),
             "per_notice": [_per_notice(r, recipients) for r in reaches],
@@ -184,9 +196,9 @@ async def bench_broadcast(
             "sent": len(baseline),
             "reached_all": sum(len(r.read_at) >= recipients for r in baseline),
             "sent_to_last_received": latency_summary(
-                to_all(r, recipients, opened=False) for r in baseline
+                to_all(r, recipients, stage="read") for r in baseline
             ),
-            "sent_to_first_received": latency_summary(to_first(r, opened=False) for r in baseline),
+            "sent_to_first_received": latency_summary(to_first(r, stage="read") for r in baseline),
         },
     }
 
@@ -212,6 +224,9 @@ def _per_notice(reach: Reach, recipients: int) -> dict[str, Any]:
         "opened": len(reach.opened_at),
         "sent_to_last_opened_ms": to_all(reach, recipients),
         "published_to_last_opened_ms": to_all(reach, recipients, since_published=True),
+        "published_to_last_produced_ms": to_all(
+            reach, recipients, stage="produced", since_published=True
+        ),
         "sent_to_first_opened_ms": to_first(reach),
     }
 
@@ -361,6 +376,7 @@ class _NoticeReader:
         reach = self.reaches.get(notice.notice_id)
         if reach is None or code in reach.opened_at:
             return
+        reach.produced_at[code] = record.timestamp / 1000
         reach.read_at[code] = read_at
         reach.opened_at[code] = opened_at
         self.copy_sizes.append(len(record.value or b""))
@@ -483,6 +499,11 @@ def print_broadcast_bench(figures: Mapping[str, Any], console: Console) -> None:
         ("aiokafka fan-out: sent → last received", base, "sent_to_last_received"),
         ("backbone: sent → last read", ours, "sent_to_last_read"),
         ("backbone: sent → last opened", ours, "sent_to_last_opened"),
+        (
+            "backbone: published → last handed to the hub's producer",
+            ours,
+            "published_to_last_produced",
+        ),
         ("backbone: published → last opened", ours, "published_to_last_opened"),
         ("backbone: sent → first opened", ours, "sent_to_first_opened"),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -23,21 +24,27 @@ THREE = {"FRA": 10.25, "DEU": 10.5, "ITA": 10.125}
         (Reach("n", 10.0, opened_at=THREE), 3, {}, 500.0),
         (Reach("n", 10.0, opened_at=THREE), 4, {}, None),  # one recipient still missing
         (Reach("n", 10.0, opened_at={}), 0, {}, None),  # nothing opened: no last copy
-        (Reach("n", 10.0, read_at={"FRA": 10.0625}), 1, {"opened": False}, 62.5),
-        (Reach("n", 10.0, opened_at=THREE), 3, {"opened": False}, None),  # nothing read
+        (Reach("n", 10.0, read_at={"FRA": 10.0625}), 1, {"stage": "read"}, 62.5),
+        (Reach("n", 10.0, opened_at=THREE), 3, {"stage": "read"}, None),  # nothing read
         (Reach("n", 10.0, 10.25, opened_at=THREE), 3, {"since_published": True}, 250.0),
         (Reach("n", 10.0, None, opened_at=THREE), 3, {"since_published": True}, None),
+        (
+            Reach("n", 10.0, 10.25, produced_at={"FRA": 10.5}),
+            1,
+            {"stage": "produced", "since_published": True},
+            250.0,
+        ),
     ],
 )
 def test_to_all_is_the_time_to_the_last_of_every_recipient(
-    reach: Reach, recipients: int, options: dict[str, bool], expected: float | None
+    reach: Reach, recipients: int, options: dict[str, Any], expected: float | None
 ) -> None:
     assert to_all(reach, recipients, **options) == expected
 
 
 def test_to_first_is_the_time_to_the_earliest_copy() -> None:
     assert to_first(Reach("n", 10.0, opened_at=THREE)) == 125.0
-    assert to_first(Reach("n", 10.0, read_at={"FRA": 10.5}), opened=False) == 500.0
+    assert to_first(Reach("n", 10.0, read_at={"FRA": 10.5}), stage="read") == 500.0
     assert to_first(Reach("n", 10.0, read_at={"FRA": 10.5})) is None
 
 
