@@ -14,10 +14,11 @@ Per notice: request sent -> last of 196 opened (and read), published
 last handed to the hub's producer (where the time goes: in the hub, or in the broker and
 the reader), and sent -> first opened; p50/p99 over the notices that reached all 196, and
 how many did. One process fetches and opens all 196 copies in turn, and each open parses
-and digests all 196 key wraps (2-5 ms here), so "last opened", and "last read" too once a
-notice's copies span several fetches, include about half a second to a second of this
-reader's CPU per notice; at rates above about 1/s the figures measure the reader. (Opening
-on a thread beside the fetches was tried: the GIL made the opens several times slower.)
+and digests all 196 key wraps (2.5-11 ms on this shared machine), so "last opened", and
+"last read" too once a notice's copies span several fetches, include 0.5-2 s of this
+reader's CPU per notice; at rates near 1/s or above, the figures measure the reader too.
+(Opening on a thread beside the fetches was tried: the GIL made the opens several times
+slower.)
 
 The baseline is the same shape in plain aiokafka on the same broker, at the same rate and
 with the same record sizes (the request's, and the median notice copy's): a request topic
