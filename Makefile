@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_ARGS ?=
-# e.g. BENCH_ARGS="--checks-rate 100 --audit-records 1000000" (both opt-in; see README)
+# e.g. BENCH_ARGS="--audit-records 1000000" (opt-in), "--failover-kills 0 --checks-rate 0
+# --broadcast-notices 0" to skip the parts run by default (see README)
 BENCH_ARGS ?=
 
 .PHONY: demo test lint typecheck unit integration bench clean

@@ -16,11 +16,14 @@ Then, on the same broker, the measures the issues ask for, each behind its flag:
 
 4. **Failover** (``--failover-kills N``, default 3; 0 skips): three hubs, the hub on duty
    SIGKILLed N times under steady traffic (``agents.bench_failover``).
-5. **Checks** (``--checks-rate R``, default 0 = skip): database checks per second and
+5. **Checks** (``--checks-rate R``, default 20; 0 skips): database checks per second and
    answer latency beside a plain request/answer echo (``agents.bench_checks``).
 6. **Audit** (``--audit-records N``, default 0 = skip: a million-record build takes
    minutes, e.g. ``make bench BENCH_ARGS="--audit-records 1000000"``): archive, verify and
    replay rates (``agents.bench_audit``).
+7. **Broadcast** (``--broadcast-notices N``, default 20; 0 skips; ``--broadcast-rate``,
+   default 1/s): worldwide Red Notices through the notice desk, request sent -> the last
+   of 196 NCBs opened its copy, beside a plain aiokafka fan-out (``agents.bench_broadcast``).
 
 A part that fails is reported with its reason (and as ``{"error": ...}`` in ``--json``);
 the others still run.
@@ -45,6 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.bench_audit import bench_audit, print_audit_bench
+from agents.bench_broadcast import bench_broadcast, print_broadcast_bench
 from agents.bench_checks import bench_checks
 from agents.bench_failover import bench_failover, print_failover_bench
 from agents.demo import start_hub
@@ -463,7 +467,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
 async def _extra_parts(
     settings: Settings, args: argparse.Namespace, console: Console
 ) -> dict[str, Any]:
-    """Failover, checks and audit, each if asked for; a failure is reported, not raised."""
+    """Failover, checks, audit and broadcast, each if asked for; a failure is reported."""
     results: dict[str, Any] = {}
     if args.failover_kills > 0:
         console.print(f"[bold]failover[/]: the hub on duty SIGKILLed ×{args.failover_kills}")
@@ -498,6 +502,20 @@ async def _extra_parts(
         else:
             print_audit_bench(audit, console)
             results["audit"] = audit.as_json()
+    if args.broadcast_notices > 0:
+        console.print(
+            f"[bold]broadcast[/]: {args.broadcast_notices} worldwide Red Notices at "
+            f"{args.broadcast_rate:g}/s"
+        )
+        try:
+            broadcast = await bench_broadcast(
+                settings, notices=args.broadcast_notices, rate=args.broadcast_rate
+            )
+        except Exception as error:
+            results["broadcast"] = _failed(console, "broadcast", error)
+        else:
+            print_broadcast_bench(broadcast, console)
+            results["broadcast"] = broadcast
     return results
 
 

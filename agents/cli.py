@@ -148,14 +148,23 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--checks-rate",
         type=float,
-        default=0.0,
-        help="database checks/s for --duration s beside an echo baseline (0 skips)",
+        default=20.0,
+        help="database checks/s for --duration s beside an echo baseline (20; 0 skips)",
     )
     bench.add_argument(
         "--audit-records",
         type=int,
         default=0,
         help="audit archive bench over this many records (0 skips; 1000000 takes minutes)",
+    )
+    bench.add_argument(
+        "--broadcast-notices",
+        type=int,
+        default=20,
+        help="worldwide Red Notices broadcast to all 196 NCBs, timed to the last (20; 0 skips)",
+    )
+    bench.add_argument(
+        "--broadcast-rate", type=float, default=1.0, help="Red Notice requests/s (1)"
     )
     _add_audit_commands(commands)
 
