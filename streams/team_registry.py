@@ -23,8 +23,8 @@ from datetime import datetime
 
 from brokers.records import ReceivedRecord
 from schemas.keys import KeyFileError, PublicIdentity
-from schemas.team_journal import DeploymentJournal, parse_team_event
 from schemas.registry import Region
+from schemas.team_journal import DeploymentJournal, parse_team_event
 from schemas.teams import Concern, Deployment, DeploymentState
 from streams.clocks import as_utc
 from streams.deployments import TeamRoster
