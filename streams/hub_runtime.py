@@ -285,7 +285,6 @@ class HubRuntime:
         learned = self.teams.fold_record(record)
         if learned:
             self.state.directory = self.state.directory.with_identities(learned)
-            self.notice_desk.directory = self.state.directory  # notices reach teams too
             for identity in learned:
                 log.info("team-identity-learned", hub=self.state.hub, team=identity.participant)
 

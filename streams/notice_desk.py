@@ -181,9 +181,11 @@ class NoticeDesk:
         on_duty: Callable[[], bool] = _always,
         max_bytes: int = 1_048_576,
         memory: int = 100_000,
+        directory_of: Callable[[], Directory] | None = None,
     ) -> None:
         self.identity = identity
-        self.directory = directory
+        self._directory = directory
+        self._directory_of = directory_of
         self.topics = topics
         self.registry = registry
         self.lifecycle = lifecycle
@@ -198,6 +200,15 @@ class NoticeDesk:
         self._answers: dict[str, NoticeDecisionBody] = {}  # final answers, by request id
         self._handled: OrderedDict[str, None] = OrderedDict()
         self._memory = memory
+
+    @property
+    def directory(self) -> Directory:
+        """The hub's directory as it is now (it learns teams' keys as they are approved)."""
+        return self._directory if self._directory_of is None else self._directory_of()
+
+    @directory.setter
+    def directory(self, directory: Directory) -> None:
+        self._directory, self._directory_of = directory, None
 
     @classmethod
     def from_state(
@@ -221,6 +232,7 @@ class NoticeDesk:
             teams=teams,
             on_duty=on_duty,
             max_bytes=settings.max_message_bytes,
+            directory_of=lambda: state.directory,
         )
 
     # --- what the desk holds ------------------------------------------------------
@@ -472,7 +484,11 @@ class NoticeDesk:
 
     def _recipients(self, notice: Notice) -> tuple[str, ...]:
         chosen = broadcast_recipients(notice, self.registry, self.teams())
-        return chosen if notice.requester in chosen else (*chosen, notice.requester)
+        chosen = chosen if notice.requester in chosen else (*chosen, notice.requester)
+        unknown = [r for r in chosen if r not in self.directory]
+        if unknown:  # a team whose keys this hub has not folded yet: the others still get it
+            log.warning("notice-recipients-unknown", notice_id=notice.notice_id, unknown=unknown)
+        return tuple(r for r in chosen if r in self.directory)
 
     def _broadcast(
         self, notice: Notice, now: datetime, correlation: str | None

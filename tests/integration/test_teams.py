@@ -4,15 +4,14 @@ What this proves, and what it does not: the hub decides the request, answers FRA
 the team's keys, creates its inbox and journals its identity; a reader folding the journal
 learns the team; traffic to the team is admitted while it works and dead-lettered
 ``recipient-revoked`` once closed; DVI reports out of order are refused back to the team.
-The notice broadcast itself belongs to the notices desk: here the test calls the seam
-(``TeamRegistry.teams_concerned``, folded from the journal as a hub does) and seals the
-copy as the hub, so it proves the selection and the team's inbox and keys, not the
-notices desk's use of them.
+Notices reach the team through the hub's own notices desk: a regional alert for the
+team's region is copied to it, one for another region is not.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,12 +22,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.ncb import NcbAdapter, Opened
+from agents.notice_traffic import red_notice_id, regional_alert
 from brokers.record_headers import read_dead_letter
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import (
     DeploymentClosedBody,
     MessageBody,
+    NoticeBody,
+    NoticeRequestBody,
     TeamDecisionBody,
     TeamReportBody,
     TeamRequestBody,
@@ -37,7 +39,6 @@ from schemas.keys import Directory, PrivateIdentity, load_identity
 from schemas.registry import Region
 from schemas.sealing import parse_envelope
 from schemas.teams import Concern, DviPhase, Place, TeamKind, TeamReport, TeamRequest
-from streams.ccc_desk import seal_from_hub
 from streams.team_registry import TeamRegistry
 from tests.integration.harness import Backbone, now, running
 
@@ -126,22 +127,22 @@ async def test_a_team_is_approved_works_reports_and_is_revoked_when_closed(
             adapter.directory = directory
         squad = NcbAdapter(identity, directory, topics)
 
-        # the notices seam: a notice for Europe concerns the team, one for the Americas not
+        # the notices desk copies a notice to the teams in its scope: Europe's alert reaches
+        # the team (deployed at Nice), the Americas' does not; both go through review
         assert registry.teams_concerned(Concern(region=Region.AMERICAS), now()) == []
-        [concerned] = registry.teams_concerned(Concern(region=Region.EUROPE), now())
-        assert concerned == team
-        notice = MessageBody(subject="Red notice circulated to Europe", text="wanted: J. Doe")
-        _, copies = seal_from_hub(
-            notice,
-            [concerned],
-            hub=bb.identities["hub:lyon"],
-            directory=directory,
-            topics=topics,
-            now=now(),
-            random_bytes=os.urandom,
+        assert registry.teams_concerned(Concern(region=Region.EUROPE), now()) == [team]
+        rng = random.Random(4)
+        europe = regional_alert("DEU", str(uuid.uuid4()), Region.EUROPE, rng)
+        americas = regional_alert("BRA", str(uuid.uuid4()), Region.AMERICAS, rng)
+        for requester, alert in (("BRA", americas), ("DEU", europe)):
+            _, record = bb.adapter(requester).compose(
+                ["ccc"], NoticeRequestBody(request=alert), now=now(), random_bytes=os.urandom
+            )
+            await bb.send(record)
+        await bb.journal(until=has("notice-broadcast", notice_id=red_notice_id(europe)), timeout=60)
+        await bb.journal(
+            until=has("notice-broadcast", notice_id=red_notice_id(americas)), timeout=60
         )
-        for copy in copies:
-            await bb.send(copy)
 
         # intake admits traffic for the new team while it works
         hello, record = deu.compose(
@@ -170,7 +171,8 @@ async def test_a_team_is_approved_works_reports_and_is_revoked_when_closed(
             bb, squad, lambda xs: any(isinstance(i.body, DeploymentClosedBody) for i in xs)
         )
         bodies = [i.body for i in received]
-        assert notice in bodies
+        notices = {b.notice.notice_id for b in bodies if isinstance(b, NoticeBody)}
+        assert notices == {red_notice_id(europe)}  # in scope, opened; the other never sent
         assert hello.message_id in {i.header.message_id for i in received}
         [refusal] = [b for b in bodies if isinstance(b, MessageBody) and "refused" in b.subject]
         assert "scene-examination" in refusal.text
