@@ -22,6 +22,8 @@ from schemas.checks import (
     HitConfirmationRequest,
     MultiCountryQuery,
     MultiCountryReply,
+    StolenVehicleReport,
+    StolenVehicleUpdate,
 )
 from schemas.header import MessageId, MessageType, Precedence, UtcTimestamp
 from schemas.notices import (
@@ -263,7 +265,9 @@ Body = Annotated[
     | HitConfirmation
     | MultiCountryQuery
     | MultiCountryReply
-    | ConsolidatedAnswer,
+    | ConsolidatedAnswer
+    | StolenVehicleReport
+    | StolenVehicleUpdate,
     Field(discriminator="type"),
 ]
 

@@ -58,6 +58,8 @@ __all__ = [
     "MultiCountryReply",
     "Person",
     "PersonItem",
+    "StolenVehicleReport",
+    "StolenVehicleUpdate",
     "TravelDocumentItem",
     "TravelDocumentRecord",
     "Urgency",
@@ -330,3 +332,20 @@ class ConsolidatedAnswer(_Model):
     @property
     def complete(self) -> bool:
         return not self.silent
+
+
+class StolenVehicleReport(_Model):
+    """An NCB reports a vehicle stolen: the CCC circulates it to the teams it concerns."""
+
+    type: Literal[MessageType.STOLEN_VEHICLE_REPORT] = MessageType.STOLEN_VEHICLE_REPORT
+    record: VehicleRecord
+    reported_at: UtcTimestamp
+
+
+class StolenVehicleUpdate(_Model):
+    """The CCC's real-time copy of a stolen-vehicle report, to a team whose area it concerns."""
+
+    type: Literal[MessageType.STOLEN_VEHICLE_UPDATE] = MessageType.STOLEN_VEHICLE_UPDATE
+    record: VehicleRecord
+    reported_at: UtcTimestamp
+    circulated_at: UtcTimestamp

@@ -71,6 +71,8 @@ class MessageType(StrEnum):
     MULTI_COUNTRY_QUERY = "multi-country-query"  # one question to several NCBs at once
     MULTI_COUNTRY_REPLY = "multi-country-reply"  # one NCB's reply to it
     CONSOLIDATED_ANSWER = "consolidated-answer"  # the replies gathered, silences named
+    STOLEN_VEHICLE_REPORT = "stolen-vehicle-report"  # an NCB reports a vehicle stolen
+    STOLEN_VEHICLE_UPDATE = "stolen-vehicle-update"  # the CCC circulates it to teams concerned
 
 
 class Precedence(StrEnum):

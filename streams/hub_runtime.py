@@ -81,6 +81,7 @@ from streams.replay_memory import remember_lane_record
 from streams.team_desk import TeamDesk, keyring_issuer
 from streams.team_registry import TeamRegistry
 from streams.unit_workers import UnitWorker, WorkerContext, upstream_verdict
+from streams.vehicle_desk import VehicleDesk
 
 __all__ = ["HubRuntime"]
 
@@ -146,6 +147,7 @@ class HubRuntime:
             teams=lambda: self.teams.teams_in_scope(self.state.clock()),
         )
         self.desk.register(self.notice_desk)
+        self.desk.register(VehicleDesk(state, self.teams))
 
     # --- life cycle ---------------------------------------------------------------
 

@@ -4,8 +4,9 @@ What this proves, and what it does not: the hub decides the request, answers FRA
 the team's keys, creates its inbox and journals its identity; a reader folding the journal
 learns the team; traffic to the team is admitted while it works and dead-lettered
 ``recipient-revoked`` once closed; DVI reports out of order are refused back to the team.
-Notices reach the team through the hub's own notices desk: a regional alert for the
-team's region is copied to it, one for another region is not.
+Notices reach the team through the hub's own notices desk, and stolen-vehicle reports
+through its vehicle desk: an alert or a vehicle of the team's region is copied to it, one
+of another region is not.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from schemas.bodies import (
     TeamReportBody,
     TeamRequestBody,
 )
+from schemas.checks import StolenVehicleReport, StolenVehicleUpdate, VehicleRecord
 from schemas.keys import Directory, PrivateIdentity, load_identity
 from schemas.registry import Region
 from schemas.sealing import parse_envelope
@@ -144,6 +146,22 @@ async def test_a_team_is_approved_works_reports_and_is_revoked_when_closed(
             until=has("notice-broadcast", notice_id=red_notice_id(americas)), timeout=60
         )
 
+        # stolen-vehicle reports: one registered in the team's host country reaches it in
+        # real time, one from the Americas does not
+        for reporter in ("BRA", "FRA"):
+            car = VehicleRecord(
+                vin="1M8GDM9AXKP042788", plate=f"{reporter}-42", registration_country=reporter,
+                make="Renault", model="Clio", colour="grey", reported_on="2026-06-30",
+                reporting_ncb=reporter,
+            )  # fmt: skip
+            _, record = bb.adapter(reporter).compose(
+                ["ccc"], StolenVehicleReport(record=car, reported_at=now()), now=now(),
+                random_bytes=os.urandom,
+            )  # fmt: skip
+            await bb.send(record)
+        await bb.journal(until=has("vehicle-circulated", reporter="FRA", teams=[team]), timeout=60)
+        await bb.journal(until=has("vehicle-circulated", reporter="BRA", teams=[]), timeout=60)
+
         # intake admits traffic for the new team while it works
         hello, record = deu.compose(
             [team], MessageBody(subject="liaison", text="our DVI unit is on its way"),
@@ -173,6 +191,8 @@ async def test_a_team_is_approved_works_reports_and_is_revoked_when_closed(
         bodies = [i.body for i in received]
         notices = {b.notice.notice_id for b in bodies if isinstance(b, NoticeBody)}
         assert notices == {red_notice_id(europe)}  # in scope, opened; the other never sent
+        cars = [b.record.registration_country for b in bodies if isinstance(b, StolenVehicleUpdate)]
+        assert cars == ["FRA"]
         assert hello.message_id in {i.header.message_id for i in received}
         [refusal] = [b for b in bodies if isinstance(b, MessageBody) and "refused" in b.subject]
         assert "scene-examination" in refusal.text
