@@ -39,7 +39,13 @@ from schemas.bodies import (
     NoticeDecisionBody,
     RenewalPromptBody,
 )
-from schemas.checks import CheckAnswer, CheckRequest, ConsolidatedAnswer, MultiCountryQuery
+from schemas.checks import (
+    CheckAnswer,
+    CheckRequest,
+    ConsolidatedAnswer,
+    MultiCountryQuery,
+    StolenVehicleUpdate,
+)
 from schemas.header import HeaderFlag, RoutingHeader
 from schemas.team_journal import team_counts
 
@@ -105,6 +111,8 @@ class DeskBooks:
                 hits = sum(1 for r in body.results if r.hit)
                 latency = (now - asked).total_seconds() * 1000
                 self._answers[body.correlation_id] = (len(body.results), hits, latency)
+        elif isinstance(body, StolenVehicleUpdate):
+            self.opened["vehicle-update"] += 1
         elif isinstance(body, ConsolidatedAnswer):
             self._consolidated.setdefault(body.query_id, len(body.silent))
         elif isinstance(body, MessageBody) and _FLASH_FLAGS & set(header.flags):
@@ -155,6 +163,10 @@ class DeskBooks:
                 "converted": teams["converted"],
                 "closed": teams["closed"],
                 "reports": teams["reports"],
+                "notices_opened": self.opened["notice.team"],
+                "vehicle_reports": self.sent["stolen-vehicle-report"],
+                "vehicles_circulated": len(journal.keys["vehicle-circulated"]),
+                "vehicle_updates_opened": self.opened["vehicle-update"],
             },
             "checks": {
                 "asked": self.sent["check-request"],
@@ -230,4 +242,5 @@ _KEYED: dict[str, tuple[str, ...]] = {
     "hit-confirmed": ("confirmation_id",),
     "hit-confirmation-reminder": ("confirmation_id",),
     "hit-confirmation-breach": ("confirmation_id",),
+    "vehicle-circulated": ("message_id",),
 }

@@ -12,6 +12,9 @@ Beside the plain messages of ``agents.traffic``, the demo's bureaus and teams:
 * check documents: single checks and multi-country queries from bureaus, and an IMEST at
   a major event screening arriving flights (``agents.check_traffic.check_traffic``, with a
   seeded share of real hits drawn from ``agents.screening_sources.ScreeningWorld``);
+* report stolen vehicles (``vehicle_every`` seconds; half of them registered in the host
+  country of a deployed team, so the vehicle desk has a team to tell), drawn from the
+  seeded SMV with a fresh plate;
 * answer the CCC: a bureau that owns a hit confirms it, a bureau asked in a multi-country
   query replies (``CheckResponder``; a share stays silent, to show reminders, breaches and
   who did not reply).
@@ -46,6 +49,7 @@ from agents.screening_sources import ScreeningWorld
 from agents.team_traffic import TeamTraffic
 from brokers.records import OutboundRecord
 from schemas.bodies import Body, NoticeActionBody, NoticeBody, RenewalPromptBody
+from schemas.checks import StolenVehicleReport
 from schemas.notices import NoticeAction
 from schemas.participants import CCC, ParticipantKind, kind_of
 from schemas.sealing import RandomBytes
@@ -74,6 +78,7 @@ class DeskTraffic:
     checks: Iterator[ScheduledCheck] | None = None
     imest: NcbAdapter | None = None  # the team screening arrivals, if any
     notice_every: float = 3.0
+    vehicle_every: float = 4.0
     renew_share: float = 0.5
     silence: float = 0.1  # share of confirmations and query replies left unanswered
     random_bytes: RandomBytes = os.urandom
@@ -82,12 +87,14 @@ class DeskTraffic:
     _next_check: ScheduledCheck | None = field(default=None, init=False)
     _notice_due: float = field(init=False)
     _team_stepped: float = field(default=0.0, init=False)
+    _vehicle_due: float = field(init=False)
     _opened: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.boards = {code: NoticeBoard(adapter) for code, adapter in self.ncbs.items()}
         self._responders = {code: CheckResponder(code, self.silence) for code in self.ncbs}
         self._notice_due = self.notice_every
+        self._vehicle_due = self.vehicle_every
         if self.checks is not None:
             self._next_check = next(self.checks, None)
 
@@ -108,6 +115,9 @@ class DeskTraffic:
                 self.notices.step(self.ncbs.__getitem__, now=now, random_bytes=self.random_bytes),
                 now,
             )
+        while elapsed >= self._vehicle_due and self.world is not None:
+            self._vehicle_due += self.vehicle_every
+            out.append(self._vehicle_report(now))
         if elapsed - self._team_stepped >= 1.0:
             out += self._counted(self.teams.step(now, elapsed - self._team_stepped), now)
             self._team_stepped = elapsed
@@ -118,6 +128,29 @@ class DeskTraffic:
                 continue
             out.append(self._compose(adapter, check.body, now))
         return out
+
+    def _vehicle_report(self, now: datetime) -> OutboundRecord:
+        """A bureau reports a car stolen: a real SMV vehicle, re-registered in that country."""
+        assert self.world is not None
+        hosts = sorted(
+            {d.host for d in self.teams.registry.deployments() if d.team is not None}
+            & set(self.ncbs)
+        )
+        country = (
+            self.rng.choice(hosts) if hosts and self.rng.random() < 0.5
+            else self.rng.choice(sorted(self.ncbs))
+        )  # fmt: skip
+        car = self.world.databases.smv.sample(self.rng).model_copy(
+            update={
+                "registration_country": country,
+                "reporting_ncb": country,
+                "plate": f"{country}-{self.rng.randrange(10**6):06d}",
+                "reported_on": now.date().isoformat(),
+            }
+        )
+        return self._compose(
+            self.ncbs[country], StolenVehicleReport(record=car, reported_at=now), now
+        )
 
     def _sender(self, participant: str) -> NcbAdapter | None:
         if self.imest is not None and participant == self.imest.participant:

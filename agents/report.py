@@ -131,7 +131,10 @@ def duties_table(summary: dict[str, Any]) -> Table:
     table.add_row(
         "teams",
         f"requested {t['requested']}, deployed {t['deployed']}, declined {t['declined']}, "
-        f"arrived {t['arrived']}, reports {t['reports']}, closed {t['closed']}",
+        f"arrived {t['arrived']}, reports {t['reports']}, closed {t['closed']}; "
+        f"notices opened {t['notices_opened']}; stolen vehicles reported "
+        f"{t['vehicle_reports']}, circulated {t['vehicles_circulated']}, "
+        f"updates opened by teams {t['vehicle_updates_opened']}",
     )
     mcq = c["multi_country"]
     table.add_row(

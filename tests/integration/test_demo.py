@@ -58,6 +58,7 @@ def test_the_demo_runs_every_duty_and_loses_nothing(settings: Settings, tmp_path
     teams = summary["teams"]
     assert teams["requested"] >= 1
     assert teams["deployed"] + teams["declined"] == teams["requested"]
+    assert teams["vehicles_circulated"] == teams["vehicle_reports"] >= 1
 
     checks = summary["checks"]
     assert checks["asked"] >= 10
