@@ -47,7 +47,12 @@ from agents.simulator import Observer, Simulator
 from agents.team_traffic import TeamTraffic
 from agents.traffic import TrafficMix
 from brokers.archive_store import ArchiveStore
-from brokers.clients import make_consumer, make_producer, terminate
+from brokers.clients import (
+    BACKGROUND_FETCH_WAIT_MS,
+    make_consumer,
+    make_producer,
+    terminate,
+)
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
 from brokers.records import ReceivedRecord
@@ -118,7 +123,7 @@ async def kafka_clients(
 ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
     producer = make_producer(bootstrap, settings)
     inbox = make_consumer(bootstrap, settings, group_id=group, enable_auto_commit=True)
-    observer = make_consumer(bootstrap, settings)
+    observer = make_consumer(bootstrap, settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
     await producer.start()
     await inbox.start()
     await observer.start()
@@ -192,7 +197,12 @@ async def follow_teams(
             for adapter in [*teams, *desks.teams.team_adapters()]:
                 if adapter.inbox not in tails:
                     simulator.adopt(adapter)
-                    tail = TopicTail(bootstrap, [adapter.inbox], arrived.append)
+                    tail = TopicTail(
+                        bootstrap,
+                        [adapter.inbox],
+                        arrived.append,
+                        fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
+                    )
                     await tail.start()
                     tails[adapter.inbox] = tail
             while arrived:

@@ -243,10 +243,15 @@ class Directory:
             raise UnknownParticipant(participant, role=role) from None
 
     def key_holders(self, recipient: str) -> tuple[str, ...]:
-        """Who holds a key for ``recipient``: itself, or every hub and the auditor for ``ccc``."""
+        """Who holds a key for ``recipient``: itself, or every hub and the auditor for ``ccc``.
+
+        A recipient this directory does not know still holds its own key: a reader can check
+        a message's wraps (and open its own) without knowing every other recipient, e.g. a
+        bureau reading a notice also copied to a team it never heard of. Sealing for an
+        unknown recipient still fails, when its key is looked up.
+        """
         if recipient == CCC:
             return self._ccc
-        self.get(recipient)
         return (recipient,)
 
     def signing_key_owner(self, kid: str) -> str | None:

@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 
 from brokers.archive_store import ArchiveStore
-from brokers.clients import make_consumer, make_producer
+from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_consumer, make_producer
 from brokers.record_headers import cloudevent_headers, header_value
 from brokers.settings import Settings
 from schemas.archive import ArchivedRecord, TreeHead, sign_tree_head
@@ -125,7 +125,7 @@ class Archiver:
 
     async def start(self) -> None:
         self._store = await asyncio.to_thread(ArchiveStore.open_writer, self.path)
-        self._consumer = make_consumer(self.settings)
+        self._consumer = make_consumer(self.settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
         self._producer = make_producer(self.settings)
         self._metadata = AIOKafkaClient(bootstrap_servers=self.settings.bootstrap)
         await self._metadata.bootstrap()

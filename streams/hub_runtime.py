@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from brokers.clients import make_producer
+from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_producer
 from brokers.provisioning import provision
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
@@ -175,7 +175,10 @@ class HubRuntime:
             bootstrap, [self.topics.leases, self.topics.heartbeat], self._on_journal
         )
         self._lanes_tail = TopicTail(
-            bootstrap, [*self.topics.lanes(), self.topics.deadletter], self._on_lane_record
+            bootstrap,
+            [*self.topics.lanes(), self.topics.deadletter],
+            self._on_lane_record,
+            fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
         )
         self._control_tail = TopicTail(bootstrap, [self.topics.control], self._on_control)
         await self.producer.start()
@@ -225,6 +228,7 @@ class HubRuntime:
             self.state.bootstrap,
             [self.topics.notices],
             lambda record: self._on_notice(record),
+            fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
         )
         await self._notices_tail.start()
         await self._notices_tail.catch_up()
@@ -528,6 +532,8 @@ class HubRuntime:
             max_fetch_bytes=2 * self.state.settings.max_message_bytes,
             on_first_output=self._first_output,
             clock=self.state.clock,
+            new_producer=lambda: make_producer(self.state.bootstrap, self.state.settings),
+            ack_timeout=self.ttl.total_seconds(),
         )
         if unit == INTAKE:
             await self._lanes.catch_up()  # know everything admitted before this term

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
 from schemas.leases import FenceTag, FenceVerdict, fence_headers, fence_tag
 
-__all__ = ["RecordHandler", "UnitWorker", "WorkerContext"]
+__all__ = ["OutputsNotAcknowledged", "RecordHandler", "UnitWorker", "WorkerContext"]
 
 log = structlog.get_logger("i247.hub")
 
@@ -45,6 +46,13 @@ class WorkerContext:
     max_fetch_bytes: int
     on_first_output: Callable[[str, int, datetime], Awaitable[None]]
     clock: Callable[[], datetime]
+    new_producer: Callable[[], AIOKafkaProducer] | None = None  # a worker's own, if given
+    ack_timeout: float = 3.0  # seconds a batch's outputs may wait for the broker's acks
+
+
+class OutputsNotAcknowledged(RuntimeError):
+    """The broker did not acknowledge a batch's outputs in time: the worker restarts (with a
+    fresh producer) from its last positions; nothing past them was counted as done."""
 
 
 class UnitWorker:
@@ -72,12 +80,18 @@ class UnitWorker:
             fetch_max_wait_ms=context.fetch_max_wait_ms,
             max_partition_fetch_bytes=context.max_fetch_bytes,
         )
+        self._producer = context.producer
+        self._own_producer = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._produced_any = False
         self.processed = 0
 
     async def start(self) -> None:
+        if self.context.new_producer is not None:
+            self._producer = self.context.new_producer()
+            await self._producer.start()
+            self._own_producer = True
         await self._consumer.start()
         found = self._consumer.partitions_for_topic(self.topic) or {0}
         partitions = [TopicPartition(self.topic, p) for p in sorted(found)]
@@ -99,6 +113,9 @@ class UnitWorker:
             except Exception:  # the failure was logged where it happened
                 log.warning("unit-worker-failed", unit=self.unit, epoch=self.epoch)
         await self._consumer.stop()
+        if self._own_producer:  # a producer stuck on unacknowledged batches must not hang us
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._producer.stop(), 2.0)
         return dict(self.positions)
 
     def backlog(self) -> int:
@@ -122,42 +139,69 @@ class UnitWorker:
                     await asyncio.sleep(0.05)
                     continue
                 batch = await self._consumer.getmany(timeout_ms=100, max_records=500)
-                for tp, records in batch.items():
-                    await self._process(tp, records)
+                if batch:
+                    await self._process(batch)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unit-worker-crashed", unit=self.unit, epoch=self.epoch)
             raise
 
-    async def _process(self, tp: TopicPartition, records: list[object]) -> None:
+    async def _process(self, batch: dict[TopicPartition, list[object]]) -> None:
+        """Handle a fetched batch (every partition), wait once for all of its outputs'
+        acknowledgements, then move the positions: a hop costs one round trip, not one per
+        partition."""
         pending: list[asyncio.Future[object]] = []
-        last: int | None = None
-        for raw in records:
-            if not self.context.may_work(self.unit, self.epoch):
-                # the lease lapsed mid-batch: read the rest again if it is renewed, else the
-                # next term starts from the reported positions anyway
-                self._consumer.seek(tp, raw.offset)  # type: ignore[attr-defined]
-                break
-            record = received_from_kafka(raw)
-            outputs = await self._handle(record, self.epoch)
-            tag = FenceTag(self.unit, self.epoch, record.partition, record.offset)
-            for out in outputs:
-                headers = fence_headers(out.headers, tag)
-                pending.append(
-                    await self.context.producer.send(
+        topics: dict[asyncio.Future[object], str] = {}
+        advanced: dict[int, int] = {}
+        for tp, records in batch.items():
+            for raw in records:
+                if not self.context.may_work(self.unit, self.epoch):
+                    # the lease lapsed mid-batch: read the rest again if it is renewed, else
+                    # the next term starts from the reported positions anyway
+                    self._consumer.seek(tp, raw.offset)  # type: ignore[attr-defined]
+                    break
+                record = received_from_kafka(raw)
+                outputs = await self._handle(record, self.epoch)
+                tag = FenceTag(self.unit, self.epoch, record.partition, record.offset)
+                for out in outputs:
+                    headers = fence_headers(out.headers, tag)
+                    asked = time.monotonic()
+                    future = await self._producer.send(
                         out.topic, out.value, key=out.key, headers=list(headers)
                     )
-                )
-            last = record.offset
-            self.processed += 1
+                    if time.monotonic() - asked > 1.0:
+                        log.warning(
+                            "unit-worker-send-slow",
+                            unit=self.unit,
+                            topic=out.topic,
+                            seconds=round(time.monotonic() - asked, 2),
+                        )
+                    topics[future] = out.topic
+                    pending.append(future)
+                advanced[tp.partition] = record.offset + 1
+                self.processed += 1
         if pending:
+            _, waiting = await asyncio.wait(pending, timeout=self.context.ack_timeout)
+            if waiting:
+                unacknowledged = sorted({topics[f] for f in waiting})
+                log.warning(
+                    "unit-worker-outputs-unacknowledged",
+                    unit=self.unit,
+                    epoch=self.epoch,
+                    waiting=len(waiting),
+                    topics=unacknowledged,
+                    seconds=self.context.ack_timeout,
+                )
+                raise OutputsNotAcknowledged(
+                    f"{len(waiting)} outputs to {unacknowledged} not acknowledged in "
+                    f"{self.context.ack_timeout} s"
+                )
             await asyncio.gather(*pending)
             if not self._produced_any:
                 self._produced_any = True
                 await self.context.on_first_output(self.unit, self.epoch, self.context.clock())
-        if last is not None:
-            self.positions[tp.partition] = last + 1
+        self.positions.update(advanced)
 
 
 def upstream_verdict(

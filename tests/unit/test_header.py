@@ -43,6 +43,8 @@ from schemas.checks import (
     HitConfirmationRequest,
     MultiCountryQuery,
     MultiCountryReply,
+    StolenVehicleReport,
+    StolenVehicleUpdate,
 )
 from schemas.header import (
     MAX_RECIPIENTS,
@@ -313,6 +315,17 @@ def test_a_header_cannot_be_changed_once_made() -> None:
 # Bodies (§9)
 
 
+_CAR = {
+    "vin": "1M8GDM9AXKP042788",
+    "plate": "AB-123-CD",
+    "registration_country": "FRA",
+    "make": "Renault",
+    "model": "Clio",
+    "colour": "grey",
+    "reported_on": "2026-11-22",
+    "reporting_ncb": "FRA",
+}
+
 BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
     MessageType.MESSAGE: (MessageBody, {"subject": "s", "text": "t"}),
     MessageType.DIFFUSION: (DiffusionBody, {"subject": "s", "text": "t", "purpose": "locate"}),
@@ -519,6 +532,18 @@ BODY_EXAMPLES: dict[MessageType, tuple[type[BaseModel], dict[str, Any]]] = {
             "answers": {"FRA": "no"},
             "silent": ["DEU"],
             "consolidated_at": "2026-11-23T06:03:00.202457Z",
+        },
+    ),
+    MessageType.STOLEN_VEHICLE_REPORT: (
+        StolenVehicleReport,
+        {"record": _CAR, "reported_at": "2026-11-23T06:04:00.000000Z"},
+    ),
+    MessageType.STOLEN_VEHICLE_UPDATE: (
+        StolenVehicleUpdate,
+        {
+            "record": _CAR,
+            "reported_at": "2026-11-23T06:04:00.000000Z",
+            "circulated_at": "2026-11-23T06:04:00.120000Z",
         },
     ),
 }

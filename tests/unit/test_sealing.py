@@ -189,6 +189,29 @@ def test_an_ncb_that_is_not_a_recipient_cannot_unwrap_any_key_with_its_own(suite
                 hpke_suite.decrypt(enc, esp_key, info=info)
 
 
+def test_a_recipient_opens_a_message_also_sealed_for_someone_it_does_not_know() -> None:
+    # a notice copied to a team the reader never heard of: its own copy still opens, and
+    # the wraps are still checked against every recipient named
+    directory, ids = small_keyring()
+    team = generate_identity("team:irt-fra-nice-20260701")
+    wider = directory.with_identities([team.public()])
+    header = make_header(recipients=["DEU", "team:irt-fra-nice-20260701"])
+    sealed = seal(
+        header, BODY, sender=ids["FRA"], directory=wider, topic=TOPIC, key=KEY,
+        random_bytes=os.urandom,
+    )  # fmt: skip
+    opened = open_sealed(sealed, topic=TOPIC, key=KEY, directory=directory, identity=ids["DEU"])
+    assert opened.body == BODY
+    dropped = dataclasses.replace(sealed, wraps=tuple(w for w in sealed.wraps if w[0] != "DEU"))
+    with pytest.raises(RejectedMessage):
+        open_sealed(dropped, topic=TOPIC, key=KEY, directory=directory, identity=ids["DEU"])
+    with pytest.raises(UnknownParticipant):  # sealing for someone unknown still fails
+        seal(
+            header, BODY, sender=ids["FRA"], directory=directory, topic=TOPIC, key=KEY,
+            random_bytes=os.urandom,
+        )  # fmt: skip
+
+
 @each_suite
 def test_the_sender_can_open_what_it_sent(suite: Suite) -> None:
     assert open_as("FRA", seal_from_fra(["DEU"], suite)).body == BODY
