@@ -5,20 +5,16 @@ a broker, provisions a fresh prefix and starts one hub process (``i247 hub --sit
 One reader, group-less (``assign``), follows the control topic and all 196 NCB inboxes
 from offset 0; once the hub has journaled ``hub-ready``, random NCBs send sound worldwide
 Red Notice requests (``agents.notice_traffic.red_notice``, each for a different person)
-to ``ccc`` at ``rate`` a second. The hub's notice desk publishes each and copies it,
-sealed once with one key wrap per recipient, to every inbox. The reader opens each copy
-with that NCB's adapter and notes, per notice and NCB, when the hub's producer took the
-copy (its record timestamp), when the copy was read (its fetch) and when it was opened.
-Per notice: request sent -> last of 196 opened (and read), published
-(``Notice.published_at``, the hub's clock; one machine, one clock) -> last opened and ->
-last handed to the hub's producer (where the time goes: in the hub, or in the broker and
-the reader), and sent -> first opened; p50/p99 over the notices that reached all 196, and
-how many did. One process fetches and opens all 196 copies in turn, and each open parses
-and digests all 196 key wraps (2.5-11 ms on this shared machine), so "last opened", and
-"last read" too once a notice's copies span several fetches, include 0.5-2 s of this
-reader's CPU per notice; at rates near 1/s or above, the figures measure the reader too.
-(Opening on a thread beside the fetches was tried: the GIL made the opens several times
-slower.)
+to ``ccc`` at ``rate`` a second. The hub's notice desk publishes each and copies it to
+every inbox, each copy sealed for its bureau alone (one signature, one key wrap; the same
+message id). The reader opens each copy with that NCB's adapter and notes, per notice and
+NCB, when the hub's producer took the copy (its record timestamp), when the copy was read
+(its fetch) and when it was opened. Per notice: request sent -> last of 196 opened (and
+read), published (``Notice.published_at``, the hub's clock; one machine, one clock) ->
+last opened and -> last handed to the hub's producer (where the time goes: in the hub, or
+in the broker and the reader), and sent -> first opened; p50/p99 over the notices that
+reached all 196, and how many did. One process fetches and opens all 196 copies in turn,
+so "last opened" includes this reader's CPU (196 opens of a small envelope per notice).
 
 The baseline is the same shape in plain aiokafka on the same broker, at the same rate and
 with the same record sizes (the request's, and the median notice copy's): a request topic
