@@ -521,8 +521,8 @@ def print_broadcast_bench(figures: Mapping[str, Any], console: Console) -> None:
         )
     console.print(table)
     console.print(
-        "read/opened: by one reader that fetches and opens the 196 copies in turn (each open "
-        "parses all 196 key wraps), so both include its CPU; published: the notice's "
+        "read/opened: by one reader that fetches and opens the 196 copies in turn (one key "
+        "wrap each), so both include its CPU; published: the notice's "
         "published_at (the hub's clock, same machine); handed to the producer: the copies' "
         "record timestamps"
     )

@@ -7,6 +7,12 @@ input offset (``schemas.leases.fence_headers``), and only after the broker ackno
 batch's outputs moves its ``positions``, which the hub reports with its renewals. It
 checks, record by record, that its lease is still good by its own clock and the journal,
 so a hub that wakes from a stall stops instead of pressing on; readers fence the rest.
+Each worker has a producer of its own (aiokafka keeps one produce request in flight per
+connection, so a shared one queued every unit behind the others), and waits once per
+fetched batch for its outputs' acknowledgements. A batch not acknowledged within
+``ack_timeout`` (the lease TTL) ends the worker with ``OutputsNotAcknowledged``: the hub
+restarts the term from the last positions with a new worker and producer, rather than hold
+a lease it cannot work (Tansu can refuse a partition's produce for many seconds).
 """
 
 from __future__ import annotations
