@@ -8,6 +8,9 @@ sender). The CCC keeps a ``DiffusionLedger``: ``record`` notes each diffusion wi
 recipients it reached; ``recall`` (say, after a compliance finding) returns a ``Recall``
 effect addressed to every original recipient, and refuses an unknown or already recalled
 diffusion. Recording the same diffusion twice (a redelivered record) is harmless.
+``restore`` folds the addressing another hub journaled (``diffusion-recorded`` carries the
+recipients, ``diffusion-recalled`` marks it), so after a failover the successor can still
+recall a diffusion the failed hub recorded, and refuses a second recall.
 
 Worked example: FRA diffuses to ``ncbs=("USA",)`` and ``region=Europe``: the recipients
 are the 49 other members of Europe plus USA. A recall of it later reaches those 50.
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.notice_view import diffusion_from_message
-from schemas.notices import Diffusion, DiffusionRecall
+from schemas.notices import Diffusion, DiffusionRecall, RecallReason
 from schemas.registry import MemberRegistry
 
 __all__ = [
@@ -67,8 +70,9 @@ class Recall:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    diffusion: Diffusion
+    sender: str
     recipients: tuple[str, ...]
+    diffusion: Diffusion | None  # None when rebuilt from the journal (addressing only)
     recalled: DiffusionRecall | None = None
 
 
@@ -85,6 +89,8 @@ class DiffusionLedger:
         """Note a sent diffusion; returns the recipients it reached."""
         known = self._entries.get(diffusion.diffusion_id)
         if known is not None:
+            if known.diffusion is None and known.sender == diffusion.sender:
+                return known.recipients  # rebuilt from the journal, now seen in full
             if known.diffusion != diffusion:
                 raise ConflictingDiffusion(
                     f"diffusion {diffusion.diffusion_id} is recorded with other content; "
@@ -92,8 +98,25 @@ class DiffusionLedger:
                 )
             return known.recipients
         recipients = expand_diffusion(diffusion, self._registry)
-        self._entries[diffusion.diffusion_id] = _Entry(diffusion, recipients)
+        self._entries[diffusion.diffusion_id] = _Entry(diffusion.sender, recipients, diffusion)
         return recipients
+
+    def restore(
+        self, diffusion_id: str, sender: str, recipients: tuple[str, ...], *, recalled: bool
+    ) -> None:
+        """Fold what another hub journaled (``diffusion-recorded``/``-recalled``): the
+        addressing a recall needs, so any hub can recall a diffusion any hub recorded."""
+        known = self._entries.get(diffusion_id)
+        if known is None:
+            known = _Entry(sender, tuple(sorted(recipients)), None)
+        if recalled and known.recalled is None:
+            known = _Entry(
+                known.sender,
+                known.recipients,
+                known.diffusion,
+                DiffusionRecall(diffusion_id=diffusion_id, reason=RecallReason.SENDER_WITHDREW),
+            )
+        self._entries[diffusion_id] = known
 
     def recall(self, recall: DiffusionRecall) -> Recall:
         """Withdraw a recorded diffusion: the effect reaches all its original recipients."""
@@ -108,17 +131,25 @@ class DiffusionLedger:
                 f"diffusion {recall.diffusion_id} was already recalled "
                 f"({entry.recalled.reason.value}); nothing more to do"
             )
-        self._entries[recall.diffusion_id] = _Entry(entry.diffusion, entry.recipients, recall)
-        return Recall(recall, entry.diffusion.sender, entry.recipients)
+        self._entries[recall.diffusion_id] = _Entry(
+            entry.sender, entry.recipients, entry.diffusion, recall
+        )
+        return Recall(recall, entry.sender, entry.recipients)
 
     def get(self, diffusion_id: str) -> Diffusion | None:
-        """The recorded diffusion ``diffusion_id``, recalled or not, or None."""
+        """The recorded diffusion ``diffusion_id``, recalled or not, or None (also when only
+        its addressing was rebuilt from the journal: see ``sender_of``)."""
         entry = self._entries.get(diffusion_id)
         return None if entry is None else entry.diffusion
 
+    def sender_of(self, diffusion_id: str) -> str | None:
+        """Who sent ``diffusion_id``, if recorded here or journaled by another hub."""
+        entry = self._entries.get(diffusion_id)
+        return None if entry is None else entry.sender
+
     def sent(self) -> tuple[Diffusion, ...]:
-        """Every recorded diffusion, recalled or not, in the order recorded."""
-        return tuple(entry.diffusion for entry in self._entries.values())
+        """Every diffusion recorded in full here, recalled or not, in the order recorded."""
+        return tuple(e.diffusion for e in self._entries.values() if e.diffusion is not None)
 
     def recalled(self) -> tuple[str, ...]:
         """The ids of the recalled diffusions."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,9 @@ class HubRuntime:
             self.intake_progress.record(tag.epoch, tag.partition, tag.offset)
 
     def _on_control(self, record: ReceivedRecord) -> None:
+        if b'"diffusion-re' in record.value:  # recorded or recalled by any hub
+            with contextlib.suppress(ValueError):
+                self.notice_desk.fold_journal(json.loads(record.value))
         learned = self.teams.fold_record(record)
         if learned:
             self.state.directory = self.state.directory.with_identities(learned)

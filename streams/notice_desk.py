@@ -581,15 +581,28 @@ class NoticeDesk:
             "sender": diffusion.sender,
             "region": diffusion.region.value if diffusion.region else None,
             "recipients": len(recipients),
+            "reached": list(recipients),  # addressing only: every hub folds it (``restore``)
         }
         return [self.journal("diffusion-recorded", diffusion.diffusion_id, fields)]
+
+    def fold_journal(self, event: Mapping[str, Any]) -> None:
+        """Follow the diffusions other hubs recorded and recalled (from ``i247.control``)."""
+        kind = event.get("event")
+        if kind not in ("diffusion-recorded", "diffusion-recalled"):
+            return
+        diffusion_id, sender = str(event.get("diffusion_id")), str(event.get("sender"))
+        if kind == "diffusion-recorded":
+            reached = tuple(str(r) for r in event.get("reached") or ())
+            self.ledger.restore(diffusion_id, sender, reached, recalled=False)
+        elif self.ledger.sender_of(diffusion_id) is not None:
+            self.ledger.restore(diffusion_id, sender, (), recalled=True)
 
     def _recall_request(
         self, header: RoutingHeader, recall: DiffusionRecall, now: datetime
     ) -> list[OutboundRecord]:
-        recorded = self.ledger.get(recall.diffusion_id)
-        if recorded is not None and recorded.sender != header.sender:
-            why = f"only {recorded.sender}, which sent {recall.diffusion_id}, may recall it"
+        sender = self.ledger.sender_of(recall.diffusion_id)
+        if sender is not None and sender != header.sender:
+            why = f"only {sender}, which sent {recall.diffusion_id}, may recall it"
             return self._refuse_recall(recall, header.sender, now, why, header.message_id)
         return self.recall_diffusion(recall, now, by=header.sender, correlation=header.message_id)
 

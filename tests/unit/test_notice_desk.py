@@ -313,6 +313,29 @@ def test_a_diffusion_is_recorded_and_its_recall_reaches_every_original_recipient
     assert d.ledger.recalled() == (header.message_id,)
 
 
+def test_a_diffusion_recorded_by_one_hub_is_recalled_through_another() -> None:
+    lyon, singapore = desk("hub:lyon"), desk("hub:singapore")
+    header = make_header(sender="FRA", recipients=["DEU", "ITA", CCC],
+                         message_type=MessageType.DIFFUSION)  # fmt: skip
+    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
+    body = DiffusionBody(subject="s", text="t", purpose="p")
+    for event in events(lyon.handle(OpenedMessage(header, body), record, T0)):
+        singapore.fold_journal(event)  # Singapore follows the journal; Lyon then fails
+
+    recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.SENDER_WITHDREW)
+    refused = handle(singapore, "DEU", DiffusionRecallBody(recall=recall))
+    assert [e["event"] for e in events(refused)] == ["diffusion-recall-refused"]  # not DEU's
+    out = handle(singapore, "FRA", DiffusionRecallBody(recall=recall))
+    for code in ("DEU", "ITA", "FRA"):
+        assert opened(out, code) == [DiffusionRecallBody(recall=recall)]
+    assert [e["event"] for e in events(out)] == ["diffusion-recalled"]
+
+    for event in events(out):
+        lyon.fold_journal(event)  # Lyon, back, knows it was recalled elsewhere
+    again = handle(lyon, "FRA", DiffusionRecallBody(recall=recall))
+    assert [e["event"] for e in events(again)] == ["diffusion-recall-refused"]
+
+
 def test_the_ccc_recalls_a_diffusion_after_a_compliance_finding() -> None:
     d = desk()
     header = make_header(sender="ESP", recipients=["FRA", CCC], message_type=MessageType.DIFFUSION)
