@@ -334,6 +334,17 @@ class NoticeDesk:
         answered = self._answers.get(request.request_id)
         if answered is not None:  # published or refused before: the same answer again
             return out + self._decision(answered, header, now)
+        held = self._view.latest(notice_id)
+        if held is not None and held.request_id == request.request_id:
+            # published by a hub since replaced (its lanes redelivered to us): the notice is
+            # on the compacted topic, so this request was published; it is no duplicate
+            outcome = ReviewOutcome(
+                request_id=request.request_id, decision=ReviewDecision.PUBLISHED, reasons=()
+            )
+            answer = NoticeDecisionBody(outcome=outcome, notice_id=notice_id)
+            self._answers[request.request_id] = answer
+            out.append(self._decided(notice_id, header.sender, outcome))
+            return out + self._decision(answer, header, now)
         if request.requesting_ncb != header.sender:
             reason = ReviewReason(
                 code=ReasonCode.NOT_REQUESTER,

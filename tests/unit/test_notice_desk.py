@@ -313,6 +313,28 @@ def test_a_diffusion_is_recorded_and_its_recall_reaches_every_original_recipient
     assert d.ledger.recalled() == (header.message_id,)
 
 
+def test_a_request_redelivered_to_a_successor_is_answered_published_not_duplicate() -> None:
+    lyon, buenos_aires = desk("hub:lyon"), desk("hub:buenos-aires")
+    req = request()
+    out = handle(lyon, "FRA", NoticeRequestBody(request=req))
+    for record in compacted(out):
+        buenos_aires.restore(record)  # B.A. follows the notices topic; Lyon then dies
+    again = handle(buenos_aires, "FRA", NoticeRequestBody(request=req))  # lane redelivery
+    [decision] = opened(again, "FRA")
+    assert isinstance(decision, NoticeDecisionBody)
+    assert decision.outcome.decision is ReviewDecision.PUBLISHED
+    assert decision.notice_id == red_notice_id(req)
+    assert compacted(again) == []  # nothing broadcast twice
+    assert opened(again, "DEU") == []
+    decided = [e for e in events(again) if e["event"] == "notice-decided"]
+    assert [e["decision"] for e in decided] == ["published"]
+    other = request()  # a different request for the same person is still a duplicate
+    refused = handle(buenos_aires, "FRA", NoticeRequestBody(request=other))
+    [answer] = opened(refused, "FRA")
+    assert isinstance(answer, NoticeDecisionBody)
+    assert answer.outcome.decision is ReviewDecision.REFUSED
+
+
 def test_a_diffusion_recorded_by_one_hub_is_recalled_through_another() -> None:
     lyon, singapore = desk("hub:lyon"), desk("hub:singapore")
     header = make_header(sender="FRA", recipients=["DEU", "ITA", CCC],
