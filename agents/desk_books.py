@@ -27,7 +27,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.bodies import (
@@ -73,6 +73,7 @@ class DeskBooks:
     _opened: set[tuple[str, str]] = field(default_factory=set)  # (message id, recipient)
     opened: Counter[str] = field(default_factory=Counter)  # by what was opened
     _consolidated: dict[str, int] = field(default_factory=dict)  # query id -> not replied
+    _queries: dict[str, datetime] = field(default_factory=dict)  # query id -> sent
 
     # --- what was sent ------------------------------------------------------------
 
@@ -83,7 +84,7 @@ class DeskBooks:
             self.items_asked += len(body.items)
             self._asked_at[body.correlation_id] = now
         elif isinstance(body, MultiCountryQuery):
-            self._asked_at[body.query_id] = now
+            self._queries[body.query_id] = now
 
     # --- what was opened ----------------------------------------------------------
 
@@ -118,12 +119,14 @@ class DeskBooks:
         elif isinstance(body, MessageBody) and _FLASH_FLAGS & set(header.flags):
             self.opened["escalation"] += 1
 
-    def settled(self) -> bool:
-        """Every check answered and every multi-country query consolidated (a drain waits)."""
-        queries = self.sent["multi-country-query"]
-        return len(self._answers) >= self.sent["check-request"] and (
-            len(self._consolidated) >= queries
-        )
+    def settled(self, now: datetime, query_grace: timedelta) -> bool:
+        """Every check answered, and every multi-country query consolidated or asked more
+        than ``query_grace`` ago (its window may have died with a killed hub): a drain waits
+        for this, not longer."""
+        if len(self._answers) < self.sent["check-request"]:
+            return False
+        waiting = self._queries.keys() - self._consolidated.keys()
+        return all(now - self._queries[q] > query_grace for q in waiting)
 
     # --- the summary --------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from schemas.checks import (
     HitConfirmation,
     HitConfirmationRequest,
     ItemResult,
+    MultiCountryQuery,
     TravelDocumentItem,
     TravelDocumentRecord,
     Urgency,
@@ -267,3 +268,29 @@ def test_percentile_is_the_nearest_rank(
     values: list[float], q: float, expected: float | None
 ) -> None:
     assert percentile(values, q) == expected
+
+
+def test_a_drain_waits_for_answers_and_for_queries_only_within_their_grace() -> None:
+    books = DeskBooks()
+    item = TravelDocumentItem(number="P1", issuing_country="FRA")
+    books.on_sent(
+        "check-request", NOW, CheckRequest(correlation_id="c-1", asker="DEU", items=(item,))
+    )
+    query = MultiCountryQuery(query_id="q-1", asker="FRA", targets=("DEU",), question="known?")
+    books.on_sent("multi-country-query", NOW, query)
+    grace = timedelta(seconds=7)
+    assert not books.settled(NOW, grace)  # the check is unanswered
+    answer = CheckAnswer(
+        correlation_id="c-1",
+        asker="DEU",
+        results=(ItemResult(index=0, item=item),),
+        answered_at=NOW,
+    )
+    books.on_opened("DEU", opened("hub:lyon", answer).header, answer, NOW)
+    assert not books.settled(NOW + timedelta(seconds=3), grace)  # the query may still come
+    assert books.settled(NOW + timedelta(seconds=8), grace)  # its window died with a hub
+    consolidated = ConsolidatedAnswer(
+        query_id="q-1", asker="FRA", answers={}, silent=("DEU",), consolidated_at=NOW
+    )
+    books.on_opened("FRA", opened("hub:lyon", consolidated).header, consolidated, NOW)
+    assert books.settled(NOW + timedelta(seconds=1), grace)
