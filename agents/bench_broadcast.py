@@ -60,9 +60,11 @@ from agents.operations import provision_all
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.provisioning import provision
+from brokers.record_headers import envelope_type
 from brokers.settings import Settings
 from brokers.tail import received_from_kafka
 from schemas.bodies import NoticeBody, NoticeRequestBody
+from schemas.header import MessageType
 from schemas.notices import NoticeRequest, subject_identity
 from schemas.participants import CCC
 from schemas.registry import default_registry
@@ -82,7 +84,7 @@ log = structlog.get_logger("i247.bench")
 
 READY_SECONDS = 180.0  # a full-size database build precedes hub-ready the first time
 DRAIN_SECONDS = 60.0  # after the last request, for the last copies to be read
-NOTICE_TYPE = b"int.interpol.i247.notice.v1"  # the copies' ce_type: skip the rest unopened
+NOTICE_TYPE = envelope_type(MessageType.NOTICE).encode()  # the copies' ce_type: skip the rest
 PUBLISHED = "published"
 
 Stage = Literal["produced", "read", "opened"]

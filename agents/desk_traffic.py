@@ -47,6 +47,7 @@ from agents.notice_board import NoticeBoard
 from agents.notice_traffic import NoticeTraffic
 from agents.screening_sources import ScreeningWorld
 from agents.team_traffic import TeamTraffic
+from brokers.record_headers import envelope_message_type
 from brokers.records import OutboundRecord
 from schemas.bodies import Body, NoticeActionBody, NoticeBody, RenewalPromptBody
 from schemas.checks import StolenVehicleReport
@@ -56,13 +57,10 @@ from schemas.sealing import RandomBytes
 
 __all__ = ["DeskTraffic", "kind_of_record"]
 
-_CE_TYPE = "int.interpol.i247."
-
 
 def kind_of_record(record: OutboundRecord) -> str:
     """The message type a sealed record declares in its CloudEvents type header."""
-    ce_type = (record.header("ce_type") or b"").decode()
-    return ce_type.removeprefix(_CE_TYPE).removesuffix(".v1") or "unknown"
+    return envelope_message_type(record.headers) or "unknown"
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.header import RoutingHeader, format_timestamp
+from schemas.header import MessageType, RoutingHeader, format_timestamp
 
 __all__ = [
     "CONTENT_TYPE",
@@ -36,6 +36,8 @@ __all__ = [
     "cloudevent_headers",
     "dead_letter_headers",
     "envelope_headers",
+    "envelope_message_type",
+    "envelope_type",
     "header_value",
     "parse_traceparent",
     "read_cloudevent",
@@ -48,6 +50,7 @@ __all__ = [
 Headers = Iterable[tuple[str, bytes]]
 CONTENT_TYPE = "application/vnd.i247.envelope+json; version=1"
 DLQ_PREFIX = "i247.dlq."
+_ENVELOPE_TYPE = ("int.interpol.i247.", ".v1")  # ce_type = prefix + message type + suffix
 REPLAY_PREFIX = "i247.replay."
 MAX_DETAIL_BYTES = 4096
 
@@ -198,13 +201,29 @@ def read_cloudevent(headers: Headers) -> CloudEvent:
     )
 
 
+def envelope_type(message_type: MessageType) -> str:
+    """The CloudEvents type of a sealed record of ``message_type``."""
+    return f"{_ENVELOPE_TYPE[0]}{message_type.value}{_ENVELOPE_TYPE[1]}"
+
+
+def envelope_message_type(headers: Headers) -> str | None:
+    """The message type a sealed record declares in its ``ce_type``, read without opening
+    it; None if the record is not an envelope."""
+    value = header_value(headers, "ce_type")
+    text = value.decode(errors="replace") if value else ""
+    prefix, suffix = _ENVELOPE_TYPE
+    if not (text.startswith(prefix) and text.endswith(suffix)):
+        return None
+    return text[len(prefix) : -len(suffix)] or None
+
+
 def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, bytes], ...]:
     """The headers of a sealed record (docs/wire-format.md §7)."""
     return (
         *cloudevent_headers(
             header.message_id,
             f"/i247/{header.sender}",
-            f"int.interpol.i247.{header.message_type.value}.v1",
+            envelope_type(header.message_type),
             header.created_at,
         ),
         ("traceparent", traceparent(header.trace_id, span_id).encode()),

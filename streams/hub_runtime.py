@@ -530,13 +530,12 @@ class HubRuntime:
     async def _start_worker(self, unit: str, epoch: int, start: dict[int, int]) -> None:
         context = WorkerContext(
             bootstrap=self.state.bootstrap,
-            producer=self.producer,
+            new_producer=lambda: make_producer(self.state.bootstrap, self.state.settings),
             may_work=self.may_work,
             fetch_max_wait_ms=self.state.settings.fetch_max_wait_ms,
             max_fetch_bytes=2 * self.state.settings.max_message_bytes,
             on_first_output=self._first_output,
             clock=self.state.clock,
-            new_producer=lambda: make_producer(self.state.bootstrap, self.state.settings),
             ack_timeout=self.ttl.total_seconds(),
         )
         if unit == INTAKE:

@@ -46,13 +46,12 @@ class WorkerContext:
     """What a worker needs from its hub."""
 
     bootstrap: str
-    producer: AIOKafkaProducer
+    new_producer: Callable[[], AIOKafkaProducer]  # each worker's own (see the docstring)
     may_work: Callable[[str, int], bool]
     fetch_max_wait_ms: int
     max_fetch_bytes: int
     on_first_output: Callable[[str, int, datetime], Awaitable[None]]
     clock: Callable[[], datetime]
-    new_producer: Callable[[], AIOKafkaProducer] | None = None  # a worker's own, if given
     ack_timeout: float = 3.0  # seconds a batch's outputs may wait for the broker's acks
 
 
@@ -86,18 +85,14 @@ class UnitWorker:
             fetch_max_wait_ms=context.fetch_max_wait_ms,
             max_partition_fetch_bytes=context.max_fetch_bytes,
         )
-        self._producer = context.producer
-        self._own_producer = False
+        self._producer = context.new_producer()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._produced_any = False
         self.processed = 0
 
     async def start(self) -> None:
-        if self.context.new_producer is not None:
-            self._producer = self.context.new_producer()
-            await self._producer.start()
-            self._own_producer = True
+        await self._producer.start()
         await self._consumer.start()
         found = self._consumer.partitions_for_topic(self.topic) or {0}
         partitions = [TopicPartition(self.topic, p) for p in sorted(found)]
@@ -119,9 +114,8 @@ class UnitWorker:
             except Exception:  # the failure was logged where it happened
                 log.warning("unit-worker-failed", unit=self.unit, epoch=self.epoch)
         await self._consumer.stop()
-        if self._own_producer:  # a producer stuck on unacknowledged batches must not hang us
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.stop(), 2.0)
+        with contextlib.suppress(Exception):  # a producer stuck on unacked batches must not hang us
+            await asyncio.wait_for(self._producer.stop(), 2.0)
         return dict(self.positions)
 
     def backlog(self) -> int:

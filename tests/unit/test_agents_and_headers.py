@@ -13,6 +13,7 @@ from agents.traffic import EXPECTED_REASON, Fault, TrafficMix
 from brokers.record_headers import (
     dead_letter_headers,
     envelope_headers,
+    envelope_message_type,
     header_value,
     parse_traceparent,
     read_dead_letter,
@@ -106,6 +107,9 @@ def test_envelope_headers_are_cloudevents_and_trace_context() -> None:
     assert header_value(headers, "ce_id") == header.message_id.encode()
     assert header_value(headers, "ce_source") == b"/i247/FRA"
     assert header_value(headers, "ce_type") == b"int.interpol.i247.message.v1"
+    assert envelope_message_type(headers) == "message"
+    assert envelope_message_type([("ce_type", b"com.example.other")]) is None
+    assert envelope_message_type([]) is None
     assert header_value(headers, "ce_time") == b"2026-11-23T12:00:00.000000Z"
     assert (
         header_value(headers, "traceparent") == f"00-{header.trace_id}-00f067aa0ba902b7-01".encode()
