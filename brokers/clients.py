@@ -3,7 +3,10 @@
 * ``acks="all"`` and idempotence off: Tansu rejects InitProducerId (aiokafka speaks v0),
   so deduplication is the application's (message ids), on both brokers alike;
 * ``fetch_max_wait_ms`` from settings: Tansu does not wake a waiting fetch, so this wait
-  *is* the per-hop latency there; on Kafka it only bounds idle polling;
+  *is* the per-hop latency there; on Kafka it only bounds idle polling. Consumers made
+  here adapt it (``brokers.fetch_wait``): that short wait while records flow, growing to
+  ``I247_IDLE_FETCH_WAIT_MS`` while idle, so an idle consumer costs the broker a few
+  fetches a second instead of a hundred;
 * short session timeouts from settings: Tansu holds a group join for half of it;
 * manual commits, reading from the earliest offset when a group has none;
 * room for records up to twice ``I247_MAX_MESSAGE_BYTES``: the application refuses bodies
@@ -30,6 +33,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.fetch_wait import AdaptiveConsumer
 from brokers.settings import Settings
 
 __all__ = ["BACKGROUND_FETCH_WAIT_MS", "make_consumer", "make_producer", "terminate"]
@@ -92,7 +96,8 @@ def make_consumer(
     """A consumer, not started: subscribed to ``topics`` if given, else ready for ``assign``.
 
     With ``group_id`` it commits that group's offsets (explicitly: auto-commit is off);
-    without, it keeps no offsets. ``overrides`` are AIOKafkaConsumer options.
+    without, it keeps no offsets. ``overrides`` are AIOKafkaConsumer options; its fetch
+    wait starts at ``fetch_max_wait_ms`` and grows to the idle cap while nothing arrives.
     """
     bootstrap, tuning = _target(target, settings)
     options: dict[str, Any] = {
@@ -106,7 +111,9 @@ def make_consumer(
         "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
     }
     options.update(overrides)
-    return AIOKafkaConsumer(*(topics or ()), **options)
+    return AdaptiveConsumer(
+        *(topics or ()), idle_fetch_wait_ms=tuning.idle_fetch_wait_ms, **options
+    )
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

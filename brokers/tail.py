@@ -7,8 +7,10 @@ once every record that existed when it was called has been handed over, which is
 reader makes sure its fold is at least as new as something it has just read elsewhere
 (a delivery made under a lease epoch it has not seen yet).
 
-Used for the lease journal and the heartbeats by hubs, and by readers that fence
-deliveries; the folding itself is the caller's (pure) business.
+Used by hubs (one tail for all their journals), and by readers that fence deliveries; the
+folding itself is the caller's (pure) business. The fetch wait adapts to the traffic
+(``brokers.fetch_wait``): ``fetch_max_wait_ms`` while records flow, up to
+``idle_fetch_wait_ms`` while the topics are quiet.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import contextlib
 from collections.abc import Callable, Iterable
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, AdaptiveConsumer
 from brokers.records import ReceivedRecord
 
 __all__ = ["TopicTail", "received_from_kafka"]
@@ -50,14 +53,18 @@ class TopicTail:
         on_record: Callable[[ReceivedRecord], None],
         *,
         fetch_max_wait_ms: int = 10,
+        idle_fetch_wait_ms: int = DEFAULT_IDLE_FETCH_WAIT_MS,
+        max_partition_fetch_bytes: int = 1_048_576,
     ) -> None:
         self._topics = list(topics)
         self._on_record = on_record
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = AdaptiveConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,
+            idle_fetch_wait_ms=idle_fetch_wait_ms,
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
         )
         self._positions: dict[TopicPartition, int] = {}
         self._partitions: list[TopicPartition] = []
@@ -86,7 +93,7 @@ class TopicTail:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200)
+            batch = await self._consumer.getmany(timeout_ms=100)
             for tp, records in batch.items():
                 for record in records:
                     try:
