@@ -92,6 +92,10 @@ __all__ = ["HubRuntime"]
 log = structlog.get_logger("i247.hub")
 
 TICK = 0.2  # seconds between coordination passes
+JOURNAL_FETCH_WAIT_MS = 50
+"""The journals' shortest fetch wait: no message waits on them in the steady state (a claim's
+read-back, a heartbeat, a team's keys do), and the renewals every hub writes every TTL/3
+would otherwise hold the tail near the 10 ms wait of the message path even when idle."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -191,7 +195,7 @@ class HubRuntime:
             bootstrap,
             list(self._fold),
             self._on_record,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=max(settings.fetch_max_wait_ms, JOURNAL_FETCH_WAIT_MS),
             idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
             max_partition_fetch_bytes=2 * settings.max_message_bytes,
         )

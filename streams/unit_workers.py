@@ -194,6 +194,8 @@ class WorkLoop:
                     await asyncio.sleep(0.05)
                     continue
                 batch = await self._consumer.getmany(timeout_ms=100, max_records=BATCH_RECORDS)
+                if self._reassign:
+                    continue  # terms changed meanwhile: read again from their positions
                 if batch:
                     await self._process(batch)
             except asyncio.CancelledError:
