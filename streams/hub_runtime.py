@@ -23,8 +23,11 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   intake refuses traffic for a closed team (``recipient-revoked``);
 * the compacted notices topic, into the notices desk and the nominal index.
 
-Graceful stop (SIGTERM): stop the workers, release every lease with final positions, and
-send a leaving heartbeat, so successors take over at once instead of after the TTL.
+The life cycle is explicit (``streams.coordination.HubPhase``): starting, catching-up
+(folding the journals' history), running, stopping, stopped; each pass of ``coordinate``
+asks the pure ``step`` for its moves and carries them out. Graceful stop (SIGTERM): stop
+the terms, release every lease with final positions, and send a leaving heartbeat, so
+successors take over at once instead of after the TTL.
 """
 
 from __future__ import annotations
@@ -59,26 +62,28 @@ from schemas.leases import (
     fence_tag,
     judge,
 )
-from schemas.participants import HUB_SITES
 from schemas.sealing import open_sealed, parse_envelope
 from schemas.topics import TopicKind, TopicSpec
 from streams.ccc_desk import CccDesk
 from streams.check_desk import CheckDesk
+from streams.coordination import (
+    ClaimUnit,
+    Declare,
+    Drop,
+    HubPhase,
+    ReleaseUnit,
+    RenewUnit,
+    advance,
+    step,
+)
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
 from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
-from streams.duty import (
-    INTAKE,
-    ClaimReason,
-    Intent,
-    claim_reason,
-    desired_owners,
-    plan_leases,
-)
+from streams.duty import INTAKE, ClaimReason
 from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
 from streams.intake_progress import IntakeProgress
-from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
+from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
 from streams.nominal_feed import NominalFeed
 from streams.notice_desk import NoticeDesk
 from streams.replay_memory import remember_lane_record
@@ -128,6 +133,7 @@ class HubRuntime:
         self._sequence = 0
         self.incarnation = state.random_bytes(8).hex()
         self._loop: asyncio.Task[None] | None = None
+        self.phase = HubPhase.STARTING
         self._ready = False
         self.desk = CccDesk()
         self.intake_progress = IntakeProgress()  # which inputs each intake term wrote out
@@ -214,15 +220,28 @@ class HubRuntime:
         await self.producer.start()
         await self._journals.start()
         await self.work.start()
+        self._enter(HubPhase.CATCHING_UP)
         await self._open_checks()
         # leases, beats, teams and notices known before this hub takes any work
         await self._journals.catch_up()
         self._history_read = True  # beats read so far are history, not signs of life
         self._started_at = self.state.clock()
         await self.beat()
+        self._enter(HubPhase.RUNNING)
         self._loop = asyncio.create_task(self._coordinate_forever(), name="coordinate")
 
+    def _enter(self, phase: HubPhase) -> None:
+        self.phase = advance(self.phase, phase)
+        log.info("hub-phase", hub=self.state.hub, phase=phase.value)
+
     async def stop(self) -> None:
+        """Hand every lease on with its final positions, say goodbye, disconnect."""
+        if self.phase in (HubPhase.STOPPING, HubPhase.STOPPED):
+            return
+        self._enter(HubPhase.STOPPING)
+        if self._work is None or self._tail is None or self._producer is None:
+            self._enter(HubPhase.STOPPED)  # never connected: nothing to hand on
+            return
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -243,6 +262,7 @@ class HubRuntime:
         if self.databases is not None:
             self.databases.close()
         await self.producer.stop()
+        self._enter(HubPhase.STOPPED)
 
     async def _open_checks(self) -> None:
         """Open the databases (built once per data dir) and register the checks desk; the
@@ -401,141 +421,123 @@ class HubRuntime:
         """Whether this hub holds intake now: the one hub that runs the CCC's desk clocks."""
         return self.book.owner_at(INTAKE, self.state.clock()) == self.me
 
-    def alive(self, now: datetime) -> set[str]:
-        assert self._started_at is not None
-        if now < self._started_at + self.ttl:  # not heard everyone yet: assume the best
-            return set(HUB_SITES)
-        others = {s for s in HUB_SITES if s != self.me}
-        return {self.me} | {
-            s for s in others if assess(self.views.get(s), now, self.policy) is Liveness.ALIVE
-        }
-
     async def coordinate(self) -> None:
+        """One pass: ask the pure core what to do (``streams.coordination.step``), do it."""
         now = self.state.clock()
         intake = self.book.lease(INTAKE)
         self.intake_progress.forget(intake.epoch, intake.positions)
-        alive = self.alive(now)
-        await self._note_liveness(alive, now)
-        await self._drop_lost_units()
-        wanted = desired_owners(topics=self.topics, roster=self.state.roster, now=now, alive=alive)
-        claims: list[tuple[str, int, ClaimReason, dict[str, Any]]] = []
-        last_offset = -1
-        for move in plan_leases(
+        assert self._started_at is not None
+        moves = step(
             me=self.me,
-            book=self.book,
-            wanted=wanted,
             now=now,
+            book=self.book,
+            views=self.views,
+            declared=self.declared,
+            running={unit: term.epoch for unit, term in self.workers.items()},
             last_renewed=self.last_renewed,
             renew_every=self.renew_every,
-            running={unit: term.epoch for unit, term in self.workers.items()},
-        ):
-            unit = move.unit
-            if move.intent is Intent.RENEW:
-                term = self.workers.get(unit)
-                positions = dict(term.positions) if term else dict(self.book.lease(unit).positions)
+            policy=self.policy,
+            started_at=self._started_at,
+            topics=self.topics,
+            roster=self.state.roster,
+        )
+        claims: list[tuple[ClaimUnit, dict[str, Any]]] = []
+        last_offset = -1
+        for move in moves:
+            if isinstance(move, Declare):
+                await self._declare(move, now)
+            elif isinstance(move, Drop):
+                await self._drop(move)
+            elif isinstance(move, RenewUnit):
+                term = self.workers.get(move.unit)
+                positions = (
+                    dict(term.positions) if term else dict(self.book.lease(move.unit).positions)
+                )
                 await self._write(
-                    Renew(unit, self.me, move.epoch, now, self.ttl, positions), wait=False
+                    Renew(move.unit, self.me, move.epoch, now, self.ttl, positions), wait=False
                 )
-                self.last_renewed[unit] = now
-            elif move.intent is Intent.RELEASE:
-                final = (
-                    await self.work.remove(unit)
-                    if unit in self.workers
-                    else dict(self.book.lease(unit).positions)
-                )
-                await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
-                await self._journal(
-                    "lease-released",
-                    unit,
-                    {
-                        "unit": unit,
-                        "epoch": move.epoch,
-                        "reason": "handover",
-                        "handing_to": move.handing_to,
-                        "positions": {str(p): o for p, o in final.items()},
-                    },
-                )
+                self.last_renewed[move.unit] = now
+            elif isinstance(move, ReleaseUnit):
+                await self._release(move)
             else:
-                reason = claim_reason(
-                    unit,
-                    me=self.me,
-                    book=self.book,
-                    topics=self.topics,
-                    roster=self.state.roster,
-                    now=now,
-                )
-                previous = self.book.lease(unit)
-                prior_owner = previous.owner or (
-                    previous.terms[-1].owner if previous.terms else None
-                )
-                view = self.views.get(prior_owner) if prior_owner else None
-                seen: dict[int, int] = {}
-                if unit == INTAKE and previous.owner is not None:
-                    # an unreleased term: start at the first input it left without an output
-                    await self._journals.catch_up()
-                    seen = self.intake_progress.resume_from(previous.epoch, previous.positions)
-                offset = await self._write(Claim(unit, self.me, move.epoch, now, self.ttl, seen))
-                last_offset = max(last_offset, offset or 0)
-                claims.append(
-                    (
-                        unit,
-                        move.epoch,
-                        reason,
-                        {
-                            "previous_owner": prior_owner,
-                            "previous_epoch": previous.epoch,
-                            "last_heard": _iso(view.last_received if view else None),
-                            "detected_at": _iso(self.dead_since.get(prior_owner or "")),
-                            "lease_expired_at": _iso(previous.expires_at),
-                            "claimed_at": _iso(now),
-                        },
-                    )
-                )
+                offset, timing = await self._claim(move, now)
+                last_offset = max(last_offset, offset)
+                claims.append((move, timing))
         if claims:
             await asyncio.wait_for(self._journals.wait_past(self.topics.leases, last_offset), 30)
-            for unit, epoch, reason, timing in claims:
-                await self._take(unit, epoch, reason, timing)
+            for claim, timing in claims:
+                await self._take(claim.unit, claim.epoch, claim.reason, timing)
         if not self._ready:
             self._ready = True
             await self._journal("hub-ready", self.state.hub, {"units": sorted(self.workers)})
 
-    async def _note_liveness(self, alive: set[str], now: datetime) -> None:
-        for site in HUB_SITES:
-            if site == self.me:
-                continue
-            state = Liveness.ALIVE if site in alive else Liveness.DEAD
-            if self.declared.get(site, Liveness.ALIVE) is state:
-                continue
-            self.declared[site] = state
-            view = self.views.get(site)
-            if state is Liveness.DEAD:
-                self.dead_since[site] = now
-            await self._journal(
-                f"hub-{state.value}",
-                site,
-                {
-                    "site": site,
-                    "last_heard": _iso(view.last_received if view else None),
-                    "declared_at": _iso(now),
-                },
-            )
+    async def _declare(self, move: Declare, now: datetime) -> None:
+        self.declared[move.site] = move.liveness
+        view = self.views.get(move.site)
+        if move.liveness is Liveness.DEAD:
+            self.dead_since[move.site] = now
+        await self._journal(
+            f"hub-{move.liveness.value}",
+            move.site,
+            {
+                "site": move.site,
+                "last_heard": _iso(view.last_received if view else None),
+                "declared_at": _iso(now),
+            },
+        )
 
-    async def _drop_lost_units(self) -> None:
-        for unit, term in list(self.workers.items()):
-            lease = self.book.lease(unit)
-            if (lease.owner, lease.epoch) == (self.me, term.epoch):
-                continue
-            await self.work.remove(unit, grace=0)
-            await self._journal(
-                "lease-lost",
-                unit,
-                {
-                    "unit": unit,
-                    "epoch": term.epoch,
-                    "now_owner": lease.owner,
-                    "now_epoch": lease.epoch,
-                },
-            )
+    async def _drop(self, move: Drop) -> None:
+        await self.work.remove(move.unit, grace=0)
+        await self._journal(
+            "lease-lost",
+            move.unit,
+            {
+                "unit": move.unit,
+                "epoch": move.epoch,
+                "now_owner": move.now_owner,
+                "now_epoch": move.now_epoch,
+            },
+        )
+
+    async def _release(self, move: ReleaseUnit) -> None:
+        unit = move.unit
+        final = (
+            await self.work.remove(unit)
+            if unit in self.workers
+            else dict(self.book.lease(unit).positions)
+        )
+        await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
+        await self._journal(
+            "lease-released",
+            unit,
+            {
+                "unit": unit,
+                "epoch": move.epoch,
+                "reason": "handover",
+                "handing_to": move.handing_to,
+                "positions": {str(p): o for p, o in final.items()},
+            },
+        )
+
+    async def _claim(self, move: ClaimUnit, now: datetime) -> tuple[int, dict[str, Any]]:
+        """Write the claim; return its offset and the timings its journal entry carries."""
+        previous = self.book.lease(move.unit)
+        view = self.views.get(move.previous_owner) if move.previous_owner else None
+        seen: dict[int, int] = {}
+        if move.unit == INTAKE and move.unreleased:
+            # an unreleased term: start at the first input it left without an output
+            await self._journals.catch_up()
+            seen = self.intake_progress.resume_from(previous.epoch, previous.positions)
+        offset = await self._write(Claim(move.unit, self.me, move.epoch, now, self.ttl, seen))
+        timing = {
+            "previous_owner": move.previous_owner,
+            "previous_epoch": move.previous_epoch,
+            "last_heard": _iso(view.last_received if view else None),
+            "detected_at": _iso(self.dead_since.get(move.previous_owner or "")),
+            "lease_expired_at": _iso(previous.expires_at),
+            "claimed_at": _iso(now),
+        }
+        return offset or 0, timing
 
     async def _take(
         self, unit: str, epoch: int, reason: ClaimReason, timing: dict[str, Any]
