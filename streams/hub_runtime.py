@@ -238,9 +238,14 @@ class HubRuntime:
         """Hand every lease on with its final positions, say goodbye, disconnect."""
         if self.phase in (HubPhase.STOPPING, HubPhase.STOPPED):
             return
+        connected = self.phase is not HubPhase.STARTING
         self._enter(HubPhase.STOPPING)
-        if self._work is None or self._tail is None or self._producer is None:
-            self._enter(HubPhase.STOPPED)  # never connected: nothing to hand on
+        if not connected:  # start failed before the journals: nothing to hand on
+            for client in (self._work, self._tail, self._producer):
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.stop()
+            self._enter(HubPhase.STOPPED)
             return
         if self._loop is not None:
             self._loop.cancel()
