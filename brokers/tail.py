@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -28,6 +29,8 @@ from brokers.records import ReceivedRecord
 __all__ = ["TopicTail", "received_from_kafka"]
 
 log = structlog.get_logger("i247.tail")
+
+YIELD_SECONDS = 0.01  # longest stretch of folding before other tasks get the loop
 
 
 def received_from_kafka(record: object) -> ReceivedRecord:
@@ -94,8 +97,12 @@ class TopicTail:
     async def _run(self) -> None:
         while True:
             batch = await self._consumer.getmany(timeout_ms=100)
+            yielded = time.monotonic()
             for tp, records in batch.items():
                 for record in records:
+                    if time.monotonic() - yielded > YIELD_SECONDS:
+                        await asyncio.sleep(0)  # a long fold must not starve other tasks
+                        yielded = time.monotonic()
                     try:
                         self._on_record(received_from_kafka(record))
                     except Exception:  # a bad journal entry must not stop the fold

@@ -55,6 +55,10 @@ log = structlog.get_logger("i247.hub")
 
 BATCH_RECORDS = 500  # records handled per batch (one acknowledgement wait each)
 RETRY_SECONDS = 1.0  # a term whose handler failed waits this long before reading again
+YIELD_SECONDS = 0.01
+"""Longest stretch of handling before the loop lets other tasks run: the handlers are CPU
+work, and a 500-record batch on a busy machine held the event loop for seconds, so the
+hub's renewals and heartbeats came late and its successor took its leases over."""
 
 
 class RecordHandler(Protocol):
@@ -269,11 +273,15 @@ class WorkLoop:
         advanced: list[tuple[Term, int, int]] = []
         first: list[Term] = []
         send = self._producer.send
+        yielded = time.monotonic()
         for tp, records in handling_order(batch):
             term = by_topic.get(tp.topic)
             if term is None:
                 continue
             for raw in records:
+                if time.monotonic() - yielded > YIELD_SECONDS:
+                    await asyncio.sleep(0)  # renewals and heartbeats run between records
+                    yielded = time.monotonic()
                 if self.terms.get(term.unit) is not term:
                     break  # released or lost meanwhile: its successor starts at its positions
                 if not self.context.may_work(term.unit, term.epoch):
