@@ -23,6 +23,7 @@ names, so these names are a contract:
 | ``I247_SHIFT_SECONDS`` | unset: real 8-hour shifts | > 0; compressed duty shifts for demos |
 | ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
 | ``I247_DB_SCALE`` | 1.0 | 0 < x <= 1; the simulated databases' share of full size |
+| ``I247_METRICS_PORT`` | 0: off | 0-65535; a hub's or the archiver's /metrics, /healthz, /readyz |
 
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
@@ -98,6 +99,9 @@ class Settings(BaseModel):
     log_level: LogLevel = Field("info", description="one of debug, info, warning, error, critical")
     db_scale: float = Field(
         1.0, gt=0, le=1, allow_inf_nan=False, description="a number 0 < x <= 1 (1 = full size)"
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65_535, description="a TCP port 1-65535, or 0 for no metrics server"
     )
 
     @model_validator(mode="before")

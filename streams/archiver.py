@@ -17,6 +17,9 @@ another head, so an idle backbone gets no stream of heads about heads. A head is
 it; on start, heads still unpublished (a crash in between) are sent again, so every head
 reaches the control topic at least once.
 
+The archiver is ready (``/readyz`` on ``I247_METRICS_PORT``, ``streams.probes``) once a
+fetch has found nothing left to archive: it has caught up with the backbone once.
+
 Correctness never rests on the broker's end offsets (the embedded Tansu broker
 under-reports them after multi-record batches): positions come from the archive, and
 the loop simply fetches whatever follows them.
@@ -51,6 +54,8 @@ from schemas.archive import ArchivedRecord, TreeHead, sign_tree_head
 from schemas.header import format_timestamp
 from schemas.keys import PrivateIdentity, load_identity
 from schemas.participants import AUDITOR
+from streams.hub_metrics import ArchiverMetrics
+from streams.probes import Probes, ProbeServer
 
 __all__ = ["HEAD_EVENT_TYPE", "Archiver", "head_event", "run_archiver"]
 
@@ -108,6 +113,8 @@ class Archiver:
         self.clock = clock
         self.archived = 0  # records appended by this run (the file may hold more)
         self.heads_signed = 0  # tree heads signed by this run
+        self.caught_up = False  # a fetch found nothing left to archive, once
+        self.metrics = ArchiverMetrics()
         self._prefix = f"{settings.topic_prefix}."
         self._store: ArchiveStore | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -222,6 +229,10 @@ class Archiver:
                 appended = await asyncio.to_thread(self._store.append, records)
                 self.archived += len(appended)
                 self._unsigned += sum(1 for r in appended if not _is_own_head(r))
+                self.metrics.appended(len(appended), self._store.size)
+            elif not self.caught_up:
+                self.caught_up = True
+                log.info("archiver-caught-up", leaves=self._store.size)
             now = self.clock()
             if self._unsigned and (
                 self._unsigned >= self.head_records or now - self._last_head >= self.head_seconds
@@ -237,6 +248,7 @@ class Archiver:
         self._unsigned = 0
         self._last_head = now
         self.heads_signed += 1
+        self.metrics.head_signed()
         await self._publish(head)
         log.info("tree-head", size=head.size, root=head.root.hex(), key_id=head.key_id)
         return head
@@ -270,17 +282,30 @@ async def run_archiver(
     archiver = Archiver(
         settings, archive_path, identity, head_seconds=head_seconds, head_records=head_records
     )
-    await archiver.start()
+    server: ProbeServer | None = None
+    ticking: asyncio.Task[None] | None = None
+    if settings.metrics_port:
+        probes = Probes(archiver.metrics.registry, ready=lambda: archiver.caught_up)
+        server = ProbeServer(probes, settings.metrics_port)
+        server.start()
+        ticking = asyncio.create_task(probes.tick_forever(), name="probes")
     try:
-        loop = asyncio.create_task(archiver.wait())
-        waiters: set[asyncio.Task[Any]] = {loop}
-        if stop is not None:
-            waiters.add(asyncio.create_task(stop.wait()))
-        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        if loop in done:
-            loop.result()  # the loop ended only by an error: raise it
+        await archiver.start()
+        try:
+            loop = asyncio.create_task(archiver.wait())
+            waiters: set[asyncio.Task[Any]] = {loop}
+            if stop is not None:
+                waiters.add(asyncio.create_task(stop.wait()))
+            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if loop in done:
+                loop.result()  # the loop ended only by an error: raise it
+        finally:
+            await archiver.stop()
     finally:
-        await archiver.stop()
+        if ticking is not None:
+            ticking.cancel()
+        if server is not None:
+            server.stop()
     return archiver.archived

@@ -3,7 +3,8 @@
 Each hub is its own process. Ownership of intake and of each lane comes from leases on the
 lease journal, not from consumer-group membership, so nothing here needs a stream
 framework: ``HubService`` starts the runtime, runs four timers beside it (heartbeat every
-TTL/3, handling clocks due and the desks' tick every second, statistics every 10 s), and
+TTL/3, handling clocks due and the desks' tick every second, statistics every 10 s), serves
+``/metrics``, ``/healthz`` and ``/readyz`` when ``I247_METRICS_PORT`` is set, and
 on SIGTERM/SIGINT stops them and lets the runtime hand its leases on (release with final
 positions, then a leaving heartbeat), so successors take over at once. The
 acknowledgements other hubs relay on the journal are folded by the runtime's journal tail.
@@ -19,8 +20,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from schemas.leases import fence_headers
+from streams.coordination import HubPhase
 from streams.hub_runtime import HubRuntime
 from streams.hub_state import HubState, journal_record
+from streams.probes import Probes, ProbeServer
 
 __all__ = ["HubService"]
 
@@ -35,6 +38,12 @@ class HubService:
         self.runtime = HubRuntime(state)
         self._stop = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
+        self.probes = Probes(
+            state.metrics.registry,
+            ready=lambda: self.runtime.phase is HubPhase.RUNNING,
+            refresh=self.refresh_metrics,
+        )
+        self.probe_server: ProbeServer | None = None
 
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and SIGINT do)."""
@@ -45,6 +54,11 @@ class HubService:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        ticking: asyncio.Task[None] | None = None
+        if self.state.settings.metrics_port:
+            self.probe_server = ProbeServer(self.probes, self.state.settings.metrics_port)
+            self.probe_server.start()
+            ticking = asyncio.create_task(self.probes.tick_forever(), name="probes")
         try:
             await self.runtime.start()
             ttl_s = self.state.settings.lease_ttl_ms / 1000
@@ -62,6 +76,12 @@ class HubService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.runtime.stop()
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking
+            if self.probe_server is not None:
+                self.probe_server.stop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
 
@@ -90,6 +110,7 @@ class HubService:
                 out.topic, out.value, key=out.key, headers=list(out.headers)
             )
             state.counts["breaches"] += 1
+            state.metrics.breach(breach.precedence.value)
             log.warning(
                 "handling-breach", message_id=breach.message_id, precedence=breach.precedence.value
             )
@@ -103,6 +124,14 @@ class HubService:
             await self.runtime.producer.send(
                 out.topic, out.value, key=out.key, headers=list(headers)
             )
+
+    def refresh_metrics(self) -> None:
+        """The gauges of the present: units held with their epochs and backlogs."""
+        workers = self.runtime.workers  # empty until the work loop exists
+        self.state.metrics.held(
+            {unit: term.epoch for unit, term in workers.items()},
+            {unit: self.runtime.work.backlog(unit) for unit in workers},
+        )
 
     async def report(self) -> None:
         log.info(

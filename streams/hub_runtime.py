@@ -565,6 +565,7 @@ class HubRuntime:
             "start": {str(p): o for p, o in start.items()},
         }
         self.claims[(unit, epoch)] = fields
+        self.state.metrics.claimed(unit, reason.value)
         await self._start_worker(unit, epoch, start)
         await self._journal("lease-claimed", unit, fields)
 
@@ -608,6 +609,7 @@ class HubRuntime:
         )
         if isinstance(outcome, Admitted):
             state.counts["admitted"] += 1
+            state.metrics.admitted()
             log.debug(
                 "admitted",
                 message_id=outcome.header.message_id,
@@ -618,6 +620,7 @@ class HubRuntime:
             return [outcome.lane]
         if isinstance(outcome, Refused):
             state.counts[f"refused.{outcome.reason.value}"] += 1
+            state.metrics.refused(outcome.reason.value)
             log.info(
                 "refused",
                 message_id=outcome.message_id,
@@ -628,6 +631,7 @@ class HubRuntime:
             return [dead_letter(record, outcome, self.topics.deadletter, f"{state.hub}/intake")]
         assert isinstance(outcome, Redelivered)
         state.counts["readmitted"] += 1
+        state.metrics.readmitted()
         return [outcome.again.lane]
 
     def desk_handle(self, record: ReceivedRecord, now: datetime) -> list[OutboundRecord]:
@@ -676,6 +680,7 @@ class LaneDelivery:
             verdict = await runtime.judge_upstream(tag)
         if tag is None or tag.unit != INTAKE or verdict is not FenceVerdict.ACCEPT:
             state.counts["fenced-input"] += 1
+            state.metrics.fenced()
             log.info("fenced-input", lane=record.topic, offset=record.offset, tag=str(tag))
             return []
         now = state.clock()
@@ -721,6 +726,14 @@ class LaneDelivery:
         state.counts["delivered"] += len(plan.inbox)
         state.counts["ccc"] += int(plan.to_ccc)
         state.counts["duplicates"] += len(plan.duplicates)
+        state.metrics.delivered(
+            len(plan.inbox),
+            plan.precedence.value,
+            (state.clock() - plan.header.created_at).total_seconds(),
+            duplicates=len(plan.duplicates),
+        )
+        if plan.to_ccc:
+            state.metrics.to_ccc()
         log.debug(
             "delivered",
             message_id=plan.header.message_id,

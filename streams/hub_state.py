@@ -25,6 +25,7 @@ from schemas.participants import hub_id
 from schemas.sealing import RandomBytes
 from streams.clocks import HandlingClocks
 from streams.dedup import SeenMessages
+from streams.hub_metrics import HubMetrics
 from streams.intake import IntakePolicy, Refused
 from streams.roster import DutyRoster
 
@@ -53,6 +54,7 @@ class HubState:
     clocks: HandlingClocks = field(init=False)
     policy: IntakePolicy = field(init=False)
     counts: Counter[str] = field(default_factory=Counter)
+    metrics: HubMetrics = field(default_factory=HubMetrics)
 
     def __post_init__(self) -> None:
         self.seen = SeenMessages(horizon=self.settings.freshness_seconds)

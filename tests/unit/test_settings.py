@@ -34,6 +34,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "shift_seconds": None,
         "log_level": "info",
         "db_scale": 1.0,
+        "metrics_port": 0,
     }
     assert settings.database_sizes == {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
 
