@@ -213,3 +213,46 @@ class TestBackboneServices:
                 assert services[name]["depends_on"][before] == {
                     "condition": "service_completed_successfully"
                 }
+
+
+PROBED = ("hub-lyon", "hub-buenos-aires", "hub-singapore", "archiver")
+
+
+class TestHealthChecks:
+    @pytest.mark.parametrize("name", PROBED)
+    def test_hubs_and_the_archiver_are_healthy_when_their_readyz_says_so(
+        self, compose: dict[str, Any], name: str
+    ) -> None:
+        service = compose["services"][name]
+        port = Settings.from_env(env(service)).metrics_port
+        assert port, f"{name} serves no metrics: set I247_METRICS_PORT"
+        probe = " ".join(service["healthcheck"]["test"])
+        assert f"localhost:{port}/readyz" in probe
+        assert service["healthcheck"]["test"][0] == "CMD"
+
+    def test_each_probed_service_publishes_its_metrics_port_on_its_own_host_port(
+        self, compose: dict[str, Any]
+    ) -> None:
+        host_ports = []
+        for name in PROBED:
+            service = compose["services"][name]
+            port = Settings.from_env(env(service)).metrics_port
+            [mapping] = service["ports"]
+            host, container = mapping.split(":")
+            assert int(container) == port
+            host_ports.append(host)
+        assert len(set(host_ports)) == len(PROBED)
+
+    def test_nothing_waits_on_a_hub_or_the_archiver_merely_started(
+        self, compose: dict[str, Any]
+    ) -> None:
+        waited = 0
+        for name, service in compose["services"].items():
+            for before, condition in service.get("depends_on", {}).items():
+                if before in PROBED:
+                    waited += 1
+                    assert condition == {"condition": "service_healthy"}, name
+        assert compose["services"]["simulator"]["depends_on"]["hub-lyon"] == {
+            "condition": "service_healthy"
+        }
+        assert waited >= 1
