@@ -65,7 +65,7 @@ from schemas.registry import default_registry
 
 SUITES = {"x25519": Suite.X25519, "mlkem768-x25519": Suite.MLKEM768_X25519}
 
-__all__ = ["IMEST", "demo", "simulate", "start_archiver", "start_hub"]
+__all__ = ["IMEST", "demo", "metrics_ports", "simulate", "start_archiver", "start_hub"]
 
 IMEST = "team:imest-summer-games"
 """The standing IMEST at the demo's major event, screening arriving travellers."""
@@ -92,10 +92,18 @@ def build_databases(settings: Settings, bootstrap: str, log_dir: Path) -> int:
     return _start(settings, bootstrap, log_dir, "databases", ["-"]).wait()
 
 
+def metrics_ports(base: int) -> dict[str, int]:
+    """Each child's ``I247_METRICS_PORT``: the archiver on ``base``, the hubs on the next
+    ports (all on one machine, so one shared port would collide); all 0 when ``base`` is."""
+    names = ["archiver", *(f"hub-{site}" for site in HUB_SITES)]
+    return {name: base + i if base else 0 for i, name in enumerate(names)}
+
+
 def _start(
     settings: Settings, bootstrap: str, log_dir: Path, name: str, command: list[str]
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ, I247_BOOTSTRAP=bootstrap, I247_LOG_FILE=str(log_dir / f"{name}.log"))
+    env["I247_METRICS_PORT"] = str(metrics_ports(settings.metrics_port).get(name, 0))
     env["I247_TOPIC_PREFIX"] = settings.topic_prefix
     env["I247_KEYS_DIR"] = str(settings.keys_dir)
     env["I247_DATA_DIR"] = str(settings.data_dir)
@@ -383,6 +391,14 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
             None if args.no_archive else start_archiver(settings, bootstrap, run_dir, archive)
         )
         hubs = {site: start_hub(settings, site, bootstrap, run_dir) for site in HUB_SITES}
+        if settings.metrics_port:
+            ports = metrics_ports(settings.metrics_port)
+            console.print(
+                "metrics and probes: "
+                + ", ".join(
+                    f"{name} http://localhost:{port}/metrics" for name, port in ports.items()
+                )
+            )
         try:
             run = await run_traffic(
                 settings,

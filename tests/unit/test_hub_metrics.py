@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from brokers.settings import Settings, SettingsError
+from schemas.participants import HUB_SITES
 from streams.hub_metrics import ArchiverMetrics, HubMetrics
 from streams.probes import Probes, ProbeServer
 
@@ -194,6 +195,16 @@ class TestProbeServer:
         assert status == 200
         assert 'i247_hub_messages_total{outcome="admitted",reason=""} 1.0' in body
         assert get(port, "/nowhere")[0] == 404
+
+
+class TestDemoPorts:
+    def test_each_child_of_the_demo_gets_its_own_port_or_none(self) -> None:
+        from agents.demo import metrics_ports
+
+        ports = metrics_ports(9100)
+        assert ports["archiver"] == 9100
+        assert {ports[f"hub-{site}"] for site in HUB_SITES} == {9101, 9102, 9103}
+        assert set(metrics_ports(0).values()) == {0}
 
 
 class TestSetting:
