@@ -17,8 +17,9 @@ another head, so an idle backbone gets no stream of heads about heads. A head is
 it; on start, heads still unpublished (a crash in between) are sent again, so every head
 reaches the control topic at least once.
 
-The archiver is ready (``/readyz`` on ``I247_METRICS_PORT``, ``streams.probes``) once a
-fetch has found nothing left to archive: it has caught up with the backbone once.
+The archiver is ready (``/readyz`` on ``I247_METRICS_PORT``, ``streams.probes``) once it
+has caught up with the backbone once: it archived up to the end offsets the broker reported
+at start, or a fetch found nothing new (under steady traffic fetches are never empty).
 
 Correctness never rests on the broker's end offsets (the embedded Tansu broker
 under-reports them after multi-record batches): positions come from the archive, and
@@ -113,7 +114,8 @@ class Archiver:
         self.clock = clock
         self.archived = 0  # records appended by this run (the file may hold more)
         self.heads_signed = 0  # tree heads signed by this run
-        self.caught_up = False  # a fetch found nothing left to archive, once
+        self.caught_up = False  # reached the end offsets seen at start, or found nothing new
+        self._behind: dict[tuple[str, int], int] = {}  # end offsets at start not reached yet
         self.metrics = ArchiverMetrics()
         self._prefix = f"{settings.topic_prefix}."
         self._store: ArchiveStore | None = None
@@ -148,6 +150,7 @@ class Archiver:
             await self._publish(head)
             log.info("tree-head-republished", size=head.size, root=head.root.hex())
         await self._refresh()
+        await self._note_ends()
         self._task = asyncio.create_task(self._run(), name="i247-archiver")
         log.info("archiver-started", archive=str(self.path), leaves=self._store.size)
 
@@ -230,14 +233,35 @@ class Archiver:
                 self.archived += len(appended)
                 self._unsigned += sum(1 for r in appended if not _is_own_head(r))
                 self.metrics.appended(len(appended), self._store.size)
-            elif not self.caught_up:
-                self.caught_up = True
-                log.info("archiver-caught-up", leaves=self._store.size)
+            if not self.caught_up:
+                self._catching_up(records)
             now = self.clock()
             if self._unsigned and (
                 self._unsigned >= self.head_records or now - self._last_head >= self.head_seconds
             ):
                 await self._sign_head()
+
+    async def _note_ends(self) -> None:
+        """The end offsets at start that the archive has not reached: caught up once none is
+        left (Tansu may under-report them: an empty fetch also counts as caught up)."""
+        assert self._consumer is not None
+        assert self._store is not None
+        ends = await self._consumer.end_offsets(sorted(self._assigned))
+        archived = self._store.positions()
+        self._behind = {
+            (tp.topic, tp.partition): end
+            for tp, end in ends.items()
+            if archived.get((tp.topic, tp.partition), -1) + 1 < end
+        }
+
+    def _catching_up(self, records: list[ArchivedRecord]) -> None:
+        for record in records:
+            key = (record.topic, record.partition)
+            if key in self._behind and record.offset + 1 >= self._behind[key]:
+                del self._behind[key]
+        if not records or not self._behind:
+            self.caught_up = True
+            log.info("archiver-caught-up", leaves=self.leaves)
 
     async def _sign_head(self) -> TreeHead:
         assert self._store is not None

@@ -48,7 +48,7 @@ class HubMetrics:
         )
         self.latency = Histogram(
             "i247_hub_delivery_latency_seconds",
-            "From the routing header's created_at to the hub producing the delivery",
+            "From the routing header's created_at to the hub producing the inbox copies",
             ["precedence"],
             buckets=LATENCY_BUCKETS,
             registry=r,

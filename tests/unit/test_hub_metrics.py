@@ -5,12 +5,16 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from brokers.settings import Settings, SettingsError
-from schemas.participants import HUB_SITES
+from schemas.archive import ArchivedRecord
+from schemas.keys import load_identity
+from schemas.participants import AUDITOR, HUB_SITES
+from streams.archiver import Archiver
 from streams.hub_metrics import ArchiverMetrics, HubMetrics
 from streams.probes import Probes, ProbeServer
 
@@ -215,3 +219,27 @@ class TestSetting:
     def test_a_port_out_of_range_is_refused_by_name(self) -> None:
         with pytest.raises(SettingsError, match="I247_METRICS_PORT"):
             Settings.from_env({"I247_METRICS_PORT": "70000"})
+
+
+class TestArchiverReadiness:
+    @pytest.fixture
+    def archiver(self, keys_dir: Path, tmp_path: Path) -> Archiver:
+        return Archiver(Settings(), tmp_path / "a.sqlite3", load_identity(keys_dir, AUDITOR))
+
+    @staticmethod
+    def record(topic: str, partition: int, offset: int) -> ArchivedRecord:
+        return ArchivedRecord(topic, partition, offset, 0, None, b"x")
+
+    def test_caught_up_once_every_end_offset_seen_at_start_is_archived(
+        self, archiver: Archiver
+    ) -> None:
+        archiver._behind = {("i247.inbound", 0): 10, ("i247.inbound", 1): 3}
+        archiver._catching_up([self.record("i247.inbound", 0, 9)])
+        assert not archiver.caught_up  # partition 1 still behind, under steady traffic
+        archiver._catching_up([self.record("i247.inbound", 1, 2), self.record("i247.x", 0, 0)])
+        assert archiver.caught_up
+
+    def test_an_empty_fetch_counts_as_caught_up(self, archiver: Archiver) -> None:
+        archiver._behind = {("i247.inbound", 0): 10}  # whatever the broker reported
+        archiver._catching_up([])
+        assert archiver.caught_up
