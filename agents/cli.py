@@ -134,6 +134,18 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=500.0)
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
     bench.add_argument(
+        "--saturation-messages",
+        type=int,
+        default=5000,
+        help="pre-sealed backlog drained at saturation, baseline and routing path (5000)",
+    )
+    bench.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=30.0,
+        help="CPU of the broker and every backbone process with no traffic (30; 0 skips)",
+    )
+    bench.add_argument(
         "--failover-kills",
         type=int,
         default=3,

@@ -65,7 +65,7 @@ from schemas.registry import default_registry
 
 SUITES = {"x25519": Suite.X25519, "mlkem768-x25519": Suite.MLKEM768_X25519}
 
-__all__ = ["IMEST", "demo", "simulate", "start_archiver", "start_hub"]
+__all__ = ["IMEST", "demo", "simulate", "start_archiver", "start_gateway", "start_hub"]
 
 IMEST = "team:imest-summer-games"
 """The standing IMEST at the demo's major event, screening arriving travellers."""
@@ -85,6 +85,15 @@ def start_archiver(
 ) -> subprocess.Popen[bytes]:
     """Start ``i247 archive`` as a child process writing to ``archive``."""
     return _start(settings, bootstrap, log_dir, "archiver", ["archive", "--archive", str(archive)])
+
+
+def start_gateway(
+    settings: Settings, bootstrap: str, log_dir: Path, rate: float = 0.0001
+) -> subprocess.Popen[bytes]:
+    """Start the bureaus' gateway (``i247 simulate``) as a child process; at the default
+    rate it sends one message at start and then stays idle (the bench's idle measure)."""
+    command = ["simulate", "--rate", str(rate), "--duration", "86400", "--fault-share", "0"]
+    return _start(settings, bootstrap, log_dir, "gateway", command)
 
 
 def build_databases(settings: Settings, bootstrap: str, log_dir: Path) -> int:
