@@ -412,12 +412,15 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
         results[base_sat.name] = base_sat.as_json()
         sample = sealed_batch(adapters, 1, datetime.now(UTC))[0][1].value
         costs.update(await client_costs(bootstrap, settings, sample))
-        routed = await routing_saturation(bootstrap, settings, adapters, saturation_count, run_dir)
+        routed = await routing_saturation(
+            bootstrap, settings, adapters, saturation_count, run_dir, profile=args.profile_hub
+        )
         results["routing"] = routing_json(base_sat, routed, costs)
         _render_routing(console, results["routing"])
         console.print(
-            "Saturation: a pre-sealed backlog drained as fast as possible, msgs/s from the "
-            "first routed message to the last (start-up excluded); routed = reached its inbox "
+            "Saturation: a pre-sealed backlog drained as fast as possible by one hub started "
+            "after it was produced; msgs/s from the first routed message to the last (start-up "
+            "excluded); routed = reached its inbox "
             "and its receipt reached the sender's inbox. Steps are timed in this process and "
             "multiplied by their calls per message; other/framework is the rest of the hub's "
             "measured CPU."

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -267,13 +268,21 @@ class RoutingFigures:
         return self.routed / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def hub_cpu_percent(self) -> float | None:
+        """How busy the hub was while draining, in % of one core: well under 100 means it
+        spent the drain waiting (on the broker, on the machine), not computing."""
+        if self.hub_cpu_seconds is None or self.seconds <= 0:
+            return None
+        return self.hub_cpu_seconds / self.seconds * 100
+
+    @property
     def cpu_us_per_message(self) -> float | None:
         if self.hub_cpu_seconds is None or not self.routed:
             return None
         return self.hub_cpu_seconds / self.routed * 1e6
 
     def as_json(self) -> dict[str, Any]:
-        per_message = self.cpu_us_per_message
+        per_message, busy = self.cpu_us_per_message, self.hub_cpu_percent
         return {
             "messages": self.messages,
             "delivered": self.delivered,
@@ -285,6 +294,7 @@ class RoutingFigures:
             "msgs_per_s": round(self.rate, 1),
             "hub_cpu_s": None if self.hub_cpu_seconds is None else round(self.hub_cpu_seconds, 3),
             "hub_cpu_us_per_msg": None if per_message is None else round(per_message, 1),
+            "hub_cpu_percent": None if busy is None else round(busy, 1),
         }
 
 
@@ -300,6 +310,7 @@ class _Drain:
         self.first = self.last = self.last_receipt = 0.0
         self.cpu_first: float | None = None
         self.cpu_last: float | None = None
+        self.started = asyncio.Event()
 
     def note(self, topic: str, key: bytes | None, value: bytes, headers: Any) -> bool:
         if is_receipt(headers):
@@ -323,6 +334,7 @@ class _Drain:
         (``before``), so a drain that arrives in one batch still has a duration."""
         if not self.first:
             self.first, self.cpu_first = before
+            self.started.set()
         self.last, self.cpu_last = self.sample()
 
     @property
@@ -378,14 +390,30 @@ async def _drain(
             return
 
 
+async def _py_spy(drain: _Drain, pid: int, path: Path, seconds: int = 15) -> None:
+    """``py-spy record`` of the hub for ``seconds`` once routing has begun (speedscope
+    format if ``path`` ends in .json, else raw collapsed stacks for flamegraph tools)."""
+    await drain.started.wait()
+    kind = "speedscope" if path.suffix == ".json" else "raw"
+    command = ["py-spy", "record", "-p", str(pid), "-d", str(seconds), "-f", kind]
+    process = await asyncio.create_subprocess_exec(
+        *command, "-o", str(path), "--nonblocking", stdout=asyncio.subprocess.DEVNULL
+    )
+    await process.wait()
+
+
 async def routing_saturation(
     bootstrap: str,
     settings: Settings,
     adapters: Mapping[str, NcbAdapter],
     count: int,
     run_dir: Path,
+    profile: Path | None = None,
 ) -> RoutingFigures:
-    """Seal ``count`` messages, produce them as a backlog, start a hub, time the drain."""
+    """Seal ``count`` messages, produce them as a backlog, start a hub, time the drain;
+    with ``profile``, record the hub with py-spy from its first routed message on."""
+    if profile is not None and shutil.which("py-spy") is None:
+        raise FileNotFoundError("--profile-hub needs py-spy on PATH: pip install py-spy")
     prefix = f"benchr{uuid.uuid4().hex[:6]}"
     local = settings.model_copy(update={"topic_prefix": prefix, "bootstrap": bootstrap})
     await provision_all(local)
@@ -416,7 +444,14 @@ async def routing_saturation(
     try:
         hub = start_hub(local, "lyon", bootstrap, run_dir)
         drain = _Drain(sent, lambda: hub.pid if hub is not None and hub.poll() is None else None)
-        await asyncio.wait_for(_drain(consumer, drain), timeout=900)
+        draining = asyncio.create_task(_drain(consumer, drain))
+        if profile is not None:
+            spy = asyncio.create_task(_py_spy(drain, hub.pid, profile))
+        await asyncio.wait_for(draining, timeout=900)
+        if profile is not None:
+            if not drain.started.is_set():
+                spy.cancel()
+            await asyncio.gather(spy, return_exceptions=True)
     finally:
         if hub is not None:
             terminate(hub)

@@ -131,13 +131,18 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure throughput and latency")
     bench.add_argument("--duration", type=float, default=15.0)
-    bench.add_argument("--rate", type=float, default=500.0)
+    bench.add_argument("--rate", type=float, default=200.0, help="offered load, msgs/s (200)")
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
     bench.add_argument(
         "--saturation-messages",
         type=int,
         default=5000,
         help="pre-sealed backlog drained at saturation, baseline and routing path (5000)",
+    )
+    bench.add_argument(
+        "--profile-hub",
+        type=Path,
+        help="record the saturation hub with py-spy (on PATH) for 15 s: .json speedscope, else raw",
     )
     bench.add_argument(
         "--idle-seconds",
