@@ -311,7 +311,7 @@ async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) 
 
 
 def _render(console: Console, costs: dict[str, float], fixed: tuple[Figures, Figures]) -> None:
-    steps = Table(title="Per-step cost (µs per call, one core, in the bench's process)")
+    steps = Table(title="Per-step cost (CPU µs per call, in the bench's process)")
     steps.add_column("step")
     steps.add_column("µs", justify="right")
     for step, micros in costs.items():
