@@ -1,32 +1,35 @@
-"""``i247 bench``: the backbone's throughput and latency beside a plain aiokafka baseline.
+"""``i247 bench``: the backbone's throughput, CPU and idle cost beside a plain aiokafka
+baseline (``docs/performance.md`` says how each figure is made).
 
-Three parts, one run, one broker:
+One run, one broker:
 
-1. **Per-step costs** in-process (no broker): parse, verify, intake, priority, seal, open.
-2. **Baseline**: a plain aiokafka chain with the backbone's shape, two consume-and-forward
-   hops (``in -> mid -> out``), on records of the same size as sealed messages.
-3. **Backbone**: a real hub process (faust) taking sealed messages from the inbound topic
-   through its lanes into NCB inboxes.
+1. **Per-step costs** in-process (no broker): CPU µs per call of parse, verify, intake,
+   priority, plan_delivery, receipt, seal, open (``agents.bench_routing.step_costs``).
+2. **Fixed load**: a plain aiokafka chain with the backbone's shape, two consume-and-forward
+   hops (``in -> mid -> out``) on records of the size of sealed messages, then a real hub
+   process, each offered ``--rate`` msgs/s of pre-sealed records: latency.
+3. **Routing path at saturation**: the baseline drains a preloaded backlog; a hub drains a
+   pre-sealed backlog (intake -> lane -> inbox + receipt): msgs/s and the ratio (goal
+   ≥ 0.5), the hub's CPU per routed message and its per-step breakdown
+   (``agents.bench_routing``).
+4. **Idle** (``--idle-seconds``, default 30; 0 skips): CPU of the broker, the three hubs,
+   the archiver and the bureaus' gateway with no traffic (``agents.bench_idle``).
 
-Each path runs at a fixed offered load (latency) and at saturation (a preloaded backlog
-drained as fast as possible: throughput). Figures are printed and compared as ratios;
-nothing here asserts a speed.
+Then, on the same broker, the measures the other issues ask for, each behind its flag:
 
-Then, on the same broker, the measures the issues ask for, each behind its flag:
-
-4. **Failover** (``--failover-kills N``, default 3; 0 skips): three hubs, the hub on duty
+5. **Failover** (``--failover-kills N``, default 3; 0 skips): three hubs, the hub on duty
    SIGKILLed N times under steady traffic (``agents.bench_failover``).
-5. **Checks** (``--checks-rate R``, default 20; 0 skips): database checks per second and
+6. **Checks** (``--checks-rate R``, default 20; 0 skips): database checks per second and
    answer latency beside a plain request/answer echo (``agents.bench_checks``).
-6. **Audit** (``--audit-records N``, default 0 = skip: a million-record build takes
+7. **Audit** (``--audit-records N``, default 0 = skip: a million-record build takes
    minutes, e.g. ``make bench BENCH_ARGS="--audit-records 1000000"``): archive, verify and
    replay rates (``agents.bench_audit``).
-7. **Broadcast** (``--broadcast-notices N``, default 20; 0 skips; ``--broadcast-rate``,
+8. **Broadcast** (``--broadcast-notices N``, default 20; 0 skips; ``--broadcast-rate``,
    default 1/s): worldwide Red Notices through the notice desk, request sent -> the last
    of 196 NCBs opened its copy, beside a plain aiokafka fan-out (``agents.bench_broadcast``).
 
-A part that fails is reported with its reason (and as ``{"error": ...}`` in ``--json``);
-the others still run.
+The idle part and parts 5-8 report a failure with its reason (and as ``{"error": ...}`` in
+``--json``); the others still run. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -392,11 +395,12 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
     costs = step_costs(adapters, settings)
     count = int(args.rate * args.duration)
     saturation_count = max(args.saturation_messages, 1)
-    results: dict[str, Any] = {"step_costs_us": costs}
+    results: dict[str, Any] = {"step_costs_us": costs, "machine": _machine()}
+    clock = _PartClock(results)
     async with broker_for(settings) as bootstrap:
         console.print(
             f"broker {bootstrap}; offered load {args.rate:.0f}/s for {args.duration:.0f} s; "
-            f"saturation backlog {saturation_count}"
+            f"saturation backlog {saturation_count}; {_load_text()}"
         )
         shared = settings.model_copy(update={"bootstrap": bootstrap})
         with console.status("building the simulated databases (once per data directory)"):
@@ -407,6 +411,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
             await backbone(bootstrap, settings, adapters, count, args.rate, run_dir),
         )
         _render(console, costs, fixed)
+        clock.done("fixed load")
         results.update({f.name: f.as_json() for f in fixed})
         base_sat = await baseline(bootstrap, settings, saturation_count, None, "sat")
         results[base_sat.name] = base_sat.as_json()
@@ -417,6 +422,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
         )
         results["routing"] = routing_json(base_sat, routed, costs)
         _render_routing(console, results["routing"])
+        clock.done("saturation")
         console.print(
             "Saturation: a pre-sealed backlog drained as fast as possible by one hub started "
             "after it was produced; msgs/s from the first routed message to the last (start-up "
@@ -436,10 +442,46 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print_idle_bench(idle, console)
                 results["idle"] = idle.as_json()
+            clock.done("idle")
         results.update(await _extra_parts(shared, args, console))
+        clock.done("failover, checks, audit, broadcast")
+    results["machine"]["load_average_end"] = _load()
+    console.print(
+        f"bench took {sum(results['part_seconds'].values()):.0f} s "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in results['part_seconds'].items())}); "
+        f"at the end: {_load_text()} (figures on a busy machine are indicative)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
+
+
+class _PartClock:
+    """Seconds each part took, in ``results["part_seconds"]``: keeps ``make bench``'s
+    length in view."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.parts: dict[str, float] = results.setdefault("part_seconds", {})
+        self.start = time.monotonic()
+
+    def done(self, part: str) -> None:
+        now = time.monotonic()
+        self.parts[part] = round(now - self.start, 1)
+        self.start = now
+
+
+def _load() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _load_text() -> str:
+    load = _load()
+    return f"{os.cpu_count()} cores, load average {load} (1, 5, 15 min)"
+
+
+def _machine() -> dict[str, Any]:
+    """The machine the figures were made on: others' load moves every figure."""
+    return {"cpus": os.cpu_count(), "load_average_start": _load()}
 
 
 async def _extra_parts(
