@@ -49,7 +49,8 @@ async def test_routing_saturation_counts_inbox_and_receipt_and_reports_rate_rati
     assert figures["saturation"]["routed"] == 60
     steps = figures["breakdown_us_per_msg"]
     assert set(steps) == {*ROUTE_CALLS, "other/framework"}
-    assert all(steps[step] > 0 for step in ROUTE_CALLS)
+    assert all(steps[step] >= 0 for step in ROUTE_CALLS)  # admit's rest may round to 0
+    assert all(steps[step] > 0 for step in ("parse", "verify", "receipt", "produce", "consume"))
     assert sum(steps.values()) == pytest.approx(figures["hub_cpu_us_per_msg"], abs=1.0)
 
 
