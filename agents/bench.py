@@ -75,7 +75,7 @@ from brokers.records import OutboundRecord
 from brokers.settings import Settings
 from schemas.registry import default_registry
 
-__all__ = ["GOAL_RATIO", "bench", "routing_json"]
+__all__ = ["GOAL_RATIO", "Figures", "baseline", "bench", "routing_json"]
 
 GOAL_RATIO = 0.5  # issue 10: the routing path at half a plain aiokafka loop or better
 

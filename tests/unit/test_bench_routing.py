@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from agents.bench import GOAL_RATIO, Figures, routing_json
 from agents.bench_idle import (
     IdleFigures,
     ProcessIdle,
@@ -17,7 +18,13 @@ from agents.bench_idle import (
     cpu_percent,
     tree_cpu_seconds,
 )
-from agents.bench_routing import ROUTE_CALLS, breakdown, is_receipt, sent_ids_in
+from agents.bench_routing import (
+    ROUTE_CALLS,
+    RoutingFigures,
+    breakdown,
+    is_receipt,
+    sent_ids_in,
+)
 from brokers.record_headers import envelope_type
 from schemas.header import MessageType
 
@@ -112,3 +119,26 @@ def test_idle_totals_separate_the_backbone_from_the_gateway() -> None:
         "archiver",
         "bureaus' gateway",
     ]
+
+
+def test_the_routing_json_has_rate_ratio_cpu_and_breakdown() -> None:
+    base = Figures("aiokafka baseline, saturation", 5000, 1.0, [])
+    routed = RoutingFigures(
+        messages=5000,
+        delivered=5000,
+        receipt_records=5000,
+        receipted=5000,
+        routed=5000,
+        receipts_by="ids",
+        seconds=10.0,
+        hub_cpu_seconds=5.0,
+    )
+    figures = routing_json(base, routed, dict.fromkeys(ROUTE_CALLS, 10.0))
+    assert figures["baseline_msgs_per_s"] == 5000.0
+    assert figures["saturation"]["msgs_per_s"] == 500.0
+    assert figures["ratio_to_baseline"] == 0.1
+    assert figures["goal_ratio"] == GOAL_RATIO == 0.5
+    assert figures["hub_cpu_us_per_msg"] == 1000.0
+    assert figures["saturation"]["hub_cpu_percent"] == 50.0
+    assert set(figures["breakdown_us_per_msg"]) == {*ROUTE_CALLS, "other/framework"}
+    assert figures["calls_per_msg"] == ROUTE_CALLS
