@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import struct
@@ -35,7 +36,7 @@ from pydantic import (
 )
 
 from schemas.errors import BadSignature, MalformedMessage, OversizedMessage
-from schemas.header import MessageId, Precedence, TraceId, UtcTimestamp
+from schemas.header import MessageId, Precedence, TraceId, UtcTimestamp, format_timestamp
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import ParticipantKind, RecipientId, kind_of
 from schemas.sealing import canonical_json
@@ -58,18 +59,29 @@ __all__ = [
 RECEIPTS_FORMAT = 1
 RECEIPT_LABEL = b"I247-RCPT-v1\x00"
 MAX_RECEIPTS = 1024  # about 240 bytes each: a full batch stays far below 1 MB
-_NAMESPACE = uuid.UUID("6f1d2c1e-24f7-4c0c-9a1e-1247a5e5c0de")
+_NAMESPACE_BYTES = uuid.UUID("6f1d2c1e-24f7-4c0c-9a1e-1247a5e5c0de").bytes
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(_NAMESPACE, name))`` (RFC 9562 §5.5), without building UUID objects."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def receipt_id_for(message_id: str, recipient: str) -> str:
     """``uuid5(namespace, "<message id>/<recipient>")``: the same delivery, the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{message_id}/{recipient}"))
+    return _uuid5(f"{message_id}/{recipient}")
 
 
 def batch_id_for(receipt_ids: Sequence[str]) -> str:
     """``uuid5(namespace, "batch/" + ids joined by ",")``: a re-sent batch keeps its key."""
-    return str(uuid.uuid5(_NAMESPACE, "batch/" + ",".join(receipt_ids)))
+    return _uuid5("batch/" + ",".join(receipt_ids))
 
 
 def _hub(value: str) -> str:
@@ -121,9 +133,39 @@ class ReceiptBatch(BaseModel):
     items: Annotated[list[Receipt], Field(min_length=1, max_length=MAX_RECEIPTS)]
     signature: ReceiptSignature
 
+    def unsigned_json(self) -> dict[str, Any]:
+        """The batch as JSON values without its signature (what is signed, §10.3)."""
+        stamps: dict[datetime, str] = {}  # a batch's times are mostly one instant
+
+        def stamp(moment: datetime) -> str:
+            if moment not in stamps:
+                stamps[moment] = format_timestamp(moment)
+            return stamps[moment]
+
+        return {
+            "receipts": self.receipts,
+            "batch_id": self.batch_id,
+            "hub": self.hub,
+            "sender": self.sender,
+            "issued_at": stamp(self.issued_at),
+            "items": [
+                {
+                    "receipt_id": item.receipt_id,
+                    "delivered": item.delivered,
+                    "recipient": item.recipient,
+                    "precedence": item.precedence.value,
+                    "delivered_at": stamp(item.delivered_at),
+                    "trace_id": item.trace_id,
+                }
+                for item in self.items
+            ],
+        }
+
     def to_bytes(self) -> bytes:
         """The Kafka record value (compact UTF-8 JSON)."""
-        return json.dumps(self.model_dump(mode="json"), separators=(",", ":")).encode()
+        document = self.unsigned_json()
+        document["signature"] = {"kid": self.signature.kid, "value": self.signature.value}
+        return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _placeholder(kid: str) -> ReceiptSignature:
@@ -159,7 +201,7 @@ def sign_receipts(
     }
     # validate before signing, so a bad batch is our bug here and never a reader's refusal
     draft = ReceiptBatch.model_validate({**unsigned, "signature": _placeholder(hub.signing_kid)})
-    payload = draft.model_dump(mode="json", exclude={"signature"})
+    payload = draft.unsigned_json()
     value = hub.signing_key.sign(receipts_signed_bytes(topic, batch_id.encode(), payload))
     signature = ReceiptSignature(kid=hub.signing_kid, value=base64.b64encode(value).decode())
     return draft.model_copy(update={"signature": signature})
