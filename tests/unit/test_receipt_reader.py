@@ -1,15 +1,20 @@
-"""The NCB adapter reads receipt batches: verified, fenced, deduplicated, counted per receipt."""
+"""Readers of receipt batches: the NCB adapter (verified, fenced, deduplicated), the
+simulator's books (one per receipt) and the operators' replay."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from typing import cast
 
 from aiokafka import AIOKafkaProducer
+from rich.console import Console
 
 from agents.accounting import Accepted, Accounting
 from agents.ncb import Fenced, NcbAdapter, Receipted, Unopened
+from agents.replay import TableOutput, replay
+from agents.replay_filter import ReplayFilter
 from agents.simulator import Simulator
 from agents.traffic import TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -123,3 +128,13 @@ def test_the_simulator_counts_one_receipt_per_delivery_and_the_ccc_as_delivered(
     assert books.duplicates_suppressed["recipient"] == 3
     assert (message_id, "ccc") in books.delivered
     assert (message_id, "DEU") not in books.delivered  # DEU's own opening counts that one
+
+
+async def test_an_operators_replay_names_a_receipt_batch_for_what_it_is() -> None:
+    console_file = io.StringIO()
+    await replay(
+        [received(batch("DEU", "ITA"))],
+        ReplayFilter(),
+        TableOutput(Console(file=console_file, width=200)),
+    )
+    assert "receipt batch: 2 delivery receipt(s)" in console_file.getvalue()
