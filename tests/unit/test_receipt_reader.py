@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import cast
 
 from aiokafka import AIOKafkaProducer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from agents.accounting import Accepted, Accounting
@@ -138,3 +140,23 @@ async def test_an_operators_replay_names_a_receipt_batch_for_what_it_is() -> Non
         TableOutput(Console(file=console_file, width=200)),
     )
     assert "receipt batch: 2 delivery receipt(s)" in console_file.getvalue()
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(value=st.binary(max_size=300) | JSONISH.map(lambda v: json.dumps(v).encode()))
+@settings(max_examples=200, deadline=None)
+def test_whatever_a_receipt_batch_record_holds_the_reader_answers_and_never_crashes(
+    value: bytes,
+) -> None:
+    record = batch("DEU")
+    got = fra().receive(received(OutboundRecord(record.topic, record.key, value, record.headers)))
+    assert isinstance(got, Unopened)
+    assert got.reason == "malformed"
