@@ -9,6 +9,8 @@ i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
 i247 audit       verify the archive, prove a record is in it or two heads consistent
 i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
+i247 send        send one message as a bureau; prints its id
+i247 inbox       what a bureau opened since its last run (--follow, --ack, --json)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.bureau_commands import register_bureau_commands
 from agents.replay_command import register_replay
 from brokers.settings import Settings, SettingsError
 from schemas.keys import KeyFileError
@@ -169,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_audit_commands(commands)
 
     register_replay(commands)
+    register_bureau_commands(commands)
     return parser
 
 
