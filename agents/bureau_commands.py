@@ -37,7 +37,7 @@ from schemas.bodies import Body, MessageBody
 from schemas.header import MessageType, Precedence
 from schemas.keys import KeyFileError
 
-__all__ = ["item_json", "register_bureau_commands"]
+__all__ = ["BureauCommandError", "body_from_args", "item_json", "register_bureau_commands"]
 
 _BODY: TypeAdapter[Body] = TypeAdapter(Body)
 _ENVIRONMENT = (
@@ -138,13 +138,20 @@ def _guarded(name: str, args: argparse.Namespace, settings: Settings, run: Any) 
     except (BureauCommandError, KeyFileError, ValueError) as error:
         print(f"i247 {name}: {error}", file=sys.stderr)
         return 2
-    except (KafkaError, LookupError, OSError) as error:
-        print(f"i247 {name}: {error!r}; is the broker at I247_BOOTSTRAP up?", file=sys.stderr)
+    except KafkaError as error:
+        print(
+            f"i247 {name}: cannot reach the broker at {settings.bootstrap} ({error}): is it up, "
+            "and is I247_BOOTSTRAP right?",
+            file=sys.stderr,
+        )
+        return 3
+    except (LookupError, OSError) as error:
+        print(f"i247 {name}: {error}", file=sys.stderr)
         return 3
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
-    body = _body(args)
+    body = body_from_args(args)
     async with NcbClient(args.participant, None, settings, fence=False) as client:
         message_id = await client.send(
             args.to,
@@ -157,7 +164,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _body(args: argparse.Namespace) -> Body:
+def body_from_args(args: argparse.Namespace) -> Body:
     if args.text is not None:
         if args.type != MessageType.MESSAGE.value:
             raise BureauCommandError(
@@ -167,11 +174,13 @@ def _body(args: argparse.Namespace) -> Body:
         subject = args.subject or (lines[0][:256] if lines else "(no subject)")
         return MessageBody(subject=subject, text=args.text)
     try:
-        raw = json.loads(Path(args.body_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise BureauCommandError(
-            f"cannot read a JSON body from {args.body_file}: {error}"
-        ) from error
+        text = Path(args.body_file).read_text(encoding="utf-8")
+    except OSError as error:
+        raise OSError(f"cannot read --body-file {args.body_file}: {error.strerror}") from error
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise BureauCommandError(f"{args.body_file} is not JSON: {error}") from error
     if not isinstance(raw, dict):
         raise BureauCommandError(f"{args.body_file} must hold a JSON object")
     raw.setdefault("type", args.type)
@@ -182,8 +191,12 @@ def _body(args: argparse.Namespace) -> Body:
     try:
         return _BODY.validate_json(json.dumps(raw))
     except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
+            for e in error.errors()
+        )
         raise BureauCommandError(
-            f"{args.body_file} is not a valid {args.type} body: {error}"
+            f"{args.body_file} is not a valid {args.type} body: {problems}"
         ) from error
 
 
