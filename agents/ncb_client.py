@@ -130,7 +130,7 @@ class NcbClient:
         self._leases: LeaseReader | None = None
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._reading = False
+        self._generation = 0  # the latest inbox() call; an older one may not read on
 
     @property
     def participant(self) -> str:
@@ -270,19 +270,19 @@ class NcbClient:
 
         Without ``follow`` it ends once the inbox is read up to where it ended at the call;
         with it, it waits for more until the caller stops. An item is written to the state
-        file before it is yielded: once yielded it is never yielded again.
+        file before it is yielded: once yielded it is never yielded again. Leaving the loop
+        and calling ``inbox()`` again goes on from there; an older iterator then stops.
         """
         consumer = self._consumer
         if consumer is None or self._state is None:
             raise RuntimeError("NcbClient is not started: use `async with NcbClient(...)`")
-        if self._reading:
-            raise RuntimeError("one inbox() at a time per client")
-        self._reading = True
+        self._generation += 1
+        generation = self._generation
         try:
             for tp, offset in self._next.items():
                 consumer.seek(tp, offset)
             ends = None if follow else await consumer.end_offsets(list(self._next))
-            while True:
+            while generation == self._generation:
                 batch = await consumer.getmany(timeout_ms=idle_ms, max_records=500)
                 if not batch:
                     if ends is not None and all(self._next[tp] >= e for tp, e in ends.items()):
@@ -290,14 +290,15 @@ class NcbClient:
                     continue
                 for tp, records in batch.items():
                     for raw in records:
+                        if generation != self._generation:
+                            return  # a newer inbox() reads on from here
                         item = await self._take(received_from_kafka(raw))
                         self._next[tp] = raw.offset + 1
                         if item is not None:
                             yield item
                 await self._commit()
         finally:
-            self._reading = False
-            if self._consumer is not None:
+            if self._consumer is not None and generation == self._generation:
                 await self._commit()
 
     async def _take(self, record: ReceivedRecord) -> InboxItem | None:

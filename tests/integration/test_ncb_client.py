@@ -91,8 +91,9 @@ async def test_a_restart_in_mid_stream_reopens_nothing_and_skips_nothing(
     async with NcbClient("DEU", None, settings) as first:
         before = messages(await collect(first, lambda items: len(items) >= 5))
     async with NcbClient("DEU", None, settings) as second:
-        seen = {m.message_id for m in before}
-        after = messages(
+        middle = messages(await collect(second, lambda items: len(items) >= 3))
+        seen = {m.message_id for m in before + middle}  # the same client reads on after a break
+        after = middle + messages(
             await collect(
                 second, lambda items: seen | {m.message_id for m in messages(items)} >= set(sent)
             )
