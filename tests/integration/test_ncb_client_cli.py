@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -131,3 +132,29 @@ async def test_the_documented_example_runs(backbone: Backbone) -> None:
     assert "DEU acknowledged it" in output
     assert "FRA got the CCC's receipt" in output
     assert "FRA got DEU's acknowledgement" in output
+
+
+async def test_an_interrupted_follow_keeps_its_position(backbone: Backbone) -> None:
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "agents.cli", "inbox", "--as", "ITA", "--follow", "--json"),
+        env=environment(backbone),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        sent = (await i247(backbone, "send", "--as", "ESP", "--to", "ITA", "--text", "x")).strip()
+        assert follower.stdout is not None
+        async with asyncio.timeout(GUARD):
+            line = await follower.stdout.readline()
+            assert json.loads(line)["message_id"] == sent
+            follower.send_signal(signal.SIGINT)
+            _, errors = await follower.communicate()
+    finally:
+        if follower.returncode is None:
+            follower.kill()
+            await follower.wait()
+    assert follower.returncode == 0, errors.decode()
+    assert "1 new item(s) for ITA" in errors.decode()
+    assert lines(await i247(backbone, "inbox", "--as", "ITA", "--json")) == []
