@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agents.client_state import state_path
 from agents.ncb_client import InboxItem, InboxMessage, InboxReceipt, NcbClient, acknowledgeable
@@ -135,6 +136,8 @@ def _guarded(name: str, args: argparse.Namespace, settings: Settings, run: Any) 
     try:
         configure_logging(settings.log_level, log_path)
         return int(asyncio.run(run(args, settings)))
+    except asyncio.CancelledError:  # interrupted while starting: nothing was handed over
+        return 0
     except (BureauCommandError, KeyFileError, ValueError) as error:
         print(f"i247 {name}: {error}", file=sys.stderr)
         return 2
@@ -206,7 +209,6 @@ async def _inbox(args: argparse.Namespace, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
-    out = Console(soft_wrap=True)
     table = _table(args.ack)
     shown = 0
     async with NcbClient(args.participant, None, settings) as client:
@@ -218,9 +220,9 @@ async def _inbox(args: argparse.Namespace, settings: Settings) -> int:
                 if args.json:
                     print(json.dumps(item_json(item, ack_id)), flush=True)
                 elif args.follow:
-                    out.print(" ".join(_row(item, ack_id, args.ack)))
+                    print(" ".join(_row(item, ack_id, args.ack)), flush=True)
                 else:
-                    table.add_row(*_row(item, ack_id, args.ack))
+                    table.add_row(*(Text(cell) for cell in _row(item, ack_id, args.ack)))
                 shown += 1
                 if args.count and shown >= args.count:
                     break
@@ -228,7 +230,7 @@ async def _inbox(args: argparse.Namespace, settings: Settings) -> int:
             task.uncancel()
         counts = dict(client.counts)
     if not args.json and not args.follow:
-        out.print(table)
+        Console().print(table)
     print(f"{shown} new item(s) for {args.participant}; {counts}", file=sys.stderr)
     return 0
 
