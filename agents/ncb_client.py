@@ -18,6 +18,7 @@ once: nothing re-opened, nothing skipped. docs/ncb-client.md has the details.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -191,20 +192,20 @@ class NcbClient:
                 self._next[tp] = self._committed[tp] = committed
 
     async def stop(self) -> None:
-        """Commit the position, stop every Kafka client, close the state file."""
-        if self._consumer is not None:
-            await self._commit()
-            consumer, self._consumer = self._consumer, None
-            await consumer.stop()
-        if self._leases is not None:
-            await self._leases.stop()
-            self._leases = None
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-        if self._state is not None:
-            self._state.close()
-            self._state = None
+        """Commit the position, stop every Kafka client, close the state file (all of them)."""
+        consumer, leases, producer = self._consumer, self._leases, self._producer
+        try:
+            if consumer is not None:
+                await self._commit()
+        finally:
+            self._consumer = self._leases = self._producer = None
+            async with contextlib.AsyncExitStack() as stack:
+                if self._state is not None:
+                    stack.callback(self._state.close)
+                    self._state = None
+                for client in (producer, leases, consumer):
+                    if client is not None:
+                        stack.push_async_callback(client.stop)
 
     async def send(
         self,
