@@ -432,7 +432,7 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     if summary["rejected"]["misjudged"]:
         console.print("[red bold]spoiled records not refused as expected[/]")
-        return 2
+        return 1  # a finding, as a loss is (agents.cli_errors: exit codes)
     console.print("[green bold]lost: 0[/] — every accepted message reached every recipient")
     return 0
 

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from agents.operations import backbone_topics
+from brokers.clients import make_consumer, make_producer
 from brokers.settings import Settings
 from schemas.topics import TopicCatalog
 
@@ -80,3 +82,13 @@ def test_a_hub_on_a_broker_without_its_topics_says_to_provision(
         f"i247 hub: {wanted} topic(s) missing on {bootstrap} ({topics.control}, "
     )
     assert "run `i247 provision` with the same I247_BOOTSTRAP and I247_TOPIC_PREFIX" in line
+
+
+async def test_a_client_whose_start_fails_is_closed(closed_port: str) -> None:
+    producer = make_producer(closed_port)
+    consumer = make_consumer(closed_port, Settings())
+    for client in (producer, consumer):
+        with pytest.raises(KafkaConnectionError):
+            await client.start()
+    assert producer._closed  # no "Unclosed AIOKafkaProducer" left for the collector
+    assert consumer._closed

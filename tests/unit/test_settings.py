@@ -257,3 +257,19 @@ def test_command_line_options_are_validated_as_the_environment_is() -> None:
     with pytest.raises(SettingsError) as refusal:
         Settings().with_options({"shift_seconds": ("--shift-seconds", -1.0)})
     assert str(refusal.value).startswith("--shift-seconds -1.0: ")
+
+
+def test_connect_via_installed_twice_patches_aiokafka_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aiokafka.client
+
+    from brokers.connect_via import install_connect_via
+
+    monkeypatch.setattr(aiokafka.client, "create_conn", aiokafka.client.create_conn)
+    original = aiokafka.client.create_conn
+    assert install_connect_via({"I247_CONNECT_VIA": "a:1=b:2"}) == 1
+    patched = aiokafka.client.create_conn
+    assert patched is not original
+    assert install_connect_via({"I247_CONNECT_VIA": "a:1=b:3,c:4=d:5"}) == 2  # the CLI, the hub
+    assert aiokafka.client.create_conn is patched
