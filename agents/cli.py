@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import sys
 import traceback
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli_errors import EXIT_CODES, explain
-from agents.cli_help import finish_help, package_version
+from agents.cli_help import finish_help, non_negative, package_version, positive, share
 from agents.replay_command import register_replay
 from brokers.connect_via import install_connect_via
 from brokers.provisioning import check_topics, existing_topics
@@ -53,30 +52,6 @@ _READS: dict[str, tuple[str, ...]] = {
 """Which groups of I247_* variables each command reads (the groups: brokers.settings)."""
 
 
-def _positive(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
-    return value
-
-
-def _share(text: str) -> float:
-    """An argparse type: a share 0 <= x <= 1."""
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    """An argparse type: a finite number >= 0."""
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="i247",
@@ -90,18 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the live backbone with simulated traffic")
-    demo.add_argument("--duration", type=_positive, default=30.0, help="seconds of traffic")
-    demo.add_argument("--rate", type=_positive, default=50.0, help="messages per second")
+    demo.add_argument("--duration", type=positive, default=30.0, help="seconds of traffic")
+    demo.add_argument("--rate", type=positive, default=50.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=2477, help="traffic seed")
     demo.add_argument(
         "--fault-share",
-        type=_share,
+        type=share,
         default=0.01,
         help="share of deliberately bad records",
     )
     demo.add_argument(
         "--drain-timeout",
-        type=float,
+        type=non_negative,
         default=60.0,
         help="seconds to wait for in-flight traffic after sending stops",
     )
@@ -145,19 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     duties.add_argument(
         "--notice-every",
-        type=float,
+        type=positive,
         default=3.0,
         help="seconds between notice events: requests, diffusions, recalls, cancellations",
     )
     duties.add_argument(
         "--check-rate",
-        type=float,
+        type=non_negative,
         default=10.0,
         help="items checked per second, half by an IMEST screening arrivals (0: none)",
     )
     duties.add_argument(
         "--hit-share",
-        type=_share,
+        type=share,
         default=0.02,
         help="share of checked travellers who hit",
     )
@@ -180,13 +155,13 @@ def _parser() -> argparse.ArgumentParser:
     hub.add_argument("--site", choices=HUB_SITES, required=True, help="the hub's site")
 
     simulate = commands.add_parser("simulate", help="run the simulated NCBs")
-    simulate.add_argument("--rate", type=_positive, default=200.0, help="messages per second")
+    simulate.add_argument("--rate", type=positive, default=200.0, help="messages per second")
     simulate.add_argument(
-        "--duration", type=_positive, default=float("inf"), help="seconds of traffic"
+        "--duration", type=positive, default=float("inf"), help="seconds of traffic"
     )
     simulate.add_argument("--seed", type=int, default=2477, help="traffic seed")
     simulate.add_argument(
-        "--fault-share", type=_share, default=0.01, help="share of deliberately bad records"
+        "--fault-share", type=share, default=0.01, help="share of deliberately bad records"
     )
     simulate.add_argument(
         "--suite",
@@ -204,8 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("provision", help="create every topic of the backbone")
 
     bench = commands.add_parser("bench", help="measure throughput and latency")
-    bench.add_argument("--duration", type=_positive, default=15.0, help="seconds of traffic")
-    bench.add_argument("--rate", type=_positive, default=500.0, help="messages per second")
+    bench.add_argument("--duration", type=positive, default=15.0, help="seconds of traffic")
+    bench.add_argument("--rate", type=positive, default=500.0, help="messages per second")
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
     bench.add_argument(
         "--failover-kills",

@@ -7,13 +7,22 @@ variable added there appears in the help of every command that reads its group.
 from __future__ import annotations
 
 import argparse
+import math
 import textwrap
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 from brokers.settings import GROUPS, VARIABLES
 
-__all__ = ["HelpFormatter", "environment_epilog", "finish_help", "package_version"]
+__all__ = [
+    "HelpFormatter",
+    "environment_epilog",
+    "finish_help",
+    "non_negative",
+    "package_version",
+    "positive",
+    "share",
+]
 
 _NO_DEFAULT: tuple[object, ...] = (None, False, argparse.SUPPRESS)
 
@@ -82,3 +91,27 @@ def package_version() -> str:
         return version("i247-backbone")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed: run `make .venv/.installed`)"
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
+    return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a share 0 <= x <= 1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
