@@ -25,6 +25,7 @@ from agents.hub_events import InvalidSchedule
 from agents.replay_filter import ReplayFilterError
 from brokers.archive_store import ArchiveUnreadable
 from brokers.connect_via import InvalidConnectVia
+from brokers.embedded import EmbeddedBrokerError
 from brokers.provisioning import BrokerUnreachable, ProvisionError, TopicsNotProvisioned
 from brokers.settings import SettingsError
 from schemas.keys import KeyFileError
@@ -69,7 +70,13 @@ class Failure:
 
 
 _USAGE = (SettingsError, InvalidConnectVia, InvalidSchedule, ReplayFilterError, UsageError)
-_ENVIRONMENT = (BrokerUnreachable, TopicsNotProvisioned, KeyFileError, ArchiveUnreadable)
+_ENVIRONMENT = (
+    BrokerUnreachable,
+    TopicsNotProvisioned,
+    KeyFileError,
+    ArchiveUnreadable,
+    EmbeddedBrokerError,
+)
 _OS_HINTS = {
     errno.EACCES: "check its permissions, or choose a path you may write",
     errno.EPERM: "check its permissions, or choose a path you may write",

@@ -19,6 +19,7 @@ from agents.cli import main
 from agents.cli_errors import EXIT_CODES, explain
 from agents.hub_events import InvalidSchedule
 from brokers.archive_store import ArchiveUnreadable
+from brokers.embedded import EmbeddedBrokerError
 from brokers.provisioning import (
     BrokerUnreachable,
     ProvisionError,
@@ -60,6 +61,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
         (FileNotFoundError(errno.ENOENT, "No such file or directory", "/x"), 3, "/x"),
         (sqlite3.DatabaseError("file is not a database"), 3, "SQLite"),
         (KafkaConnectionError("gone"), 3, "I247_BOOTSTRAP"),
+        (EmbeddedBrokerError("tansu exited; set I247_BOOTSTRAP=host:port"), 3, "tansu"),
         (ExceptionGroup("tasks", [BrokerUnreachable("h:1", "x")]), 3, "h:1"),
         (RuntimeError("multi\nline"), 4, "--traceback"),
         (KeyboardInterrupt(), 130, "interrupted"),
