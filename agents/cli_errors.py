@@ -121,7 +121,7 @@ def _classify(error: BaseException) -> tuple[int, str]:
         return ENVIRONMENT, str(error)
     if isinstance(error, KafkaConnectionError):
         return ENVIRONMENT, (
-            f"lost the broker ({error}); check it is up and I247_BOOTSTRAP points at it"
+            f"cannot reach the broker ({error}); check it is up and I247_BOOTSTRAP points at it"
         )
     if isinstance(error, KafkaError):
         return ENVIRONMENT, f"the broker failed a request ({error!r}); check its health and logs"
