@@ -36,20 +36,21 @@ from schemas.participants import HUB_SITES
 
 __all__ = ["main"]
 
-_ALL = ("broker", "topics", "files", "ccc", "logs")
+_ALL = ("broker", "topics", "files", "ccc", "logs", "other")
 _READS: dict[str, tuple[str, ...]] = {
     "demo": _ALL,
     "hub": _ALL,
     "simulate": _ALL,
-    "keys": ("files",),
-    "provision": ("broker", "topics"),
+    "keys": ("files", "other"),
+    "provision": ("broker", "topics", "other"),
     "bench": _ALL,
-    "archive": ("broker", "topics", "files", "logs"),
-    "audit": ("topics", "files"),
+    "archive": ("broker", "topics", "files", "logs", "other"),
+    "audit": ("topics", "files", "other"),
     "audit bench": _ALL,
-    "replay": ("broker", "topics", "files"),
+    "replay": ("broker", "topics", "files", "other"),
 }
-"""Which groups of I247_* variables each command reads (the groups: brokers.settings)."""
+"""Which groups of I247_* variables each command reads (the groups: brokers.settings); a
+command not listed reads them all."""
 
 
 def _parser() -> argparse.ArgumentParser:

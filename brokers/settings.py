@@ -73,8 +73,10 @@ GROUPS: dict[str, str] = {
     "files": "files",
     "ccc": "the CCC's clocks and limits",
     "logs": "logs",
+    "other": "other",
 }
-"""Help groups of variables; each command's help lists the groups it reads."""
+"""Help groups of variables; each command's help lists the groups it reads ("other", a
+field given no group, in every command's)."""
 
 
 def _group(name: str, shown: str | None = None) -> dict[str, Any]:
@@ -322,12 +324,17 @@ class Variable:
 
 
 def _from_field(field: str) -> Variable:
+    """A field's variable; a field given no group is listed under "other" (every command)."""
     info = Settings.model_fields[field]
-    extra = info.json_schema_extra
-    assert isinstance(extra, dict), f"Settings.{field} needs json_schema_extra=_group(...)"
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     shown = extra.get("shown")
-    default = str(shown) if shown is not None else str(info.default)
-    return Variable(ENV_NAMES[field], default, str(info.description), str(extra["group"]))
+    default = "unset" if info.default is None else str(info.default)
+    return Variable(
+        ENV_NAMES[field],
+        default if shown is None else str(shown),
+        str(info.description or "see README, Configuration"),
+        str(extra.get("group", "other")),
+    )
 
 
 PROCESS_VARIABLES: tuple[Variable, ...] = (
