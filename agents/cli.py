@@ -9,6 +9,7 @@ i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
 i247 audit       verify the archive, prove a record is in it or two heads consistent
 i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
+i247 contract    write docs/asyncapi.yaml from the code, or --check it
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.contract_command import register_contract
 from agents.replay_command import register_replay
 from brokers.settings import Settings, SettingsError
 from schemas.keys import KeyFileError
@@ -169,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_audit_commands(commands)
 
     register_replay(commands)
+    register_contract(commands)  # i247 contract [--check]
     return parser
 
 
