@@ -67,7 +67,8 @@ def _e(name: str, key: str, summary: str, **fields: Schema) -> ControlEventSpec:
 
 def _optional(spec: ControlEventSpec, *names: str) -> ControlEventSpec:
     """``spec`` with ``names`` marked as left out by some writers."""
-    return ControlEventSpec(spec.name, spec.key, spec.summary, spec.fields, frozenset(names))
+    optional = frozenset(names) & set(spec.fields)
+    return ControlEventSpec(spec.name, spec.key, spec.summary, spec.fields, optional)
 
 
 _LEASES = (
