@@ -84,6 +84,7 @@ def _schemas() -> dict[str, Schema]:
         "The plaintext sealed inside an envelope's ciphertext (§9); its type equals the "
         "routing header's message_type. Never on the wire in clear."
     )
+    found.update(_header_schemas())
     return {name: _strip(found[name]) for name in sorted(found)}
 
 
@@ -139,45 +140,64 @@ def _control_payload(spec: ControlEventSpec) -> Schema:
     }
 
 
+def _header_schemas() -> dict[str, Schema]:
+    """Each message kind's headers, as one named schema the messages refer to."""
+    return {
+        "SealedHeaders": headers_schema(ENVELOPE_HEADERS),
+        "ForwardedHeaders": headers_schema(ENVELOPE_HEADERS + FORWARDING + FENCE),
+        "DeliveredHeaders": headers_schema(
+            ENVELOPE_HEADERS + FORWARDING + FENCE, optional=FORWARDING[-1:]
+        ),
+        "NoticeHeaders": headers_schema(
+            NOTICE_HEADERS + FENCE + ENVELOPE_HEADERS, optional=ENVELOPE_HEADERS
+        ),
+        "NoHeaders": {"type": "object", "description": "no headers", "maxProperties": 0},
+        "DeadLetterHeaders": headers_schema(
+            DEAD_LETTER_HEADERS + FENCE, optional=FENCE, open_ended=True
+        ),
+        "ReplayHeaders": headers_schema(REPLAY_HEADERS, open_ended=True),
+        "ControlHeaders": headers_schema(CONTROL_HEADERS + FENCE, optional=FENCE),
+    }
+
+
 def _messages() -> dict[str, Schema]:
-    envelope = headers_schema(ENVELOPE_HEADERS)
     messages = {
         "sealed": _sealed(
             "sealed",
             "A sealed message, as its sender publishes it",
             "An NCB's or team's message to the CCC and its recipients (§1-§7).",
             "the sender's participant id (FRA, team:...)",
-            envelope,
+            _ref("SealedHeaders"),
         ),
         "forwarded": _sealed(
             "forwarded",
             "A message the CCC admitted, on a hub's lane",
             "The sender's bytes unchanged, with forwarding headers and the fence tag (§7, §10).",
             "the message id",
-            headers_schema(ENVELOPE_HEADERS + FORWARDING + FENCE),
+            _ref("ForwardedHeaders"),
         ),
         "delivered": _sealed(
             "delivered",
             "A message in a recipient's inbox",
-            "Forwarded bytes (or a message the CCC sealed for this inbox itself: then "
-            "i247-sealed-topic names the inbox), with the fence tag of the delivering "
-            "term (§7, §10). Delivery receipts: see §Receipts.",
+            "Forwarded bytes, or a message a hub sent (sealed for the inbound topic under "
+            "the message id; no i247-origin), with the fence tag of the term that wrote it "
+            "(§7, §10). Delivery receipts: see §Receipts.",
             "the message id",
-            headers_schema(ENVELOPE_HEADERS + FORWARDING + FENCE, optional=FORWARDING + FENCE),
+            _ref("DeliveredHeaders"),
         ),
         "notice": _sealed(
             "notice",
             "A notice's latest state",
             "A notice body sealed by a hub for the notices topic and the notice id (§11).",
             "the notice id",
-            headers_schema(NOTICE_HEADERS + ENVELOPE_HEADERS, optional=ENVELOPE_HEADERS),
+            _ref("NoticeHeaders"),
         ),
         "heartbeat": _message(
             "heartbeat",
             "A hub's heartbeat",
             "About once a second per hub; the latest per key is its state (§11).",
             "the hub's site (lyon)",
-            {"type": "object", "description": "no headers"},
+            _ref("NoHeaders"),
             _ref("Heartbeat"),
             contentType="application/json",
         ),
@@ -186,7 +206,7 @@ def _messages() -> dict[str, Schema]:
             "A lease event",
             "Claim, renew or release of a unit; every reader folds them in log order (§10).",
             "the unit: intake, or a lane topic's name",
-            {"type": "object", "description": "no headers"},
+            _ref("NoHeaders"),
             _ref("LeaseRecord"),
             contentType="application/json",
         ),
@@ -196,7 +216,7 @@ def _messages() -> dict[str, Schema]:
             "The refused record's key, value and headers untouched, plus i247.dlq.* (§13) "
             "and the fence tag of the refusing term.",
             "the refused record's key, unchanged",
-            headers_schema(DEAD_LETTER_HEADERS + FENCE, optional=FENCE, open_ended=True),
+            _ref("DeadLetterHeaders"),
             {"description": "the refused record's value, byte for byte (often an envelope)"},
         ),
         "replayed": _message(
@@ -204,18 +224,17 @@ def _messages() -> dict[str, Schema]:
             "A record re-published by an operator's replay",
             "The original record's key, value and headers, plus i247.replay.* marks.",
             "the original record's key, unchanged",
-            headers_schema(REPLAY_HEADERS, open_ended=True),
+            _ref("ReplayHeaders"),
             {"description": "the original record's value, byte for byte"},
         ),
     }
-    control = headers_schema(CONTROL_HEADERS)
     for spec in CONTROL_EVENTS.values():
         messages[f"control-{spec.name}"] = _message(
             f"control-{spec.name}",
             f"Journal event {spec.name}",
             spec.summary,
             spec.key,
-            control,
+            _ref("ControlHeaders"),  # desks' events carry the fence tag, the hub's own do not
             _control_payload(spec),
             contentType="application/json",
         )
