@@ -4,6 +4,8 @@ parser accepts it, and it lists every header, topic and journal event the code w
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import json
 import os
 import shutil
@@ -15,7 +17,8 @@ import pytest
 import yaml
 
 from agents.cli import main
-from brokers.contract import ASYNCAPI_PATH, asyncapi_document, asyncapi_yaml
+from brokers.contract import ASYNCAPI_PATH, asyncapi_yaml
+from brokers.contract import asyncapi_document as generate
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from brokers.yaml_out import dump_yaml
@@ -33,6 +36,16 @@ from tests.unit.factories import T0, make_header, small_keyring
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "asyncapi"
 PARSER = TOOL / "node_modules" / "@asyncapi" / "parser" / "package.json"
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """A fresh copy of the generated document (generated once per test session)."""
+    return copy.deepcopy(_generated())
+
+
+@functools.cache
+def _generated() -> dict[str, Any]:
+    return generate()
 
 
 def test_the_committed_document_is_what_the_code_generates() -> None:
