@@ -172,7 +172,7 @@ def _messages() -> dict[str, Schema]:
         "forwarded": _sealed(
             "forwarded",
             "A message the CCC admitted, on a hub's lane",
-            "The sender's bytes unchanged, with forwarding headers and the fence tag (§7, §10).",
+            "The sender's bytes unchanged, with forwarding headers and the fence tag (§7, §11).",
             "the message id",
             _ref("ForwardedHeaders"),
         ),
@@ -181,21 +181,21 @@ def _messages() -> dict[str, Schema]:
             "A message in a recipient's inbox",
             "Forwarded bytes, or a message a hub sent (sealed for the inbound topic under "
             "the message id; no i247-origin), with the fence tag of the term that wrote it "
-            "(§7, §10). Delivery receipts: see §Receipts.",
+            "(§7, §11). Delivery receipts: see §Receipts.",
             "the message id",
             _ref("DeliveredHeaders"),
         ),
         "notice": _sealed(
             "notice",
             "A notice's latest state",
-            "A notice body sealed by a hub for the notices topic and the notice id (§11).",
+            "A notice body sealed by a hub for the notices topic and the notice id (§12).",
             "the notice id",
             _ref("NoticeHeaders"),
         ),
         "heartbeat": _message(
             "heartbeat",
             "A hub's heartbeat",
-            "About once a second per hub; the latest per key is its state (§11).",
+            "About once a second per hub; the latest per key is its state (§12).",
             "the hub's site (lyon)",
             _ref("NoHeaders"),
             _ref("Heartbeat"),
@@ -204,7 +204,7 @@ def _messages() -> dict[str, Schema]:
         "lease": _message(
             "lease",
             "A lease event",
-            "Claim, renew or release of a unit; every reader folds them in log order (§10).",
+            "Claim, renew or release of a unit; every reader folds them in log order (§11).",
             "the unit: intake, or a lane topic's name",
             _ref("NoHeaders"),
             _ref("LeaseRecord"),
@@ -213,7 +213,7 @@ def _messages() -> dict[str, Schema]:
         "dead-letter": _message(
             "dead-letter",
             "A refused record",
-            "The refused record's key, value and headers untouched, plus i247.dlq.* (§13) "
+            "The refused record's key, value and headers untouched, plus i247.dlq.* (§14) "
             "and the fence tag of the refusing term.",
             "the refused record's key, unchanged",
             _ref("DeadLetterHeaders"),

@@ -2,7 +2,7 @@
 
 The hubs write these events in ``streams`` (``streams.hub_state.journal_record`` and its
 callers); this catalog describes them as they are written today, so the published contract
-(``docs/asyncapi.yaml``, ``docs/wire-format.md`` §12) can list them from a lower floor. A
+(``docs/asyncapi.yaml``, ``docs/wire-format.md`` §13) can list them from a lower floor. A
 unit test (``tests/unit/test_contract.py``) reads the writers' source and fails when an
 event name or a literal field is written that the catalog does not list.
 

@@ -1,4 +1,4 @@
-"""A second client of docs/wire-format.md §7 and §10-§14, written from the document alone:
+"""A second client of docs/wire-format.md §7 and §11-§15, written from the document alone:
 fence tags, the lease journal and its fold and judgement, the control journal (its
 events table is read from the document itself), dead-letter headers, acknowledgements and
 the freshness window.
@@ -56,7 +56,7 @@ def last(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
 
 
 def read_fence(headers: Headers) -> tuple[str, int, int, int] | None:
-    """§10.3: all four headers, numbers that parse, or no tag at all."""
+    """§11.3: all four headers, numbers that parse, or no tag at all."""
     values = [last(headers, name) for name in FENCE]
     if any(v is None for v in values):
         return None
@@ -67,7 +67,7 @@ def read_fence(headers: Headers) -> tuple[str, int, int, int] | None:
 
 
 def write_fence(headers: Headers, tag: tuple[str, int, int, int]) -> Headers:
-    """§10.3: a copy replaces any earlier tag (READING: appended last, as on lanes)."""
+    """§11.3: a copy replaces any earlier tag (READING: appended last, as on lanes)."""
     kept = [(k, v) for k, v in headers if k not in FENCE]
     return kept + [(name, str(value).encode()) for name, value in zip(FENCE, tag, strict=True)]
 
@@ -80,7 +80,7 @@ def parse_time(text: Any) -> datetime:
 
 
 def parse_lease(value: bytes) -> Json:
-    """§10.1: exactly the seven fields, typed as the table says."""
+    """§11.1: exactly the seven fields, typed as the table says."""
     record = json.loads(value)
     assert isinstance(record, dict)
     assert set(record) == set(LEASE_FIELDS)
@@ -104,7 +104,7 @@ def parse_lease(value: bytes) -> Json:
 
 
 def write_lease(kind: str, unit: str, site: str, epoch: int, at: datetime, **more: Any) -> bytes:
-    """§10.1, written from the table (compact JSON, every field present)."""
+    """§11.1, written from the table (compact JSON, every field present)."""
     ttl = more.get("ttl_ms")
     positions = {str(p): o for p, o in more.get("positions", {}).items()}
     stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -131,7 +131,7 @@ class Unit:
 
 
 def merge(old: dict[int, int], new: dict[int, int]) -> dict[int, int]:
-    """§10.2: forward only, per partition."""
+    """§11.2: forward only, per partition."""
     out = dict(old)
     for partition, offset in new.items():
         out[partition] = max(offset, out.get(partition, 0))
@@ -139,7 +139,7 @@ def merge(old: dict[int, int], new: dict[int, int]) -> dict[int, int]:
 
 
 def fold(units: dict[str, Unit], record: Json) -> None:
-    """§10.2; a record that breaks a rule changes nothing."""
+    """§11.2; a record that breaks a rule changes nothing."""
     u = units.setdefault(record["unit"], Unit())
     at, site, epoch = record["at"], record["site"], record["epoch"]
     if record["kind"] == "claim":
@@ -167,7 +167,7 @@ def fold(units: dict[str, Unit], record: Json) -> None:
 
 
 def judge(units: dict[str, Unit], unit: str, epoch: int, partition: int, offset: int) -> str:
-    """§10.3's four steps."""
+    """§11.3's four steps."""
     u = units.get(unit, Unit())
     if epoch > u.epoch:
         return "unknown"
@@ -180,9 +180,10 @@ def judge(units: dict[str, Unit], unit: str, epoch: int, partition: int, offset:
 
 
 def documented_events() -> dict[str, tuple[set[str], set[str]]]:
-    """§12's table, read from the document: event -> (fields, fields marked ``?``)."""
+    """§13's table, read from the document: event -> (fields, fields marked ``?``)."""
     text = DOC.read_text(encoding="utf-8")
-    section = text[text.index("## 12. The control journal") : text.index("## 13.")]
+    start = text.index(". The control journal\n")  # found by title, whatever its number
+    section = text[start : text.index("\n## ", start)]
     events: dict[str, tuple[set[str], set[str]]] = {}
     body = section[section.index("|---|---|---|") :]  # the rows under the table's head
     for line in body.splitlines():
@@ -194,7 +195,7 @@ def documented_events() -> dict[str, tuple[set[str], set[str]]]:
 
 
 def read_control(key: bytes, value: bytes, headers: Headers) -> Json:
-    """§12: headers, then the value's common fields and the documented fields."""
+    """§13: headers, then the value's common fields and the documented fields."""
     event = json.loads(value)
     assert isinstance(event, dict)
     assert {"event", "hub", "time"} <= set(event)
@@ -215,7 +216,7 @@ def read_control(key: bytes, value: bytes, headers: Headers) -> Json:
 
 
 def hub_ready(records: Iterable[tuple[int, bytes, Headers]], hub: str, since: int) -> Json | None:
-    """§12: the first ``hub-ready`` of ``hub`` at or after offset ``since``."""
+    """§13: the first ``hub-ready`` of ``hub`` at or after offset ``since``."""
     for offset, value, _ in records:
         event = json.loads(value)
         if offset >= since and event.get("event") == "hub-ready" and event.get("hub") == hub:
@@ -226,7 +227,7 @@ def hub_ready(records: Iterable[tuple[int, bytes, Headers]], hub: str, since: in
 def write_dead_letter_headers(
     reason: str, detail: str, where: tuple[str, int, int, int]
 ) -> Headers:
-    """§13, from the table; the processor is a hub's intake."""
+    """§14, from the table; the processor is a hub's intake."""
     clipped = detail.encode()[:DETAIL_BYTES].decode("utf-8", errors="ignore")
     topic, partition, offset, timestamp = where
     values = [
@@ -242,7 +243,7 @@ def write_dead_letter_headers(
 
 
 def read_dead_letter(headers: Headers) -> Json:
-    """§13: the last value of each name; numbers decimal, the timestamp may be negative."""
+    """§14: the last value of each name; numbers decimal, the timestamp may be negative."""
     found = {n: (last(headers, f"i247.dlq.{n}") or b"").decode() for n in DLQ}
     assert found["reason"] in DLQ_REASONS
     assert len(found["detail"].encode()) <= DETAIL_BYTES
@@ -259,7 +260,7 @@ def fresh(created: datetime, now: datetime) -> bool:
 
 
 def ack_body(acknowledged: str, note: str | None = None) -> bytes:
-    """§14's body."""
+    """§15's body."""
     return json.dumps({"type": "ack", "acknowledged": acknowledged, "note": note}).encode()
 
 
