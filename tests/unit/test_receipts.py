@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from brokers.contract import asyncapi_document
 from brokers.record_headers import (
     RECEIPTS_CONTENT_TYPE,
     RECEIPTS_TYPE,
@@ -29,6 +31,7 @@ from schemas.errors import (
 )
 from schemas.header import Precedence
 from schemas.keys import Directory, generate_identity
+from schemas.leases import FenceTag, fence_headers
 from schemas.receipts import (
     MAX_RECEIPTS,
     Receipt,
@@ -301,3 +304,24 @@ def test_more_receipts_than_a_batch_holds_are_split() -> None:
     records = receipt_records(many, hub=ids["hub:lyon"], topics=TOPICS, now=later)
     assert [len(json.loads(r.value)["items"]) for r in records] == [MAX_RECEIPTS, 1]
     assert all(check(r.value, key=r.key).issued_at == later for r in records)
+
+
+def test_the_headers_a_batch_carries_are_the_published_contracts() -> None:
+    _, ids = small_keyring()
+    [record] = receipt_records(orders("FRA", ("DEU",)), hub=ids["hub:lyon"], topics=TOPICS, now=T0)
+    headers = fence_headers(record.headers, FenceTag("i247.hub.lyon.routine", 2, 0, 7))
+    document = asyncapi_document()
+    components = document["components"]
+    message = components["messages"]["receipts"]
+    schema = components["schemas"][message["headers"]["$ref"].rsplit("/", 1)[1]]
+    assert sorted(schema["required"]) == sorted(name for name, _ in headers)
+    for name, value in headers:
+        rule = schema["properties"][name]
+        text = value.decode()
+        assert text == rule.get("const", text), name
+        assert re.fullmatch(rule.get("pattern", ".*"), text), name
+    assert message["contentType"] == RECEIPTS_CONTENT_TYPE
+    for inbox in ("ncb-inbox", "team-inbox"):
+        assert "receipts" in document["channels"][inbox]["messages"]
+    payload = components["schemas"]["ReceiptBatch"]
+    assert sorted(payload["required"]) == sorted(json.loads(record.value))
