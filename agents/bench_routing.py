@@ -7,8 +7,8 @@ as *routed* once its copy reached the recipient's inbox **and** a delivery recei
 reached the sender's inbox. Receipts are recognised loosely, so that a change of their
 form does not break the count: a record on an inbox whose CloudEvents ``ce_type`` contains
 ``receipt``; the message ids it covers are the sent ids found anywhere in its bytes (a
-sealed receipt names the delivered message in its clear routing header, as
-``correlation_id``; a receipt batch that lists ids names them all). If receipt records
+receipt batch lists the delivered ids in clear; a sealed receipt, the form before it,
+named its message in its clear routing header as ``correlation_id``). If receipt records
 arrive but name none of the ids (an opaque batch, e.g. a Merkle root only), a delivered
 message counts as routed and the drain ends once receipts stop arriving (``receipts_by``
 says which rule applied). The rate is routed messages / seconds from the reader's last
@@ -49,11 +49,11 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.header import Precedence
-from schemas.keys import Directory, PrivateIdentity, load_identity
+from schemas.keys import PrivateIdentity, load_identity
 from schemas.sealing import open_sealed, parse_envelope, verify
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages
-from streams.delivery import DeliveryLedger, ReceiptOrder, plan_delivery, seal_receipt
+from streams.delivery import DeliveryLedger, ReceiptOrder, plan_delivery, receipt_records
 from streams.intake import Admitted, IntakePolicy, admit
 from streams.priority import assess_priority
 from streams.roster import DutyRoster
@@ -77,8 +77,8 @@ HUB = "hub:lyon"
 
 # Calls per routed message on today's path: intake parses, verifies and admits (admit
 # includes the parse, the verify and the priority, so its own share is what is left),
-# produces the lane record; the lane plans the delivery (its own parse), seals one receipt,
-# produces the inbox copy and the receipt; each hop consumes one record.
+# produces the lane record; the lane plans the delivery (its own parse), signs a receipt
+# batch for the lane record, produces the inbox copy and the batch; each hop consumes one.
 ROUTE_CALLS: dict[str, float] = {
     "parse": 1,
     "verify": 1,
@@ -101,22 +101,11 @@ def _time_step(fn: Callable[[], object], n: int) -> float:
 
 
 def receipt_cost(
-    order: ReceiptOrder,
-    hub: PrivateIdentity,
-    directory: Directory,
-    topics: TopicCatalog,
-    now: datetime,
+    order: ReceiptOrder, hub: PrivateIdentity, topics: TopicCatalog, now: datetime
 ) -> float:
-    """CPU µs of the receipt for one delivery, as the lane makes it: one sealed receipt
-    per delivery today (a form that batches receipts times a batch of its usual size and
-    divides by the receipts in it)."""
-
-    def one() -> object:
-        return seal_receipt(
-            order, hub=hub, directory=directory, topics=topics, now=now, random_bytes=os.urandom
-        )
-
-    return _time_step(one, 500)
+    """CPU µs of the receipt for one delivery as the lane makes it: the lane signs the
+    receipts of each lane record as one batch per sender, so one delivery, one batch."""
+    return _time_step(lambda: receipt_records([order], hub=hub, topics=topics, now=now), 500)
 
 
 def step_costs(adapters: Mapping[str, NcbAdapter], settings: Settings) -> dict[str, float]:
@@ -170,7 +159,7 @@ def step_costs(adapters: Mapping[str, NcbAdapter], settings: Settings) -> dict[s
         "priority": _time_step(lambda: assess_priority(header), 5000),
         "intake/admit (all checks)": _time_step(intake_once, 2000),
         "plan_delivery": _time_step(plan_once, 2000),
-        "receipt": receipt_cost(order, hub, fra.directory, topics, now),
+        "receipt": receipt_cost(order, hub, topics, now),
         "open (verify + HPKE + AES-GCM)": _time_step(
             lambda: open_sealed(
                 sealed,
