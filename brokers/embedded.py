@@ -9,6 +9,11 @@ after it is spawned), so a pytest session fixture or a CLI uses them directly; a
 uses ``async with EmbeddedBroker(...)`` or ``broker_for(settings)``, which run them in a
 thread.
 
+With ``access`` (``I247_SECURITY=tls`` or ``sasl_tls``) clients reach an access gate
+(``brokers.gate``: TLS, then SASL) on the advertised port, and Tansu listens on another
+loopback port behind it: the bundled Tansu 0.6.0 can serve neither TLS nor, on memory
+storage, SASL itself (see ``brokers.sasl_gate``).
+
 Port race: the free port is found by binding port 0 and closing it, so another process may
 take it before Tansu binds it. Tansu then logs ``AddrInUse`` and exits, and we retry on a
 fresh port. To avoid mistaking someone else's listener for ours, a start counts only when
@@ -26,16 +31,25 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
 from brokers.clients import terminate
+from brokers.gate import AccessGate, server_context
 from brokers.settings import Settings
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "advertised_ports", "broker_for"]
+__all__ = [
+    "BrokerAccess",
+    "EmbeddedBroker",
+    "EmbeddedBrokerError",
+    "access_for",
+    "advertised_ports",
+    "broker_for",
+]
 
 log = structlog.get_logger("i247.broker")
 
@@ -92,6 +106,32 @@ def advertised_ports(port: int, timeout: float = 1.0) -> set[int]:
     return ports
 
 
+@dataclass(frozen=True)
+class BrokerAccess:
+    """TLS with this certificate and key; with ``users`` (name -> password), SASL too."""
+
+    cert: Path
+    key: Path
+    users: Mapping[str, str] | None = None
+
+
+def access_for(settings: Settings) -> BrokerAccess | None:
+    """What ``I247_SECURITY`` asks of the embedded broker (None: plaintext)."""
+    if settings.security == "plaintext":
+        return None
+    _, cert, key = settings.tls_files
+    for path, variable in ((cert, "I247_TLS_CERT"), (key, "I247_TLS_KEY")):
+        if not path.is_file():
+            raise EmbeddedBrokerError(
+                f"I247_SECURITY={settings.security} but {path} does not exist: run "
+                f"`i247 keys tls` (writes <keys dir>/tls) or set {variable}"
+            )
+    users = None
+    if settings.security == "sasl_tls" and settings.sasl_username and settings.sasl_password:
+        users = {settings.sasl_username: settings.sasl_password.get_secret_value()}
+    return BrokerAccess(cert, key, users)
+
+
 class EmbeddedBroker:
     """One Tansu process on 127.0.0.1; its output goes to ``log_dir/tansu.log``.
 
@@ -100,12 +140,20 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self, log_dir: Path, *, start_timeout: float = 15.0, stop_grace: float = 5.0
+        self,
+        log_dir: Path,
+        *,
+        start_timeout: float = 15.0,
+        stop_grace: float = 5.0,
+        access: BrokerAccess | None = None,
     ) -> None:
         self.log_dir = Path(log_dir)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
-        self.port = 0
+        self.port = 0  # Tansu's own listener
+        self.advertised_port = 0  # what clients dial: Tansu's, or the access gate's
+        self.access = access
+        self.gate: AccessGate | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
@@ -114,7 +162,7 @@ class EmbeddedBroker:
         """``127.0.0.1:<port>``; only meaningful while running."""
         if self.process is None:
             raise EmbeddedBrokerError("the embedded broker is not running: call start() first")
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     @property
     def log_path(self) -> Path:
@@ -143,7 +191,9 @@ class EmbeddedBroker:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         for _attempt in range(_PORT_ATTEMPTS):
-            self._spawn(binary, _free_port())
+            port = _free_port()
+            self.advertised_port = self._open_gate(port) if self.access else port
+            self._spawn(binary, port if self.gate is None else _free_port())
             outcome = self._wait_until_answering()
             if outcome == "ready":
                 atexit.register(self.stop)
@@ -153,6 +203,9 @@ class EmbeddedBroker:
                     pid=self.process.pid if self.process else None,
                     startup_ms=round(1000 * (time.monotonic() - began)),
                     log=str(self.log_path),
+                    security="plaintext"
+                    if self.access is None
+                    else ("sasl_tls" if self.access.users else "tls"),
                 )
                 return self.bootstrap
             self._kill_quietly()
@@ -167,12 +220,33 @@ class EmbeddedBroker:
             f"is something grabbing loopback ports? Its log ends:\n{self.tail()}"
         )
 
+    def _open_gate(self, port: int) -> int:
+        """Bind the access gate on ``port`` (TLS, SASL if users); Tansu comes up behind it."""
+        assert self.access is not None
+        if self.gate is not None:
+            self.gate.stop()
+        try:
+            context = server_context(self.access.cert, self.access.key)
+        except (OSError, ValueError) as exc:
+            raise EmbeddedBrokerError(
+                f"cannot load the broker certificate {self.access.cert} / key "
+                f"{self.access.key} ({exc}); run `i247 keys tls` again"
+            ) from None
+        self.gate = AccessGate(
+            host="127.0.0.1", port=port, upstream_port=0, context=context, users=self.access.users
+        )
+        self.gate.start()
+        return port
+
     def _spawn(self, binary: str, port: int) -> None:
         self.port = port
+        if self.gate is not None:
+            self.gate.upstream_port = port
         url = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         with self.log_path.open("ab") as out:
             self._log_start = out.tell()
-            out.write(f"== i247: starting {binary} on {url}\n".encode())
+            out.write(f"== i247: starting {binary} on {url} (advertised {advertised})\n".encode())
             out.flush()
             self.process = subprocess.Popen(
                 [
@@ -181,7 +255,7 @@ class EmbeddedBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    advertised,
                     "--storage-engine",
                     "memory://tansu/",
                 ],
@@ -206,7 +280,7 @@ class EmbeddedBroker:
             settled = time.monotonic() - spawned >= _SETTLE_SECONDS
             if _READY_MARK in output or settled:
                 with contextlib.suppress(OSError, struct.error):
-                    if self.port in advertised_ports(self.port):
+                    if self.advertised_port in advertised_ports(self.port):
                         return "ready"
             time.sleep(0.01)
         return f"did not answer a Kafka request within {self.start_timeout:g} s"
@@ -215,11 +289,17 @@ class EmbeddedBroker:
         process, self.process = self.process, None
         if process is not None:
             terminate(process, grace=1.0)
+        if self.gate is not None:
+            self.gate.stop()
+            self.gate = None
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_grace`` seconds; the log stays."""
         atexit.unregister(self.stop)
         process, self.process = self.process, None
+        if self.gate is not None:
+            self.gate.stop()
+            self.gate = None
         if process is None:
             return
         if process.poll() is not None:
@@ -272,5 +352,6 @@ async def broker_for(settings: Settings) -> AsyncIterator[str]:
         log.info("broker-configured", bootstrap=settings.bootstrap)
         yield settings.bootstrap
         return
-    async with EmbeddedBroker(Path(settings.data_dir) / "broker") as bootstrap:
+    broker = EmbeddedBroker(Path(settings.data_dir) / "broker", access=access_for(settings))
+    async with broker as bootstrap:
         yield bootstrap

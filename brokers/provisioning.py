@@ -8,13 +8,15 @@ once, is safe: a topic that appears in between is reported as existing, not as a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from brokers.access import process_security
 from schemas.topics import TopicSpec
 
 __all__ = ["ProvisionError", "ProvisionReport", "provision"]
@@ -53,19 +55,28 @@ def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:
 
 
 async def provision(
-    bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int = 1
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    replication_factor: int = 1,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> ProvisionReport:
     """Create every topic in ``specs`` that the broker does not have yet.
 
     Raises ``ProvisionError`` naming each topic the broker refused (a replication factor
     above the number of brokers is the usual cause) or when ``bootstrap`` does not answer.
+    ``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``).
     """
     if replication_factor < 1:
         raise ValueError(f"replication factor must be at least 1, not {replication_factor}")
     wanted = _unique(specs)
     created: list[str] = []
     refused: list[str] = []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="i247-provision")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="i247-provision",
+        **(process_security() if security is None else security),
+    )
     try:
         await admin.start()
         present = set(await admin.list_topics())

@@ -22,6 +22,13 @@ names, so these names are a contract:
 | ``I247_SHIFT_SECONDS`` | unset: real 8-hour shifts | > 0; compressed duty shifts for demos |
 | ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
 | ``I247_DB_SCALE`` | 1.0 | 0 < x <= 1; the simulated databases' share of full size |
+| ``I247_SECURITY`` | ``plaintext`` | ``plaintext``, ``tls``, or ``sasl_tls`` (SASL over TLS) |
+| ``I247_TLS_CA`` | ``<keys dir>/tls/ca.pem`` | the CA certificate clients trust |
+| ``I247_TLS_CERT`` | ``<keys dir>/tls/broker.pem`` | the embedded broker's certificate |
+| ``I247_TLS_KEY`` | ``<keys dir>/tls/broker.key`` | the embedded broker's private key |
+| ``I247_SASL_MECHANISM`` | ``SCRAM-SHA-512`` | ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` |
+| ``I247_SASL_USERNAME`` | unset | this process's principal (required with ``sasl_tls``) |
+| ``I247_SASL_PASSWORD`` | unset | its password (required with ``sasl_tls``; never logged) |
 
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
@@ -38,7 +45,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.topics import TopicCatalog
 
@@ -47,6 +62,8 @@ __all__ = ["ENV_NAMES", "ENV_PREFIX", "Settings", "SettingsError"]
 ENV_PREFIX = "I247_"
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+Security = Literal["plaintext", "tls", "sasl_tls"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class SettingsError(ValueError):
@@ -95,6 +112,17 @@ class Settings(BaseModel):
     db_scale: float = Field(
         1.0, gt=0, le=1, allow_inf_nan=False, description="a number 0 < x <= 1 (1 = full size)"
     )
+    security: Security = Field(
+        "plaintext", description="one of plaintext, tls, sasl_tls (SASL over TLS)"
+    )
+    tls_ca: Path | None = Field(None, description="a CA certificate file (PEM)")
+    tls_cert: Path | None = Field(None, description="a certificate file (PEM)")
+    tls_key: Path | None = Field(None, description="a private key file (PEM)")
+    sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+    )
+    sasl_username: str | None = Field(None, min_length=1, description="a principal name")
+    sasl_password: SecretStr | None = Field(None, description="the principal's password")
 
     @model_validator(mode="before")
     @classmethod
@@ -124,10 +152,24 @@ class Settings(BaseModel):
         TopicCatalog(value)  # the catalog owns the rule and its message
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "security", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _uppercase(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.security == "sasl_tls" and (self.sasl_username is None or not self.sasl_password):
+            raise ValueError(
+                "I247_SECURITY=sasl_tls needs I247_SASL_USERNAME and I247_SASL_PASSWORD "
+                "(the principal this process connects as)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> Settings:
@@ -148,6 +190,16 @@ class Settings(BaseModel):
         """Rows of SLTD, SMV and Works of Art at ``db_scale`` (at least 100 each)."""
         full = {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
         return {name: max(100, round(size * self.db_scale)) for name, size in full.items()}
+
+    @property
+    def tls_files(self) -> tuple[Path, Path, Path]:
+        """CA, certificate and key: as set, else ``i247 keys tls``'s files under the keys dir."""
+        tls_dir = self.keys_dir / "tls"
+        return (
+            self.tls_ca or tls_dir / "ca.pem",
+            self.tls_cert or tls_dir / "broker.pem",
+            self.tls_key or tls_dir / "broker.key",
+        )
 
     @property
     def topics(self) -> TopicCatalog:

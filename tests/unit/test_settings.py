@@ -33,6 +33,13 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "shift_seconds": None,
         "log_level": "info",
         "db_scale": 1.0,
+        "security": "plaintext",
+        "tls_ca": None,
+        "tls_cert": None,
+        "tls_key": None,
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": None,
+        "sasl_password": None,
     }
     assert settings.database_sizes == {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
 
