@@ -29,6 +29,7 @@ names, so these names are a contract:
 | ``I247_SASL_MECHANISM`` | ``SCRAM-SHA-512`` | ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` |
 | ``I247_SASL_USERNAME`` | unset | this process's principal (required with ``sasl_tls``) |
 | ``I247_SASL_PASSWORD`` | unset | its password (required with ``sasl_tls``; never logged) |
+| ``I247_SASL_PASSWORD_FILE`` | unset | a file holding the password instead (compose's secrets) |
 
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
@@ -123,6 +124,9 @@ class Settings(BaseModel):
     )
     sasl_username: str | None = Field(None, min_length=1, description="a principal name")
     sasl_password: SecretStr | None = Field(None, description="the principal's password")
+    sasl_password_file: Path | None = Field(
+        None, description="a readable file holding the password"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +168,15 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Settings:
+        if self.sasl_password is None and self.sasl_password_file is not None:
+            try:
+                secret = self.sasl_password_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"I247_SASL_PASSWORD_FILE={str(self.sasl_password_file)!r} cannot be read "
+                    f"({exc.strerror}); check the secrets volume"
+                ) from None
+            object.__setattr__(self, "sasl_password", SecretStr(secret))
         if self.security == "sasl_tls" and (self.sasl_username is None or not self.sasl_password):
             raise ValueError(
                 "I247_SECURITY=sasl_tls needs I247_SASL_USERNAME and I247_SASL_PASSWORD "

@@ -8,14 +8,20 @@
   and addresses (``localhost``, ``127.0.0.1`` and ``::1`` always), signed by the CA, for the
   embedded broker (``I247_TLS_CERT``/``I247_TLS_KEY``) or a Kafka cluster's listeners.
 
+With ``--kafka``, ``write_kafka_secrets`` adds what compose's Kafka cluster needs (a PKCS#12
+keystore, the brokers' JAAS file, one password file per principal, a SCRAM setup script).
+Those files are readable by every container that mounts the volume: a demo's secrets store,
+not a production one.
+
 ECDSA P-256 keys, SHA-256 signatures; ``now`` is passed in so tests pin validity.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +29,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -31,6 +38,7 @@ __all__ = [
     "issue_server_certificate",
     "make_authority",
     "make_tls_dir",
+    "write_kafka_secrets",
 ]
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -176,3 +184,77 @@ def make_tls_dir(
     _write(files.key, _key_pem(key), private=True)
     _write(files.cert, certificate.public_bytes(serialization.Encoding.PEM), private=False)
     return files
+
+
+KAFKA_ADMIN = "admin"
+
+
+def _password(random_bytes: Callable[[int], bytes]) -> str:
+    return base64.urlsafe_b64encode(random_bytes(24)).decode().rstrip("=")
+
+
+def write_kafka_secrets(
+    files: TlsFiles,
+    principals: Iterable[str],
+    *,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> dict[str, Path]:
+    """What a SASL_SSL Kafka cluster and its clients need, beside ``files`` (compose's volume).
+
+    Writes ``broker.p12`` (key, certificate and CA, PKCS#12) and ``broker.p12.creds`` (its
+    password), ``kafka_server_jaas.conf`` (the ``admin`` super user, PLAIN, for the brokers
+    and controllers among themselves and for setup), ``admin.properties`` (a Java client
+    config as admin), ``passwords/<principal>`` for ``admin`` and every principal, and
+    ``scram-users.sh``, which creates each principal's SCRAM-SHA-512 credential with
+    ``kafka-configs.sh``. Existing passwords are kept, so reruns change nothing for clients.
+    Returns the password file of each principal.
+    """
+    directory = files.ca.parent
+    secrets = directory / "passwords"
+    secrets.mkdir(exist_ok=True)
+    passwords: dict[str, Path] = {}
+    for name in [KAFKA_ADMIN, *principals]:
+        path = secrets / name
+        if not path.exists():
+            _write(path, _password(random_bytes).encode(), private=False)
+        passwords[name] = path
+    admin = passwords[KAFKA_ADMIN].read_text().strip()
+    store_password = _password(random_bytes)
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{files.key} is not an EC private key")
+    bundle = pkcs12.serialize_key_and_certificates(
+        b"broker",
+        key,
+        x509.load_pem_x509_certificate(files.cert.read_bytes()),
+        [x509.load_pem_x509_certificate(files.ca.read_bytes())],
+        serialization.BestAvailableEncryption(store_password.encode()),
+    )
+    _write(directory / "broker.p12", bundle, private=False)
+    _write(directory / "broker.p12.creds", store_password.encode(), private=False)
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+    jaas = (
+        f'KafkaServer {{\n  {plain}\n  username="{KAFKA_ADMIN}"\n  password="{admin}"\n'
+        f'  user_{KAFKA_ADMIN}="{admin}";\n'
+        "  org.apache.kafka.common.security.scram.ScramLoginModule required;\n};\n"
+    )
+    _write(directory / "kafka_server_jaas.conf", jaas.encode(), private=False)
+    properties = (
+        "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n"
+        f'sasl.jaas.config={plain} username="{KAFKA_ADMIN}" password="{admin}";\n'
+        "ssl.truststore.type=PEM\nssl.truststore.location=/etc/kafka/secrets/ca.pem\n"
+    )
+    _write(directory / "admin.properties", properties.encode(), private=False)
+    lines = ["#!/bin/sh", "# written by `i247 keys tls --kafka`: SCRAM credentials", "set -e"]
+    for name, path in passwords.items():
+        if name == KAFKA_ADMIN:
+            continue
+        secret = path.read_text().strip()
+        lines.append(
+            '/opt/kafka/bin/kafka-configs.sh --bootstrap-server "$1" '
+            "--command-config /etc/kafka/secrets/admin.properties --alter "
+            f"--add-config 'SCRAM-SHA-512=[password={secret}]' "
+            f"--entity-type users --entity-name {name}"
+        )
+    _write(directory / "scram-users.sh", ("\n".join(lines) + "\n").encode(), private=False)
+    return passwords
