@@ -56,13 +56,14 @@ def client_security(settings: Settings) -> dict[str, Any]:
     ca, _, _ = settings.tls_files
     options: dict[str, Any] = {"security_protocol": "SSL", "ssl_context": trusting(ca)}
     if settings.security == "sasl_tls":
-        if settings.sasl_username is None or settings.sasl_password is None:
+        secret = settings.sasl_secret()
+        if settings.sasl_username is None or secret is None:
             raise BrokerAccessError("I247_SECURITY=sasl_tls needs I247_SASL_USERNAME/PASSWORD")
         options.update(
             security_protocol="SASL_SSL",
             sasl_mechanism=settings.sasl_mechanism,
             sasl_plain_username=settings.sasl_username,
-            sasl_plain_password=settings.sasl_password.get_secret_value(),
+            sasl_plain_password=secret,
         )
     return options
 

@@ -127,8 +127,9 @@ def access_for(settings: Settings) -> BrokerAccess | None:
                 f"`i247 keys tls` (writes <keys dir>/tls) or set {variable}"
             )
     users = None
-    if settings.security == "sasl_tls" and settings.sasl_username and settings.sasl_password:
-        users = {settings.sasl_username: settings.sasl_password.get_secret_value()}
+    secret = settings.sasl_secret()
+    if settings.security == "sasl_tls" and settings.sasl_username and secret is not None:
+        users = {settings.sasl_username: secret}
     return BrokerAccess(cert, key, users)
 
 

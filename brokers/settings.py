@@ -168,21 +168,27 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Settings:
-        if self.sasl_password is None and self.sasl_password_file is not None:
-            try:
-                secret = self.sasl_password_file.read_text().strip()
-            except OSError as exc:
-                raise ValueError(
-                    f"I247_SASL_PASSWORD_FILE={str(self.sasl_password_file)!r} cannot be read "
-                    f"({exc.strerror}); check the secrets volume"
-                ) from None
-            object.__setattr__(self, "sasl_password", SecretStr(secret))
-        if self.security == "sasl_tls" and (self.sasl_username is None or not self.sasl_password):
+        has_secret = bool(self.sasl_password) or self.sasl_password_file is not None
+        if self.security == "sasl_tls" and (self.sasl_username is None or not has_secret):
             raise ValueError(
                 "I247_SECURITY=sasl_tls needs I247_SASL_USERNAME and I247_SASL_PASSWORD "
-                "(the principal this process connects as)"
+                "(or I247_SASL_PASSWORD_FILE): the principal this process connects as"
             )
         return self
+
+    def sasl_secret(self) -> str | None:
+        """The SASL password: ``I247_SASL_PASSWORD``, else the file's (read now, not at start)."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is None:
+            return None
+        try:
+            return self.sasl_password_file.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(
+                f"I247_SASL_PASSWORD_FILE={str(self.sasl_password_file)!r} cannot be read "
+                f"({exc.strerror}); check the secrets volume (`i247 keys tls --kafka`)"
+            ) from None
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> Settings:
