@@ -10,9 +10,9 @@ uses ``async with EmbeddedBroker(...)`` or ``broker_for(settings)``, which run t
 thread.
 
 With ``access`` (``I247_SECURITY=tls`` or ``sasl_tls``) clients reach an access gate
-(``brokers.gate``: TLS, then SASL) on the advertised port, and Tansu listens on another
-loopback port behind it: the bundled Tansu 0.6.0 can serve neither TLS nor, on memory
-storage, SASL itself (see ``brokers.sasl_gate``).
+(``brokers.gate``, a process of its own: TLS, then SASL) on the advertised port, and Tansu
+listens on another loopback port behind it: the bundled Tansu 0.6.0 can serve neither TLS
+nor, on memory storage, SASL itself (see ``brokers.sasl_gate``).
 
 Port race: the free port is found by binding port 0 and closing it, so another process may
 take it before Tansu binds it. Tansu then logs ``AddrInUse`` and exits, and we retry on a
@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
+import selectors
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from types import TracebackType
 import structlog
 
 from brokers.clients import terminate
-from brokers.gate import AccessGate, server_context
+from brokers.gate import GATE_USERS_ENV, READY_LINE, server_context
 from brokers.settings import Settings
 
 __all__ = [
@@ -63,10 +66,13 @@ class EmbeddedBrokerError(RuntimeError):
     """The embedded broker did not start or is not running; the message says what to do."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_port(avoid: int = 0) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port != avoid:
+            return port
 
 
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
@@ -154,7 +160,7 @@ class EmbeddedBroker:
         self.port = 0  # Tansu's own listener
         self.advertised_port = 0  # what clients dial: Tansu's, or the access gate's
         self.access = access
-        self.gate: AccessGate | None = None
+        self.gate: subprocess.Popen[bytes] | None = None  # the access gate's process
         self.process: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
@@ -193,15 +199,18 @@ class EmbeddedBroker:
         began = time.monotonic()
         for _attempt in range(_PORT_ATTEMPTS):
             port = _free_port()
-            self.advertised_port = self._open_gate(port) if self.access else port
-            self._spawn(binary, port if self.gate is None else _free_port())
+            self.advertised_port = port if self.access is None else _free_port(avoid=port)
+            self._spawn(binary, port)
             outcome = self._wait_until_answering()
+            if outcome == "ready" and self.access is not None:
+                outcome = self._open_gate()
             if outcome == "ready":
                 atexit.register(self.stop)
                 log.info(
                     "embedded-broker-started",
                     bootstrap=self.bootstrap,
                     pid=self.process.pid if self.process else None,
+                    gate_pid=self.gate.pid if self.gate else None,
                     startup_ms=round(1000 * (time.monotonic() - began)),
                     log=str(self.log_path),
                     security="plaintext"
@@ -221,28 +230,55 @@ class EmbeddedBroker:
             f"is something grabbing loopback ports? Its log ends:\n{self.tail()}"
         )
 
-    def _open_gate(self, port: int) -> int:
-        """Bind the access gate on ``port`` (TLS, SASL if users); Tansu comes up behind it."""
+    @property
+    def gate_log_path(self) -> Path:
+        """The access gate's log (JSON lines: ``broker-access-granted``/``-refused``)."""
+        return self.log_dir / "gate.log"
+
+    def _open_gate(self) -> str:
+        """Start the access gate (TLS, SASL if users) on the advertised port, before Tansu.
+
+        ``ready``, ``port-taken``, or why neither.
+        """
         assert self.access is not None
-        if self.gate is not None:
-            self.gate.stop()
         try:
-            context = server_context(self.access.cert, self.access.key)
+            server_context(self.access.cert, self.access.key)
         except (OSError, ValueError) as exc:
             raise EmbeddedBrokerError(
                 f"cannot load the broker certificate {self.access.cert} / key "
                 f"{self.access.key} ({exc}); run `i247 keys tls` again"
             ) from None
-        self.gate = AccessGate(
-            host="127.0.0.1", port=port, upstream_port=0, context=context, users=self.access.users
-        )
-        self.gate.start()
-        return port
+        env = {k: v for k, v in os.environ.items() if k != GATE_USERS_ENV}
+        if self.access.users is not None:
+            env[GATE_USERS_ENV] = json.dumps(dict(self.access.users))
+        command = [
+            sys.executable, "-m", "brokers.gate",
+            "--port", str(self.advertised_port), "--upstream-port", str(self.port),
+            "--cert", str(self.access.cert), "--key", str(self.access.key),
+        ]  # fmt: skip
+        with self.gate_log_path.open("ab") as errors:
+            self.gate = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+                start_new_session=True,
+            )
+        assert self.gate.stdout is not None
+        with selectors.DefaultSelector() as ready:
+            ready.register(self.gate.stdout, selectors.EVENT_READ)
+            if not ready.select(self.start_timeout):
+                return f"access gate did not listen within {self.start_timeout:g} s"
+        line = self.gate.stdout.readline().decode(errors="replace")
+        if line.startswith(READY_LINE):
+            return "ready"
+        if line.startswith("i247-gate-port-taken"):
+            return "port-taken"
+        return f"access gate exited with code {self.gate.wait(5)}; see {self.gate_log_path}"
 
     def _spawn(self, binary: str, port: int) -> None:
         self.port = port
-        if self.gate is not None:
-            self.gate.upstream_port = port
         url = f"tcp://127.0.0.1:{port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         with self.log_path.open("ab") as out:
@@ -290,17 +326,20 @@ class EmbeddedBroker:
         process, self.process = self.process, None
         if process is not None:
             terminate(process, grace=1.0)
-        if self.gate is not None:
-            self.gate.stop()
-            self.gate = None
+        self._stop_gate()
+
+    def _stop_gate(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            terminate(gate, grace=2.0)
+            if gate.stdout is not None:
+                gate.stdout.close()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_grace`` seconds; the log stays."""
         atexit.unregister(self.stop)
         process, self.process = self.process, None
-        if self.gate is not None:
-            self.gate.stop()
-            self.gate = None
+        self._stop_gate()
         if process is None:
             return
         if process.poll() is not None:

@@ -1,9 +1,14 @@
-"""The access gate: TLS (and SASL) in front of the embedded Tansu, on a thread of its own.
+"""The access gate: TLS (and SASL) in front of the embedded Tansu, in a process of its own.
 
 Clients reach the gate's port (the one Tansu advertises); the gate terminates TLS, runs the
 SASL exchange of ``brokers.sasl_gate`` when users are given, and then pipes bytes both
 ways to Tansu's own listener on loopback. A client that fails TLS or SASL is disconnected
 and logged (``broker-access-refused``, with the peer and the reason).
+
+``brokers.embedded`` runs it as ``python -m brokers.gate`` (``serve_gate``): a thread in the
+starting process would share its interpreter lock with whatever else runs there (the demo's
+simulator), and every byte of every client crosses the gate. Users come in the environment
+(``I247_GATE_USERS``, JSON), never on the command line.
 
 Limit: Tansu's own listener is plaintext on 127.0.0.1; a process on the same host that
 finds its port bypasses the gate. Access control against other hosts is what the gate
@@ -25,7 +30,10 @@ import structlog
 
 from brokers.sasl_gate import Answer, Forward, GateSession, Refuse
 
-__all__ = ["AccessGate", "server_context"]
+__all__ = ["GATE_USERS_ENV", "READY_LINE", "AccessGate", "serve_gate", "server_context"]
+
+GATE_USERS_ENV = "I247_GATE_USERS"
+READY_LINE = "i247-gate-listening"
 
 log = structlog.get_logger("i247.broker.gate")
 
@@ -184,3 +192,49 @@ class AccessGate:
                 return False
         log.info("broker-access-granted", peer=str(peer), principal=session.principal)
         return True
+
+
+def serve_gate(argv: list[str] | None = None) -> int:
+    """``python -m brokers.gate --port P --upstream-port U --cert C --key K``: run until killed."""
+    import argparse
+    import json
+    import os
+    import signal
+    import sys
+
+    from brokers.logs import configure_logging
+
+    parser = argparse.ArgumentParser(prog="python -m brokers.gate")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream-port", type=int, required=True)
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    args = parser.parse_args(argv)
+    configure_logging("info")
+    raw = os.environ.get(GATE_USERS_ENV)
+    users = json.loads(raw) if raw else None
+    gate = AccessGate(
+        host=args.host,
+        port=args.port,
+        upstream_port=args.upstream_port,
+        context=server_context(args.cert, args.key),
+        users=users,
+    )
+    try:
+        gate.start()
+    except OSError as exc:
+        print(f"i247-gate-port-taken {exc}", flush=True)
+        return 2
+    print(READY_LINE, flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    gate.stop()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(serve_gate())
