@@ -55,6 +55,7 @@ from agents.demo import start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
+from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
@@ -177,6 +178,7 @@ async def _collect(
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * settings.max_message_bytes,
@@ -207,6 +209,7 @@ async def _forward(
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
+        **process_security(),
         group_id=f"{source}-fwd",
         auto_offset_reset="earliest",
         enable_auto_commit=True,
@@ -381,6 +384,7 @@ async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) 
     consumer = AIOKafkaConsumer(
         settings.topics.control,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=10,
     )
