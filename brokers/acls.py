@@ -8,7 +8,7 @@ service does (``i247 acls --apply``). Kafka denies whatever is not granted
 (``allow.everyone.if.no.acl.found=false``), so this set *is* the access policy:
 
 * a bureau (``User:ncb-FRA``) writes the inbound topic and reads its own inbox (with its
-  own consumer group ``<prefix>-ncb-FRA``); it also reads the lease journal, which its
+  own consumer group ``<prefix>.client.FRA``); it also reads the lease journal, which its
   gateway folds to refuse deliveries from a hub outside its term, and the notices state
   its notice board keeps. Nothing else: no other inbox, no lane, no journal write;
 * a hub (``User:hub-lyon``) reads the inbound topic, the lanes and journals, writes lanes,
@@ -83,8 +83,8 @@ def principal(participant: str) -> str:
 
 
 def ncb_group(topics: TopicCatalog, code: str) -> str:
-    """The consumer group a bureau's gateway reads its inbox with."""
-    return f"{topics.prefix}-ncb-{code}"
+    """The consumer group a bureau's client reads its inbox with (``agents.ncb_client``)."""
+    return f"{topics.prefix}.client.{code}"
 
 
 def _read(who: str, *names: str) -> list[Acl]:
