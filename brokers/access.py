@@ -16,18 +16,40 @@ process of a deployment is started with.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
+
 from brokers.settings import Settings
 
-__all__ = ["BrokerAccessError", "client_security", "process_security", "trusting"]
+__all__ = [
+    "BrokerAccessError",
+    "BrokerAccessRefused",
+    "access_refusal",
+    "client_security",
+    "process_security",
+    "trusting",
+]
 
 
 class BrokerAccessError(RuntimeError):
     """TLS or SASL is selected but cannot be set up; the message says which file or setting."""
+
+
+class BrokerAccessRefused(BrokerAccessError):
+    """The broker answered but refused this client's TLS handshake or SASL credentials."""
 
 
 @lru_cache(maxsize=8)
@@ -71,3 +93,49 @@ def client_security(settings: Settings) -> dict[str, Any]:
 def process_security() -> dict[str, Any]:
     """``client_security`` of this process's ``I247_*`` environment."""
     return client_security(Settings.from_env())
+
+
+async def access_refusal(
+    bootstrap: str, options: Mapping[str, Any], *, timeout_s: float = 10.0
+) -> str | None:
+    """Why the first broker of ``bootstrap`` refuses a client with ``options``, or None.
+
+    aiokafka reports a refused handshake or password only as "Unable to bootstrap"; this
+    opens one connection the same way and names the cause: TLS (certificate, host name),
+    SASL (mechanism, user or password), or a broker that wants SASL from a client without it.
+    None when access is not the problem (plaintext, unreachable, or let in).
+    """
+    if options.get("security_protocol", "PLAINTEXT") == "PLAINTEXT":
+        return None
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    user = options.get("sasl_plain_username")
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host.strip("[]"), int(port), request_timeout_ms=int(timeout_s * 1000), **options
+            ),
+            timeout_s,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"TLS with {bootstrap} failed: {exc.verify_message}; check that I247_TLS_CA is the "
+            "CA that signed the broker's certificate and that it names this host"
+        )
+    except ssl.SSLError as exc:
+        return f"TLS with {bootstrap} failed ({exc.reason}); is the broker's listener TLS?"
+    except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as exc:
+        return f"{bootstrap} refused SASL {options.get('sasl_mechanism')} as {user!r}: {exc}"
+    except (KafkaError, OSError, TimeoutError):
+        return None  # not an access problem: the caller reports the broker unreachable
+    try:
+        await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
+    except (KafkaConnectionError, OSError, TimeoutError):
+        if options["security_protocol"] == "SSL":
+            return (
+                f"{bootstrap} closed the connection after TLS: it requires SASL; set "
+                "I247_SECURITY=sasl_tls with I247_SASL_USERNAME and I247_SASL_PASSWORD"
+            )
+        return None
+    finally:
+        conn.close()
+    return None

@@ -19,7 +19,7 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 
-from brokers.access import process_security
+from brokers.access import BrokerAccessRefused, access_refusal, process_security
 from schemas.topics import TopicSpec
 
 __all__ = [
@@ -116,13 +116,12 @@ def _quiet_aiokafka() -> Iterator[None]:
 async def existing_topics(
     bootstrap: str, *, timeout_s: float = 10.0, security: Mapping[str, Any] | None = None
 ) -> set[str]:
-    """The topic names on the broker; ``BrokerUnreachable`` if it does not answer in time."""
+    """The topic names on the broker; ``BrokerUnreachable`` if it does not answer in time,
+    ``BrokerAccessRefused`` (saying why) if it answers but refuses our TLS or SASL."""
     timeout_ms = max(1000, int(timeout_s * 1000))
+    access = process_security() if security is None else security
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="i247-check",
-        request_timeout_ms=timeout_ms,
-        **(process_security() if security is None else security),
+        bootstrap_servers=bootstrap, client_id="i247-check", request_timeout_ms=timeout_ms, **access
     )
     with _quiet_aiokafka():
         try:
@@ -130,6 +129,9 @@ async def existing_topics(
                 await admin.start()
                 return set(await admin.list_topics())
         except (KafkaError, OSError, TimeoutError) as exc:
+            refusal = await access_refusal(bootstrap, access, timeout_s=timeout_s)
+            if refusal is not None:
+                raise BrokerAccessRefused(refusal) from exc
             raise BrokerUnreachable(bootstrap, _cause(exc, timeout_s)) from exc
         finally:
             await admin.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +13,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
-from brokers.access import client_security
+from brokers.access import BrokerAccessRefused, access_refusal, client_security
 from brokers.clients import make_consumer, make_producer
 from brokers.embedded import EmbeddedBroker, access_for, broker_for
-from brokers.provisioning import provision
+from brokers.provisioning import existing_topics, provision
 from brokers.settings import Settings
 from brokers.tls_keyring import make_tls_dir
 from schemas.topics import TopicKind, TopicSpec
@@ -111,3 +112,33 @@ async def test_the_gate_says_why_it_refused(tmp_path: Path) -> None:
         assert any("before SASL authentication" in r for r in reasons), reasons
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+@pytest.mark.parametrize(
+    ("update", "says"),
+    [
+        ({"sasl_password": SecretStr("guess")}, "refused SASL SCRAM-SHA-512 as 'hub-lyon'"),
+        ({"security": "tls"}, "it requires SASL; set I247_SECURITY=sasl_tls"),
+        ({"sasl_mechanism": "PLAIN", "sasl_username": "eve"}, "wrong user or password"),
+    ],
+)
+async def test_a_refused_client_is_told_why_not_only_that_it_cannot_bootstrap(
+    secured: Settings, update: dict[str, object], says: str
+) -> None:
+    intruder = secured.model_copy(update=update)
+    with pytest.raises(BrokerAccessRefused, match=re.escape(says)):
+        await existing_topics(intruder.bootstrap or "", security=client_security(intruder))
+    assert (
+        await existing_topics(secured.bootstrap or "", security=client_security(secured)) == set()
+    )
+
+
+async def test_a_broker_certificate_from_another_ca_is_named(
+    secured: Settings, tmp_path: Path
+) -> None:
+    other = make_tls_dir(tmp_path / "other", now=datetime.now(UTC))
+    stranger = secured.model_copy(update={"tls_ca": other.ca})
+    refusal = await access_refusal(secured.bootstrap or "", client_security(stranger))
+    assert refusal is not None
+    assert "unable to get local issuer certificate" in refusal
+    assert "I247_TLS_CA" in refusal
