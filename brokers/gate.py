@@ -22,7 +22,6 @@ import contextlib
 import ssl
 import struct
 import threading
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -94,7 +93,6 @@ class AccessGate:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self.refusals: deque[str] = deque(maxlen=100)  # the latest reasons, for operators
 
     def start(self, timeout: float = 10.0) -> None:
         """Start listening (blocking until bound); ``OSError`` if the port is taken."""
@@ -137,7 +135,6 @@ class AccessGate:
         self._loop = self._thread = None
 
     def _refuse(self, peer: object, reason: str) -> None:
-        self.refusals.append(reason)
         log.warning("broker-access-refused", peer=str(peer), reason=reason)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
