@@ -11,6 +11,7 @@ i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
 i247 audit       verify the archive, prove a record is in it or two heads consistent
 i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
+i247 contract    write docs/asyncapi.yaml from the code, or --check it
 i247 send        send one message as a bureau; prints its id
 i247 inbox       what a bureau opened since its last run (--follow, --ack, --json)
 
@@ -34,6 +35,7 @@ from agents.access_commands import register_access
 from agents.bureau_commands import register_bureau_commands
 from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
+from agents.contract_command import register_contract
 from agents.replay_command import register_replay
 from brokers.access import client_security
 from brokers.connect_via import install_connect_via
@@ -57,6 +59,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "replay": ("broker", "topics", "files", "other"),
     "send": ("broker", "topics", "files", "other"),
     "inbox": ("broker", "topics", "files", "other"),
+    "contract": ("topics", "other"),
 }
 """Which groups of I247_* variables each command reads (the groups: brokers.settings); a
 command not listed reads them all."""
@@ -228,6 +231,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register_replay(commands)
     register_bureau_commands(commands)
+    register_contract(commands)  # i247 contract [--check]
     finish_help(parser, _READS, EXIT_CODES)
     return parser
 

@@ -22,6 +22,19 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.header import MessageType, RoutingHeader, format_timestamp
+from schemas.header_names import (
+    CE_ID,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_TIME,
+    CE_TYPE,
+    DLQ_FIELDS,
+    DLQ_PREFIX,
+    REPLAY_FIELDS,
+    REPLAY_PREFIX,
+    TRACEPARENT,
+)
+from schemas.header_names import CONTENT_TYPE as CONTENT_TYPE_HEADER
 
 __all__ = [
     "CONTENT_TYPE",
@@ -49,9 +62,7 @@ __all__ = [
 
 Headers = Iterable[tuple[str, bytes]]
 CONTENT_TYPE = "application/vnd.i247.envelope+json; version=1"
-DLQ_PREFIX = "i247.dlq."
 _ENVELOPE_TYPE = ("int.interpol.i247.", ".v1")  # ce_type = prefix + message type + suffix
-REPLAY_PREFIX = "i247.replay."
 MAX_DETAIL_BYTES = 4096
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -59,7 +70,7 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
 )
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")
-_DLQ_FIELDS = ("reason", "detail", "topic", "partition", "offset", "timestamp", "processor")
+_DLQ_FIELDS = DLQ_FIELDS
 
 
 class BadHeader(ValueError):
@@ -164,12 +175,12 @@ def cloudevent_headers(
         if not value:
             raise ValueError(f"{attribute} must not be empty (CloudEvents 1.0 requires it)")
     return [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", event_id.encode()),
-        ("ce_source", source.encode()),
-        ("ce_type", event_type.encode()),
-        ("ce_time", _rfc3339(time).encode()),
-        ("content-type", content_type.encode()),
+        (CE_SPECVERSION, b"1.0"),
+        (CE_ID, event_id.encode()),
+        (CE_SOURCE, source.encode()),
+        (CE_TYPE, event_type.encode()),
+        (CE_TIME, _rfc3339(time).encode()),
+        (CONTENT_TYPE_HEADER, content_type.encode()),
     ]
 
 
@@ -226,7 +237,7 @@ def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, by
             envelope_type(header.message_type),
             header.created_at,
         ),
-        ("traceparent", traceparent(header.trace_id, span_id).encode()),
+        (TRACEPARENT, traceparent(header.trace_id, span_id).encode()),
     )
 
 
@@ -304,7 +315,7 @@ def read_dead_letter(headers: Headers) -> DeadLetterInfo:
 
 # --- replay marks --------------------------------------------------------------------
 
-_REPLAY_FIELDS = ("name", "topic", "partition", "offset", "timestamp")
+_REPLAY_FIELDS = REPLAY_FIELDS
 
 
 class ReplayMark(BaseModel):
