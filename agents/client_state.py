@@ -12,10 +12,10 @@ Format: JSON Lines, one handed-over item a line, appended::
     {"topic": "i247.ncb.DEU.inbox", "partition": 0, "offset": 17,
      "timestamp_ms": 1764857103123, "message_id": "6f1c...", "kind": "message"}
 
-``message_id`` is null for an item the adapter returned without one (a receipt in a form
-this client does not look into). A torn last line (a crash mid-write) is ignored. A
-position matches only with the same timestamp, so a broker that lost its log (the embedded
-one on restart) and reuses offsets is read afresh, not skipped.
+``message_id`` is null for an item that carries several (a hub's receipt batch). A torn
+last line (a crash mid-write) is ignored. A position matches only with the same timestamp,
+so a broker that lost its log (the embedded one on restart) and reuses offsets is read
+afresh, not skipped.
 """
 
 from __future__ import annotations

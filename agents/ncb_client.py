@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 
 from agents.client_state import ClientState, HandedOver, state_path
 from agents.lease_reader import LeaseReader
-from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
+from agents.ncb import Duplicate, Fenced, Inbound, NcbAdapter, Opened, Receipted, Unopened
 from brokers.clients import make_consumer, make_producer
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
@@ -77,7 +77,8 @@ class InboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class InboxReceipt:
-    """A delivery receipt, as ``NcbAdapter.receive`` returned it (passed through untouched)."""
+    """Delivery receipts as ``NcbAdapter.receive`` returned them (passed through untouched):
+    a ``Receipted`` batch from a hub, or an ``Opened`` sealed receipt of the older form."""
 
     item: object
     partition: int
@@ -310,12 +311,12 @@ class NcbClient:
             self.counts["re-read"] += 1
             return None
         book = await self._leases.ready_for(record) if self._leases is not None else None
-        result: object = self.adapter.receive(record, leases=book)
+        result: Inbound = self.adapter.receive(record, leases=book)
         if isinstance(result, Duplicate):
             self.counts["duplicate"] += 1
             return None
         if isinstance(result, Fenced):
-            self.counts["fenced"] += 1
+            self.counts["fenced"] += result.deliveries
             log.info("client-fenced", unit=result.tag.unit, epoch=result.tag.epoch)
             return None
         if isinstance(result, Unopened):
@@ -343,8 +344,12 @@ class NcbClient:
                 record.offset,
                 result,
             )
-        state.record(_entry(record, None, "receipt"))  # a receipt form we pass through
-        self.counts["receipt"] += 1
+        assert isinstance(result, Receipted)  # a hub's signed receipt batch (wire format §10)
+        if not result.receipts:  # every receipt in it was handed over before
+            self.counts["duplicate"] += len(result.duplicates)
+            return None
+        state.record(_entry(record, None, "receipt"))
+        self.counts["receipt"] += len(result.receipts)  # one per delivery, as before batches
         return InboxReceipt(result, record.partition, record.offset)
 
     async def _commit(self) -> None:

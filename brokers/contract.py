@@ -21,10 +21,11 @@ from brokers.contract_headers import (
     FENCE,
     FORWARDING,
     NOTICE_HEADERS,
+    RECEIPT_HEADERS,
     REPLAY_HEADERS,
     headers_schema,
 )
-from brokers.record_headers import CONTENT_TYPE
+from brokers.record_headers import CONTENT_TYPE, RECEIPTS_CONTENT_TYPE
 from brokers.yaml_out import dump_yaml
 from schemas.bodies import BODY_ADAPTER
 from schemas.control_events import COMMON_FIELDS, CONTROL_EVENTS, ControlEventSpec
@@ -32,6 +33,7 @@ from schemas.header import Precedence, RoutingHeader
 from schemas.heartbeat import Heartbeat
 from schemas.leases import LeaseRecord
 from schemas.participants import HUB_SITES
+from schemas.receipts import ReceiptBatch
 from schemas.registry import default_registry
 from schemas.sealing import _EnvelopeWire
 from schemas.teams import Deployment
@@ -66,6 +68,7 @@ def _schemas() -> dict[str, Schema]:
         "Heartbeat": Heartbeat,
         "LeaseRecord": LeaseRecord,
         "Deployment": Deployment,
+        "ReceiptBatch": ReceiptBatch,
     }
     found: dict[str, Schema] = {}
     for name, root in roots.items():
@@ -80,6 +83,10 @@ def _schemas() -> dict[str, Schema]:
     found["Envelope"]["title"] = "Envelope"
     found["Envelope"]["description"] = (
         "The sealed envelope (docs/wire-format.md §2): the record value, UTF-8 JSON."
+    )
+    found["ReceiptBatch"]["description"] = (
+        "Delivery receipts from one hub for one sender, in clear, signed once by the hub "
+        "over the inbox topic, the record key and the batch (docs/wire-format.md §10)."
     )
     found["Body"]["description"] = (
         "The plaintext sealed inside an envelope's ciphertext (§9); its type equals the "
@@ -150,6 +157,7 @@ def _header_schemas() -> dict[str, Schema]:
         "DeliveredHeaders": headers_schema(
             ENVELOPE_HEADERS + FORWARDING + FENCE, optional=FORWARDING[-1:]
         ),
+        "ReceiptHeaders": headers_schema(RECEIPT_HEADERS + FENCE),
         "NoticeHeaders": headers_schema(
             NOTICE_HEADERS + FENCE + ENVELOPE_HEADERS, optional=ENVELOPE_HEADERS
         ),
@@ -183,9 +191,19 @@ def _messages() -> dict[str, Schema]:
             "A message in a recipient's inbox",
             "Forwarded bytes, or a message a hub sent (sealed for the inbound topic under "
             "the message id; no i247-origin), with the fence tag of the term that wrote it "
-            "(§7, §11). Delivery receipts: see §Receipts.",
+            "(§7, §11). Delivery receipts come as receipt batches (§10).",
             "the message id",
             _ref("DeliveredHeaders"),
+        ),
+        "receipts": _message(
+            "receipts",
+            "A hub's signed receipt batch, in the sender's inbox",
+            "The deliveries a hub made of one sender's messages (message id, recipient, "
+            "time), in clear, signed once by the hub's Ed25519 key (§10).",
+            "the batch id",
+            _ref("ReceiptHeaders"),
+            _ref("ReceiptBatch"),
+            contentType=RECEIPTS_CONTENT_TYPE,
         ),
         "notice": _sealed(
             "notice",
@@ -278,8 +296,9 @@ def _channels(topics: TopicCatalog) -> dict[str, Schema]:
     channels["ncb-inbox"] = {
         **_channel(
             topics.inbox("FRA").replace(".FRA.", ".{ncb}."),
-            "One NCB's inbox: deliveries to it, and what the CCC sealed for it.",
-            ["delivered"],
+            "One NCB's inbox: deliveries to it, what the CCC sealed for it, and the "
+            "receipts for what it sent.",
+            ["delivered", "receipts"],
         ),
         "parameters": {"ncb": {"description": "the NCB's ISO 3166-1 alpha-3 code", "enum": ncbs}},
     }
@@ -287,7 +306,7 @@ def _channels(topics: TopicCatalog) -> dict[str, Schema]:
         **_channel(
             topics.inbox("team:x0").replace(".x0.", ".{team}."),
             "One deployed team's inbox (created when the team is approved).",
-            ["delivered"],
+            ["delivered", "receipts"],
         ),
         "parameters": {
             "team": {
@@ -327,9 +346,9 @@ def _channels(topics: TopicCatalog) -> dict[str, Schema]:
 _OPERATIONS = (
     ("sendSealed", "send", "inbound", "An NCB or team publishes a sealed message."),
     ("admit", "receive", "inbound", "The hub holding intake validates and routes."),
-    ("deliverToNcb", "send", "ncb-inbox", "The hub holding a lane delivers to an NCB."),
+    ("deliverToNcb", "send", "ncb-inbox", "A lane's hub delivers to an NCB; receipts its sends."),
     ("readNcbInbox", "receive", "ncb-inbox", "An NCB reads, fences, deduplicates, opens."),
-    ("deliverToTeam", "send", "team-inbox", "The hub holding a lane delivers to a team."),
+    ("deliverToTeam", "send", "team-inbox", "A lane's hub delivers to a team; receipts its sends."),
     ("readTeamInbox", "receive", "team-inbox", "A team reads its inbox."),
     ("publishNotice", "send", "notices", "The notice desk writes a notice's latest state."),
     ("beat", "send", "heartbeat", "Every hub beats about once a second."),

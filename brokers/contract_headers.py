@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from brokers.record_headers import CONTENT_TYPE
+from brokers.record_headers import CONTENT_TYPE, RECEIPTS_CONTENT_TYPE, RECEIPTS_TYPE
 from schemas import header_names as h
 from schemas.errors import RejectReason
 from schemas.header import Precedence
@@ -21,6 +21,7 @@ __all__ = [
     "FENCE",
     "FORWARDING",
     "NOTICE_HEADERS",
+    "RECEIPT_HEADERS",
     "REPLAY_HEADERS",
     "HeaderSpec",
     "headers_schema",
@@ -69,6 +70,22 @@ CONTROL_HEADERS: tuple[HeaderSpec, ...] = (
         ),
     ),
     (h.CONTENT_TYPE, _s("JSON", const="application/json")),
+)
+RECEIPT_HEADERS: tuple[HeaderSpec, ...] = (
+    (h.CE_SPECVERSION, _s("CloudEvents version", const="1.0")),
+    (h.CE_ID, _s("the batch id (the record key)", pattern=_UUID)),
+    (h.CE_SOURCE, _s("/i247/ then the signing hub's id", pattern=r"^/i247/hub:.+$")),
+    (h.CE_TIME, _s("the batch's issued_at", pattern=_TIME)),
+    (h.CE_TYPE, _s("a receipt batch, not an envelope", const=RECEIPTS_TYPE)),
+    (h.CONTENT_TYPE, _s("the receipt batch's media type", const=RECEIPTS_CONTENT_TYPE)),
+    (
+        h.TRACEPARENT,
+        _s(
+            "W3C Trace Context, the first receipt's trace_id",
+            pattern=r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        ),
+    ),
+    (h.HUB, _s("the hub that delivered and signs", pattern=_HUB)),
 )
 FORWARDING: tuple[HeaderSpec, ...] = (
     (h.SEALED_TOPIC, _s("the topic the envelope was sealed for (§4.1)")),

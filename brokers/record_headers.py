@@ -30,6 +30,7 @@ from schemas.header_names import (
     CE_TYPE,
     DLQ_FIELDS,
     DLQ_PREFIX,
+    HUB,
     REPLAY_FIELDS,
     REPLAY_PREFIX,
     TRACEPARENT,
@@ -39,6 +40,8 @@ from schemas.header_names import CONTENT_TYPE as CONTENT_TYPE_HEADER
 __all__ = [
     "CONTENT_TYPE",
     "DLQ_PREFIX",
+    "RECEIPTS_CONTENT_TYPE",
+    "RECEIPTS_TYPE",
     "REPLAY_PREFIX",
     "BadHeader",
     "CloudEvent",
@@ -52,10 +55,12 @@ __all__ = [
     "envelope_message_type",
     "envelope_type",
     "header_value",
+    "is_receipt_batch",
     "parse_traceparent",
     "read_cloudevent",
     "read_dead_letter",
     "read_replay_mark",
+    "receipt_batch_headers",
     "replay_headers",
     "traceparent",
 ]
@@ -63,6 +68,8 @@ __all__ = [
 Headers = Iterable[tuple[str, bytes]]
 CONTENT_TYPE = "application/vnd.i247.envelope+json; version=1"
 _ENVELOPE_TYPE = ("int.interpol.i247.", ".v1")  # ce_type = prefix + message type + suffix
+RECEIPTS_TYPE = "int.interpol.i247.receipt-batch.v1"  # a signed receipt batch, not an envelope
+RECEIPTS_CONTENT_TYPE = "application/vnd.i247.receipts+json; version=1"
 MAX_DETAIL_BYTES = 4096
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -223,7 +230,7 @@ def envelope_message_type(headers: Headers) -> str | None:
     value = header_value(headers, "ce_type")
     text = value.decode(errors="replace") if value else ""
     prefix, suffix = _ENVELOPE_TYPE
-    if not (text.startswith(prefix) and text.endswith(suffix)):
+    if text == RECEIPTS_TYPE or not (text.startswith(prefix) and text.endswith(suffix)):
         return None
     return text[len(prefix) : -len(suffix)] or None
 
@@ -238,6 +245,28 @@ def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, by
             header.created_at,
         ),
         (TRACEPARENT, traceparent(header.trace_id, span_id).encode()),
+    )
+
+
+def is_receipt_batch(headers: Headers) -> bool:
+    """Whether a record declares itself a receipt batch (docs/wire-format.md §10)."""
+    return header_value(headers, CE_TYPE) == RECEIPTS_TYPE.encode()
+
+
+def receipt_batch_headers(
+    batch_id: str, hub: str, issued_at: datetime, trace_id: str, span_id: str
+) -> tuple[tuple[str, bytes], ...]:
+    """The headers of a receipt batch: CloudEvents of its own type, the first receipt's trace."""
+    return (
+        *cloudevent_headers(
+            batch_id,
+            f"/i247/{hub}",
+            RECEIPTS_TYPE,
+            issued_at,
+            content_type=RECEIPTS_CONTENT_TYPE,
+        ),
+        (TRACEPARENT, traceparent(trace_id, span_id).encode()),
+        (HUB, hub.encode()),
     )
 
 
