@@ -68,6 +68,7 @@ from agents.demo import build_databases, start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
+from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
@@ -125,6 +126,7 @@ async def _collect(
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * settings.max_message_bytes,
@@ -155,6 +157,7 @@ async def _forward(
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
+        **process_security(),
         group_id=f"{source}-fwd",
         auto_offset_reset="earliest",
         enable_auto_commit=True,
@@ -297,6 +300,7 @@ async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) 
     consumer = AIOKafkaConsumer(
         settings.topics.control,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=10,
     )

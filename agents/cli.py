@@ -4,6 +4,8 @@ i247 demo        the live backbone on the embedded broker, with simulated traffi
 i247 hub         run one CCC hub (a faust worker)
 i247 simulate    run the 196 simulated NCBs against a broker
 i247 keys init   generate keys for every NCB, hub and the auditor
+i247 keys tls    make a local CA and broker certificates (--kafka: compose's secrets)
+i247 acls        print or --apply the Kafka ACLs derived from the participants
 i247 provision   create every topic (idempotent)
 i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
@@ -29,11 +31,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.access_commands import register_access
 from agents.bureau_commands import register_bureau_commands
 from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
 from agents.contract_command import register_contract
 from agents.replay_command import register_replay
+from brokers.access import client_security
 from brokers.connect_via import install_connect_via
 from brokers.provisioning import check_topics, existing_topics
 from brokers.settings import Settings, SettingsError
@@ -184,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     init = key_commands.add_parser("init", help="generate keys for every participant")
     init.add_argument("--dir", type=Path, help="keys directory (I247_KEYS_DIR)")
     init.add_argument("--overwrite", action="store_true", help="replace existing keys")
+    register_access(commands, key_commands)
 
     commands.add_parser("provision", help="create every topic of the backbone")
 
@@ -374,9 +379,10 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     if args.command in {"hub", "simulate"}:
         from agents.operations import backbone_topics
 
-        asyncio.run(check_topics(settings.bootstrap, backbone_topics(settings)))
+        wanted = backbone_topics(settings)
+        asyncio.run(check_topics(settings.bootstrap, wanted, security=client_security(settings)))
     else:
-        asyncio.run(existing_topics(settings.bootstrap))
+        asyncio.run(existing_topics(settings.bootstrap, security=client_security(settings)))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,7 +7,8 @@
 * short session timeouts from settings: Tansu holds a group join for half of it;
 * manual commits, reading from the earliest offset when a group has none;
 * room for records up to twice ``I247_MAX_MESSAGE_BYTES``: the application refuses bodies
-  above the limit itself (Tansu has no size limit), the rest is key and headers.
+  above the limit itself (Tansu has no size limit), the rest is key and headers;
+* TLS and SASL as ``I247_SECURITY`` says (``brokers.access.client_security``).
 
 Group offsets without group membership (measured in tests/integration/test_brokers.py):
 a consumer with a ``group_id`` that picks its partitions with ``assign()`` never joins the
@@ -32,6 +33,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.access import client_security
 from brokers.settings import Settings
 
 __all__ = ["BACKGROUND_FETCH_WAIT_MS", "make_consumer", "make_producer", "terminate"]
@@ -99,6 +101,7 @@ def make_producer(
         "enable_idempotence": False,
         "linger_ms": LINGER_MS,
         "max_request_size": 2 * tuning.max_message_bytes,
+        **client_security(tuning),
     }
     options.update(overrides)
     return _Producer(**options)
@@ -128,6 +131,7 @@ def make_consumer(
         "session_timeout_ms": tuning.session_timeout_ms,
         "heartbeat_interval_ms": tuning.heartbeat_interval_ms,
         "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
+        **client_security(tuning),
     }
     options.update(overrides)
     return _Consumer(*(topics or ()), **options)

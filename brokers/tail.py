@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from brokers.access import process_security
 from brokers.records import ReceivedRecord
 
 __all__ = ["TopicTail", "received_from_kafka"]
@@ -50,7 +52,9 @@ class TopicTail:
         on_record: Callable[[ReceivedRecord], None],
         *,
         fetch_max_wait_ms: int = 10,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
+        """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``)."""
         self._topics = list(topics)
         self._on_record = on_record
         self._consumer = AIOKafkaConsumer(
@@ -58,6 +62,7 @@ class TopicTail:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,
+            **(process_security() if security is None else security),
         )
         self._positions: dict[TopicPartition, int] = {}
         self._partitions: list[TopicPartition] = []

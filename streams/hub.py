@@ -16,9 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import faust
 import structlog
+from faust.types.auth import CredentialsT
 from mode import Service
 
+from brokers.access import client_security
+from brokers.settings import Settings
 from schemas.leases import fence_headers
 from streams.hub_runtime import HubRuntime
 from streams.hub_state import HubState, journal_record
@@ -27,6 +31,21 @@ from streams.transport import LowLatencyApp
 __all__ = ["build_hub_app"]
 
 log = structlog.get_logger("i247.hub")
+
+
+def _faust_credentials(settings: Settings) -> CredentialsT | None:
+    """faust's form of ``brokers.access.client_security`` (None: plaintext)."""
+    options = client_security(settings)
+    if options["security_protocol"] == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    if options["security_protocol"] == "SASL_SSL":
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=options["ssl_context"],
+            mechanism=options["sasl_mechanism"],
+        )
+    return None
 
 
 def build_hub_app(state: HubState) -> tuple[LowLatencyApp, HubRuntime]:
@@ -52,6 +71,7 @@ def build_hub_app(state: HubState) -> tuple[LowLatencyApp, HubRuntime]:
         datadir=str(datadir),
         stream_wait_empty=False,
         autodiscover=False,
+        broker_credentials=_faust_credentials(settings),
     )
     datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     runtime = HubRuntime(state)

@@ -28,6 +28,7 @@ from typing import Protocol
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from brokers.access import process_security
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
 from schemas.leases import FenceTag, FenceVerdict, fence_headers, fence_tag
@@ -84,6 +85,7 @@ class UnitWorker:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=context.fetch_max_wait_ms,
             max_partition_fetch_bytes=context.max_fetch_bytes,
+            **process_security(),
         )
         self._producer = context.new_producer()
         self._task: asyncio.Task[None] | None = None
