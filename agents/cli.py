@@ -36,6 +36,7 @@ from agents.bureau_commands import register_bureau_commands
 from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
 from agents.contract_command import register_contract
+from agents.dashboard import register_dashboard
 from agents.replay_command import register_replay
 from brokers.access import client_security
 from brokers.connect_via import install_connect_via
@@ -60,6 +61,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "send": ("broker", "topics", "files", "other"),
     "inbox": ("broker", "topics", "files", "other"),
     "contract": ("topics", "other"),
+    "dashboard": ("broker", "topics", "logs", "other"),
 }
 """Which groups of I247_* variables each command reads (the groups: brokers.settings); a
 command not listed reads them all."""
@@ -127,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
         help="HPKE suite for wrapping data keys: classic or hybrid post-quantum",
     )
     demo.add_argument("--no-live", action="store_true", help="no live table (for logs/CI)")
+    demo.add_argument(
+        "--no-dashboard", action="store_true", help="do not start the operations dashboard"
+    )
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=8247,
+        help="port of the operations dashboard (http://127.0.0.1:PORT/)",
+    )
     duties = demo.add_argument_group("the CCC's duties: notices, teams, database checks")
     duties.add_argument(
         "--no-duties", action="store_true", help="plain messages only: no notices, teams, checks"
@@ -249,6 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     register_replay(commands)
     register_bureau_commands(commands)
     register_contract(commands)  # i247 contract [--check]
+    register_dashboard(commands)  # i247 dashboard [--port --host]
     finish_help(parser, _READS, EXIT_CODES)
     return parser
 
@@ -364,12 +376,21 @@ def _needs_broker(args: argparse.Namespace) -> bool:
         return args.archive is None or bool(args.publish)
     if args.command == "audit":
         return args.audit_command == "bench" and bool(args.full)
-    return args.command in {"demo", "simulate", "bench", "archive", "hub", "send", "inbox"}
+    return args.command in {
+        "demo",
+        "simulate",
+        "bench",
+        "archive",
+        "hub",
+        "send",
+        "inbox",
+        "dashboard",
+    }
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     """Fail fast, in one line, when the broker does not answer or a hub's topics are missing."""
-    if args.command in {"hub", "simulate"} and not settings.bootstrap:
+    if args.command in {"hub", "simulate", "dashboard"} and not settings.bootstrap:
         raise SettingsError(
             f"i247 {args.command} needs a running backbone: set I247_BOOTSTRAP=host:port "
             "(`i247 demo` starts one and sets it for the processes it starts)"

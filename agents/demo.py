@@ -71,6 +71,7 @@ __all__ = [
     "demo_plan",
     "simulate",
     "start_archiver",
+    "start_dashboard",
     "start_gateway",
     "start_hub",
 ]
@@ -102,6 +103,14 @@ def start_gateway(
     rate it sends one message at start and then stays idle (the bench's idle measure)."""
     command = ["simulate", "--rate", str(rate), "--duration", "86400", "--fault-share", "0"]
     return _start(settings, bootstrap, log_dir, "gateway", command)
+
+
+def start_dashboard(
+    settings: Settings, bootstrap: str, log_dir: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """Start ``i247 dashboard --port`` as a child process (its output in ``dashboard.out``)."""
+    command = ["dashboard", "--port", str(port), "--host", "127.0.0.1"]
+    return _start(settings, bootstrap, log_dir, "dashboard", command)
 
 
 def build_databases(settings: Settings, bootstrap: str, log_dir: Path) -> int:
@@ -399,6 +408,13 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
         archiver = (
             None if args.no_archive else start_archiver(settings, bootstrap, run_dir, archive)
         )
+        dashboard = None
+        if not args.no_dashboard:
+            dashboard = start_dashboard(settings, bootstrap, run_dir, args.dashboard_port)
+            console.print(
+                f"[bold]dashboard[/]: http://127.0.0.1:{args.dashboard_port}/ "
+                f"(its log: {run_dir / 'dashboard.out'})"
+            )
         hubs = {site: start_hub(settings, site, bootstrap, run_dir) for site in HUB_SITES}
         try:
             run = await run_traffic(
@@ -416,6 +432,8 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
                 terminate(process)
             if archiver is not None:
                 terminate(archiver)
+            if dashboard is not None:
+                terminate(dashboard)
     summary = run.books.summary()
     events = run.events
     rows = takeovers(events, run.done)
