@@ -175,7 +175,13 @@ def test_a_failover_reads_as_one_death_and_one_claim_of_several_units() -> None:
 
 
 def test_desk_events_count_once_per_key_whichever_hub_wrote_them() -> None:
-    answered = {"asker": "FRA", "items": 5, "hits": 1, "escalations": 1, "confirmations": 1}
+    answered: dict[str, Any] = {
+        "asker": "FRA",
+        "items": 5,
+        "hits": 1,
+        "escalations": 1,
+        "confirmations": 1,
+    }
     view = fold(
         (control("check-answered", "c1", hub="lyon", **answered), 0.0),
         (control("check-answered", "c1", hub="singapore", **answered), 0.1),  # stand-in
@@ -206,7 +212,7 @@ def test_notices_in_force_follow_their_latest_state() -> None:
 
 
 def test_teams_deployed_are_those_in_an_active_state() -> None:
-    snap = {"team": "team:irt-1", "kind": "irt", "host": "FRA"}
+    snap: dict[str, Any] = {"team": "team:irt-1", "kind": "irt", "host": "FRA"}
     view = fold(
         (control("team-approved", "r1", request_id="r1", state="approved", **snap), 0.0),
         (control("team-arrived", "r1", request_id="r1", state="deployed", **snap), 0.1),
