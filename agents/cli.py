@@ -61,7 +61,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "send": ("broker", "topics", "files", "other"),
     "inbox": ("broker", "topics", "files", "other"),
     "contract": ("topics", "other"),
-    "dashboard": ("broker", "topics", "logs", "other"),
+    "dashboard": ("broker", "topics", "ccc", "logs", "other"),
 }
 """Which groups of I247_* variables each command reads (the groups: brokers.settings); a
 command not listed reads them all."""

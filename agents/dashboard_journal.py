@@ -94,7 +94,7 @@ class JournalFold:
             self.declared[site] = state
             self._mark(name, site, state, by, event, f"{site} declared {state} by")
         elif name == "hub-ready":
-            self._mark(name, by, "ready", by, event, f"{by} ready")
+            self._mark(name, "hubs", "ready", by, event, "ready:")
 
     def _mark(
         self, name: str, subject: str, reason: str, item: str, event: dict[str, Any], text: str
