@@ -36,7 +36,7 @@ from agents.bureau_commands import register_bureau_commands
 from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
 from agents.contract_command import register_contract
-from agents.dashboard import register_dashboard
+from agents.dashboard import register_dashboard, tcp_port
 from agents.replay_command import register_replay
 from brokers.access import client_security
 from brokers.connect_via import install_connect_via
@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--dashboard-port",
-        type=int,
+        type=tcp_port,
         default=8247,
         help="port of the operations dashboard (http://127.0.0.1:PORT/)",
     )

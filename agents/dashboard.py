@@ -41,6 +41,7 @@ __all__ = [
     "DashboardFeed",
     "register_dashboard",
     "serve_dashboard",
+    "tcp_port",
 ]
 
 log = structlog.get_logger("i247.dashboard")
@@ -133,6 +134,17 @@ class DashboardFeed:
                     )
 
 
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535)")
+    return value
+
+
 def _page() -> str:
     return resources.files("agents").joinpath("dashboard.html").read_text(encoding="utf-8")
 
@@ -215,6 +227,6 @@ def register_dashboard(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "duty, leases and epochs, failover timeline, backlogs, latency, dead letters, "
         "notices, teams, checks, breaches) until SIGINT/SIGTERM.",
     )
-    dashboard.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any)")
+    dashboard.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help="TCP port (0: any)")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dashboard.set_defaults(handler=_dashboard_command)
