@@ -77,7 +77,12 @@ async def test_the_page_shows_another_hub_on_duty_after_the_hub_on_duty_is_kille
                 random_bytes=os.urandom,
             )
             await bb.send(record)
-        await shown(lambda: page.evaluate(DELIVERED), lambda n: n == 4, 60, "4 deliveries")
+        await shown(
+            lambda: page.evaluate(DELIVERED),
+            lambda n: isinstance(n, int) and n >= 4,
+            60,
+            "4 deliveries",
+        )
 
         bb.kill_hub(str(victim))
         successor = await shown(
