@@ -402,12 +402,6 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
         if duties:
             await provision_team_inbox(settings, IMEST)
         console.print(f"broker {bootstrap}; topics: {report}")
-        with console.status("building the simulated databases (once per data directory)"):
-            if await asyncio.to_thread(build_databases, settings, bootstrap, run_dir):
-                raise RuntimeError(f"building the databases failed; see {run_dir}/databases.out")
-        archiver = (
-            None if args.no_archive else start_archiver(settings, bootstrap, run_dir, archive)
-        )
         dashboard = None
         if not args.no_dashboard:
             dashboard = start_dashboard(settings, bootstrap, run_dir, args.dashboard_port)
@@ -415,6 +409,19 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
                 f"[bold]dashboard[/]: http://127.0.0.1:{args.dashboard_port}/ "
                 f"(its log: {run_dir / 'dashboard.out'})"
             )
+        try:
+            with console.status("building the simulated databases (once per data directory)"):
+                if await asyncio.to_thread(build_databases, settings, bootstrap, run_dir):
+                    raise RuntimeError(
+                        f"building the databases failed; see {run_dir}/databases.out"
+                    )
+        except BaseException:
+            if dashboard is not None:
+                terminate(dashboard)
+            raise
+        archiver = (
+            None if args.no_archive else start_archiver(settings, bootstrap, run_dir, archive)
+        )
         hubs = {site: start_hub(settings, site, bootstrap, run_dir) for site in HUB_SITES}
         try:
             run = await run_traffic(
