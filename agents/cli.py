@@ -1,7 +1,7 @@
 """``i247``: the command line of the backbone.
 
 i247 demo        the live backbone on the embedded broker, with simulated traffic
-i247 hub         run one CCC hub (a faust worker)
+i247 hub         run one CCC hub (a plain asyncio service)
 i247 simulate    run the 196 simulated NCBs against a broker
 i247 keys init   generate keys for every NCB, hub and the auditor
 i247 keys tls    make a local CA and broker certificates (--kafka: compose's secrets)

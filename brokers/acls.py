@@ -12,7 +12,8 @@ service does (``i247 acls --apply``). Kafka denies whatever is not granted
   gateway folds to refuse deliveries from a hub outside its term, and the notices state
   its notice board keeps. Nothing else: no other inbox, no lane, no journal write;
 * a hub (``User:hub-lyon``) reads the inbound topic, the lanes and journals, writes lanes,
-  journals, inboxes and dead letters, creates team inboxes, and uses its faust group;
+  journals, inboxes and dead letters, and creates team inboxes; it joins no consumer group
+  (leases, not group membership, say what it works on);
 * the archiver (``User:archiver``, the auditor's process) reads every topic and writes
   signed tree heads to the control journal;
 * an operator (``User:operator``: ``i247 provision``, replays) creates and describes
@@ -116,7 +117,6 @@ def _hub(topics: TopicCatalog, site: str) -> list[Acl]:
         Acl(who, Operation.WRITE, "topic", hub_prefix, Pattern.PREFIXED),
         *(Acl(who, Operation.WRITE, "topic", p, Pattern.PREFIXED) for p in inboxes),
         Acl(who, Operation.CREATE, "topic", inboxes[1], Pattern.PREFIXED),
-        Acl(who, Operation.READ, "group", f"{topics.prefix}-ccc-{site}"),
     ]
 
 

@@ -10,6 +10,7 @@ names, so these names are a contract:
 | ``I247_SESSION_TIMEOUT_MS`` | 6000 | 1000-1800000; Tansu holds a join for half of it |
 | ``I247_HEARTBEAT_INTERVAL_MS`` | 1500 | 100 up to below the session timeout |
 | ``I247_FETCH_MAX_WAIT_MS`` | 10 | 1-60000; 0 spins Tansu; on Tansu it *is* the latency |
+| ``I247_IDLE_FETCH_WAIT_MS`` | 250 | 1-60000; the fetch wait a consumer grows to while idle |
 | ``I247_MAX_MESSAGE_BYTES`` | 1048576 | 1024-67108864; the application enforces it |
 | ``I247_REPLICATION_FACTOR`` | 1 | 1-32767; 3 on the compose cluster |
 | ``I247_INBOUND_PARTITIONS`` | 4 | 1-10000 |
@@ -138,6 +139,9 @@ class Settings(BaseModel):
         le=60_000,
         description="an integer 1-60000 (ms); 0 never returns and spins Tansu",
         json_schema_extra=_group("broker"),
+    )
+    idle_fetch_wait_ms: int = Field(
+        250, ge=1, le=60_000, description="an integer 1-60000 (ms), the fetch wait when idle"
     )
     max_message_bytes: int = Field(
         1_048_576,

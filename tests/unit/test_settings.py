@@ -31,6 +31,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1500,
         "fetch_max_wait_ms": 10,
+        "idle_fetch_wait_ms": 250,
         "max_message_bytes": 1_048_576,
         "replication_factor": 1,
         "inbound_partitions": 4,
