@@ -24,17 +24,17 @@ from agents.accounting import Accepted, Accounting
 from agents.desk_traffic import DeskTraffic, kind_of_record
 from agents.faults import (
     forge_signature,
+    key_as_another,
     make_malformed,
     make_oversized,
     tamper_body,
     tamper_header,
 )
 from agents.lease_reader import LeaseReader
-from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
+from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopened
 from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
-from schemas.bodies import DeliveryReceiptBody
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
 from schemas.keys import Directory, PrivateIdentity, generate_identity
@@ -152,6 +152,17 @@ class Simulator:
             record = make_malformed(record)
         elif fault is Fault.OVERSIZED:
             record = make_oversized(record, self.max_bytes)
+        elif fault is Fault.KEY_NOT_SENDER:
+            other = next(p for p in sorted(self.adapters) if p != planned.sender)
+            record = key_as_another(
+                record,
+                header,
+                planned.body,
+                sender=adapter.identity,
+                directory=directory,
+                key=other.encode(),
+                random_bytes=self.random_bytes,
+            )
         return header.message_id, record
 
     async def send_next(self) -> None:
@@ -197,7 +208,14 @@ class Simulator:
             return []
         result = adapter.receive(record, leases=leases)
         if isinstance(result, Fenced):
-            self.books.fenced += 1
+            self.books.fenced += result.deliveries
+            return []
+        if isinstance(result, Receipted):  # counted per receipt, as when each was a record
+            self.books.receipts += len(result.receipts)
+            self.books.duplicates_suppressed["recipient"] += len(result.duplicates)
+            for receipt in result.receipts:
+                if receipt.recipient == "ccc":
+                    self.books.on_delivered(receipt.delivered, "ccc", None)
             return []
         if isinstance(result, Duplicate):
             self.books.duplicates_suppressed["recipient"] += 1
@@ -214,12 +232,6 @@ class Simulator:
         assert isinstance(result, Opened)
         now = self.clock()
         header = result.header
-        if header.message_type is MessageType.DELIVERY_RECEIPT:
-            self.books.receipts += 1
-            body = result.body
-            if isinstance(body, DeliveryReceiptBody) and body.recipient == "ccc":
-                self.books.on_delivered(body.delivered, "ccc", None)
-            return []
         latency = (now - header.created_at).total_seconds() * 1000
         self.books.on_delivered(header.message_id, adapter.participant, latency)
         out: list[OutboundRecord] = []

@@ -11,6 +11,7 @@
 * manual commits, reading from the earliest offset when a group has none;
 * room for records up to twice ``I247_MAX_MESSAGE_BYTES``: the application refuses bodies
   above the limit itself (Tansu has no size limit), the rest is key and headers;
+* TLS and SASL as ``I247_SECURITY`` says (``brokers.access.client_security``).
 * batches per partition of up to ``I247_MAX_MESSAGE_BYTES``: aiokafka keeps one produce
   request in flight per broker, and ``send`` waits while a partition's batch is full, so
   at its default 16 KiB (six sealed records) a burst to one lane cost a round trip per six
@@ -26,6 +27,8 @@ a "standalone" consumer (generation -1). So an NCB adapter can own its inbox par
 keep its place, provided no consumer subscribes under the same group id.
 
 Both clients are async context managers: ``async with make_producer(settings) as p: ...``.
+A client whose ``start()`` fails (no broker) closes itself before the error propagates, so
+an unreachable broker leaves no "Unclosed AIOKafka..." warning behind.
 """
 
 from __future__ import annotations
@@ -37,12 +40,35 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.access import client_security
 from brokers.fetch_wait import AdaptiveConsumer
 from brokers.settings import Settings
 
 __all__ = ["BACKGROUND_FETCH_WAIT_MS", "make_consumer", "make_producer", "terminate"]
 
 LINGER_MS = 2  # a few ms batch bursts without adding visible latency
+
+
+class _Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """An AIOKafkaProducer that closes itself when ``start()`` fails."""
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except BaseException:
+            await self.stop()
+            raise
+
+
+class _Consumer(AdaptiveConsumer):
+    """An adaptive consumer that closes itself when ``start()`` fails."""
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except BaseException:
+            await self.stop()
+            raise
 
 
 def _target(target: Settings | str, settings: Settings | None) -> tuple[str, Settings]:
@@ -83,10 +109,11 @@ def make_producer(
         "enable_idempotence": False,
         "linger_ms": LINGER_MS,
         "max_request_size": 2 * tuning.max_message_bytes,
+        **client_security(tuning),
         "max_batch_size": tuning.max_message_bytes,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    return _Producer(**options)
 
 
 def make_consumer(
@@ -114,11 +141,10 @@ def make_consumer(
         "session_timeout_ms": tuning.session_timeout_ms,
         "heartbeat_interval_ms": tuning.heartbeat_interval_ms,
         "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
+        **client_security(tuning),
     }
     options.update(overrides)
-    return AdaptiveConsumer(
-        *(topics or ()), idle_fetch_wait_ms=tuning.idle_fetch_wait_ms, **options
-    )
+    return _Consumer(*(topics or ()), idle_fetch_wait_ms=tuning.idle_fetch_wait_ms, **options)
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

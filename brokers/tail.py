@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
 
+from brokers.access import process_security
 from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, AdaptiveConsumer
 from brokers.records import ReceivedRecord
 
@@ -56,9 +58,11 @@ class TopicTail:
         on_record: Callable[[ReceivedRecord], None],
         *,
         fetch_max_wait_ms: int = 10,
+        security: Mapping[str, Any] | None = None,
         idle_fetch_wait_ms: int = DEFAULT_IDLE_FETCH_WAIT_MS,
         max_partition_fetch_bytes: int = 1_048_576,
     ) -> None:
+        """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``)."""
         self._topics = list(topics)
         self._on_record = on_record
         self._consumer = AdaptiveConsumer(
@@ -66,6 +70,7 @@ class TopicTail:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,
+            **(process_security() if security is None else security),
             idle_fetch_wait_ms=idle_fetch_wait_ms,
             max_partition_fetch_bytes=max_partition_fetch_bytes,
         )

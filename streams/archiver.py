@@ -47,6 +47,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 
+from brokers.access import client_security
 from brokers.archive_store import ArchiveStore
 from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_consumer, make_producer
 from brokers.record_headers import cloudevent_headers, header_value
@@ -141,7 +142,9 @@ class Archiver:
             fetch_max_wait_ms=max(BACKGROUND_FETCH_WAIT_MS, self.settings.idle_fetch_wait_ms),
         )
         self._producer = make_producer(self.settings)
-        self._metadata = AIOKafkaClient(bootstrap_servers=self.settings.bootstrap)
+        self._metadata = AIOKafkaClient(
+            bootstrap_servers=self.settings.bootstrap, **client_security(self.settings)
+        )
         await self._metadata.bootstrap()
         await self._consumer.start()
         await self._producer.start()

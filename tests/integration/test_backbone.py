@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -14,15 +15,17 @@ import pytest
 
 from agents.faults import (
     forge_signature,
+    key_as_another,
     make_malformed,
     make_oversized,
     tamper_body,
     tamper_header,
 )
-from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
+from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopened
+from brokers.record_headers import RECEIPTS_TYPE
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
-from schemas.bodies import DeliveryReceiptBody, MessageBody, UrgentRequestBody
+from schemas.bodies import MessageBody, UrgentRequestBody
 from schemas.errors import NotARecipient
 from schemas.header import HeaderFlag, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity, generate_identity
@@ -53,11 +56,11 @@ def opened_ids(items: Sequence[object]) -> list[str]:
 
 def receipts_for(items: Sequence[object], message_id: str) -> set[str]:
     return {
-        i.body.recipient
+        r.recipient
         for i in items
-        if isinstance(i, Opened)
-        and isinstance(i.body, DeliveryReceiptBody)
-        and i.body.delivered == message_id
+        if isinstance(i, Receipted)
+        for r in i.receipts
+        if r.delivered == message_id
     }
 
 
@@ -105,11 +108,7 @@ async def test_every_ncb_sends_one_message_and_receives_the_one_addressed_to_it(
 
     def all_in(records: list[ReceivedRecord]) -> bool:
         return len(
-            {
-                r.topic
-                for r in records
-                if r.header("ce_type") != b"int.interpol.i247.delivery-receipt.v1"
-            }
+            {r.topic for r in records if r.header("ce_type") != RECEIPTS_TYPE.encode()}
         ) >= len(codes)
 
     inboxes = await backbone.inboxes(codes, until=all_in, timeout=120)
@@ -188,6 +187,38 @@ async def test_each_bad_record_is_dead_lettered_with_its_reason_and_good_ones_pa
     assert sorted(opened_ids(inboxes["DEU"])) == sorted(good_ids)
 
 
+async def test_a_record_keyed_by_another_bureau_is_refused_and_never_delivered(
+    backbone: Backbone,
+) -> None:
+    fra = backbone.adapter("FRA")
+    header, good = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    as_deu_header, plain = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    as_deu = key_as_another(
+        plain,
+        as_deu_header,
+        BODY,
+        sender=fra.identity,
+        directory=backbone.directory,
+        key=b"DEU",
+    )
+    rekeyed_header, signed = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    rekeyed = dataclasses.replace(signed, key=b"ITA")
+    for record in (as_deu, rekeyed, good):
+        await backbone.send(record)
+
+    topics = backbone.settings.topics
+    dead = await backbone.read([topics.deadletter], until=lambda rs: len(rs) >= 2)
+    by_id = {(r.header("ce_id") or b"").decode(): r for r in dead}
+    assert set(by_id) == {as_deu_header.message_id, rekeyed_header.message_id}
+    refused = by_id[as_deu_header.message_id]
+    assert refused.header("i247.dlq.reason") == b"key-not-sender"
+    assert b"record key 'DEU' is not the sender 'FRA'" in (refused.header("i247.dlq.detail") or b"")
+    assert (refused.key, refused.value) == (b"DEU", as_deu.value)
+    assert by_id[rekeyed_header.message_id].header("i247.dlq.reason") == b"tampered"
+    inboxes = await backbone.inboxes(["DEU"], until=lambda rs: len(rs) >= 1)
+    assert opened_ids(inboxes["DEU"]) == [header.message_id]
+
+
 async def test_flash_is_assessed_flash_and_an_over_declared_routine_message_is_not(
     backbone: Backbone,
 ) -> None:
@@ -256,7 +287,9 @@ async def test_restarting_the_hub_mid_stream_loses_nothing_and_delivers_nothing_
     assert not [i for items in inboxes.values() for i in items if isinstance(i, Unopened)]
     # what the killed hub delivered past its last reported position is fenced, not opened
     assert all(
-        isinstance(i, (Opened, Duplicate, Fenced)) for items in inboxes.values() for i in items
+        isinstance(i, (Opened, Duplicate, Fenced, Receipted))
+        for items in inboxes.values()
+        for i in items
     )
 
 
