@@ -1,7 +1,7 @@
 """``/metrics``, ``/healthz`` and ``/readyz`` of one process, on ``I247_METRICS_PORT``.
 
 The server is the standard library's ``ThreadingHTTPServer`` in a daemon thread, serving a
-prometheus_client registry (no web framework in the dependencies for three paths). Being
+prometheus_client registry (aiohttp would run in the loop it is meant to judge). Being
 off the event loop is the point of ``/healthz``: a ``Probes.tick`` task in the loop stamps
 the time every second (and refreshes the gauges and readiness there, so the thread only
 reads); a loop that stopped turning shows as a stale stamp and a 503 that says so, rather
