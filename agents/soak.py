@@ -81,6 +81,7 @@ class Rig:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.memory: dict[str, list[tuple[float, float]]] = {}
         self.kills: dict[str, int] = {}
+        self.lives: dict[str, int] = {}
         self.started = time.monotonic()
 
     def start(self, role: str) -> None:
@@ -92,7 +93,7 @@ class Rig:
             command = ["inbox", "--as", name, "--follow", "--json"]
             out, err = self.run_dir / f"gateway-{name}.jsonl", self.run_dir / f"gateway-{name}.err"
             self.processes[role] = _spawn(command, env, out, err)
-        self.memory.setdefault(role, [])
+        self.lives[role] = self.lives.get(role, 0) + 1
 
     def kill(self, role: str) -> None:
         process = self.processes.pop(role, None)
@@ -103,7 +104,11 @@ class Rig:
 
     def sample(self, extra: dict[str, int | None]) -> None:
         at = time.monotonic() - self.started
-        pids = {role: p.pid for role, p in self.processes.items() if p.poll() is None}
+        pids = {  # one series per life of a process that is killed and restarted
+            f"{role}#{self.lives[role]}": p.pid
+            for role, p in self.processes.items()
+            if p.poll() is None
+        }
         pids.update({k: v for k, v in extra.items() if v is not None})
         for role, pid in pids.items():
             try:
@@ -186,7 +191,7 @@ async def soak(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             for code in GATEWAYS[: args.gateways]:
                 rig.start(f"gateway:{code}")
             command = ["simulate", "--rate", str(args.rate), "--duration", str(seconds)]
-            command += ["--seed", str(args.seed)]
+            command += ["--seed", str(args.seed), "--drain-timeout", str(args.drain_timeout)]
             simulate = _spawn(
                 command,
                 _env(local, bootstrap, run_dir / "simulate.log"),
@@ -263,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateways", type=int, default=len(GATEWAYS), help="real gateways (4)")
     parser.add_argument("--warmup", type=float, default=20.0, help="s for the hubs to start")
     parser.add_argument("--sample-seconds", type=float, default=10.0, help="RSS sampling period")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=300.0, help="s for the backlog to drain (300)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     figures = asyncio.run(soak(Settings.from_env(), args))

@@ -39,12 +39,12 @@ def schedule(
     at = rng.uniform(0.5, 1.5) * hub_every
     while sites and at < seconds:
         down = rng.uniform(5.0, 20.0)
-        faults.append(Fault(round(at, 1), f"hub:{rng.choice(sites)}", round(down, 1)))
+        faults.append(Fault(at, f"hub:{rng.choice(sites)}", down))
         at += down + rng.uniform(0.5, 1.5) * hub_every
     at = rng.uniform(0.5, 1.5) * gateway_every
     while gateways and at < seconds:
         down = rng.uniform(0.5, 5.0)
-        faults.append(Fault(round(at, 1), f"gateway:{rng.choice(gateways)}", round(down, 1)))
+        faults.append(Fault(at, f"gateway:{rng.choice(gateways)}", down))
         at += rng.uniform(0.5, 1.5) * gateway_every
     return sorted(faults, key=lambda f: f.at)
 
