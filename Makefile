@@ -7,8 +7,10 @@ DEMO_ARGS ?=
 # e.g. BENCH_ARGS="--audit-records 1000000" (opt-in), "--failover-kills 0 --checks-rate 0
 # --broadcast-notices 0" to skip the parts run by default (see README)
 BENCH_ARGS ?=
+# the soak (docs/reliability.md): e.g. SOAK_ARGS="--minutes 3 --rate 100"
+SOAK_ARGS ?= --minutes 10 --rate 200
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench soak clean
 
 # the AsyncAPI parser that validates docs/asyncapi.yaml (tests/unit/test_contract.py)
 PARSER := tools/asyncapi/node_modules/.installed
@@ -44,6 +46,9 @@ test: lint typecheck $(PARSER)
 
 bench: $(STAMP)
 	$(BIN)/i247 bench $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m agents.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -185,6 +185,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--seed", type=int, default=2477, help="traffic seed")
     simulate.add_argument(
+        "--drain-timeout",
+        type=non_negative,
+        default=30.0,
+        help="seconds to wait for in-flight traffic after sending stops",
+    )
+    simulate.add_argument(
         "--fault-share", type=share, default=0.01, help="share of deliberately bad records"
     )
     simulate.add_argument(

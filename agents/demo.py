@@ -514,7 +514,7 @@ async def simulate(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     if not settings.bootstrap:
         raise SettingsError("i247 simulate needs a running backbone: set I247_BOOTSTRAP")
-    args.drain_timeout = 30.0
+    args.drain_timeout = getattr(args, "drain_timeout", 30.0)
     books = (await run_traffic(settings, settings.bootstrap, args, live=False)).books
     summary = books.summary()
     print(json.dumps(summary, indent=2))
