@@ -118,3 +118,15 @@ def test_the_journal_event_follows_the_catalog() -> None:
     assert event.key == b"0b1c4f8e-5d2a-4c3b-9e7f-1a2b3c4d5e6f"
     cloud = read_cloudevent(event.headers)
     assert cloud.type == "int.interpol.i247.control.dlq-redriven.v1"
+
+
+def test_a_refused_redrive_and_a_missing_offset_are_usage_errors() -> None:
+    from agents.cli_errors import USAGE, explain
+    from agents.dlq_commands import DeadLetterNotFound
+
+    refused = explain(NotRedrivable("dead letter 3 came from x: only intake's refusals"))
+    assert (refused.code, refused.line) == (
+        USAGE,
+        "dead letter 3 came from x: only intake's refusals",
+    )
+    assert explain(DeadLetterNotFound("no dead letter at offset 9")).code == USAGE
