@@ -14,6 +14,9 @@ i247 replay      replay recorded traffic: filter, open as an NCB, print or re-pu
 i247 contract    write docs/asyncapi.yaml from the code, or --check it
 i247 send        send one message as a bureau; prints its id
 i247 inbox       what a bureau opened since its last run (--follow, --ack, --json)
+i247 status      hub on duty, leases, heartbeats, backlogs, breaches, dead letters
+i247 dlq         list, show or redrive dead letters
+i247 dashboard   serve the live operations page
 
 Errors: ``main`` is the one handler. Every failure prints one line on stderr (what went
 wrong, what to do) and exits with a documented code (``agents.cli_errors``); a command
@@ -37,7 +40,9 @@ from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
 from agents.contract_command import register_contract
 from agents.dashboard import register_dashboard, tcp_port
+from agents.dlq_commands import register_dlq_commands
 from agents.replay_command import register_replay
+from agents.status_command import register_status
 from brokers.access import client_security
 from brokers.connect_via import install_connect_via
 from brokers.provisioning import check_topics, existing_topics
@@ -62,6 +67,8 @@ _READS: dict[str, tuple[str, ...]] = {
     "inbox": ("broker", "topics", "files", "other"),
     "contract": ("topics", "other"),
     "dashboard": ("broker", "topics", "ccc", "logs", "other"),
+    "status": ("broker", "topics", "ccc", "other"),
+    "dlq": ("broker", "topics", "other"),
 }
 """Which groups of I247_* variables each command reads (the groups: brokers.settings); a
 command not listed reads them all."""
@@ -267,6 +274,8 @@ def _parser() -> argparse.ArgumentParser:
     register_bureau_commands(commands)
     register_contract(commands)  # i247 contract [--check]
     register_dashboard(commands)  # i247 dashboard [--port --host]
+    register_status(commands)  # i247 status [--json]
+    register_dlq_commands(commands)  # i247 dlq list|show|redrive
     finish_help(parser, _READS, EXIT_CODES)
     return parser
 
@@ -373,7 +382,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _subcommand(args: argparse.Namespace) -> str | None:
-    return getattr(args, "keys_command", None) or getattr(args, "audit_command", None)
+    return (
+        getattr(args, "keys_command", None)
+        or getattr(args, "audit_command", None)
+        or getattr(args, "dlq_command", None)
+    )
 
 
 def _needs_broker(args: argparse.Namespace) -> bool:
@@ -391,12 +404,14 @@ def _needs_broker(args: argparse.Namespace) -> bool:
         "send",
         "inbox",
         "dashboard",
+        "status",
+        "dlq",
     }
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     """Fail fast, in one line, when the broker does not answer or a hub's topics are missing."""
-    if args.command in {"hub", "simulate", "dashboard"} and not settings.bootstrap:
+    if args.command in {"hub", "simulate", "dashboard", "status", "dlq"} and not settings.bootstrap:
         raise SettingsError(
             f"i247 {args.command} needs a running backbone: set I247_BOOTSTRAP=host:port "
             "(`i247 demo` starts one and sets it for the processes it starts)"

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from agents.dlq import NotRedrivable
+from agents.dlq_commands import DeadLetterNotFound
 from agents.hub_events import InvalidSchedule
 from agents.replay_filter import ReplayFilterError
 from brokers.access import BrokerAccessError
@@ -79,6 +81,8 @@ _USAGE = (
     UsageError,
     BrokerAccessError,
     AclError,
+    NotRedrivable,
+    DeadLetterNotFound,
 )
 _ENVIRONMENT = (
     BrokerUnreachable,

@@ -22,6 +22,7 @@ from brokers.contract_headers import (
     FORWARDING,
     NOTICE_HEADERS,
     RECEIPT_HEADERS,
+    REDRIVE,
     REPLAY_HEADERS,
     headers_schema,
 )
@@ -152,8 +153,10 @@ def _control_payload(spec: ControlEventSpec) -> Schema:
 def _header_schemas() -> dict[str, Schema]:
     """Each message kind's headers, as one named schema the messages refer to."""
     return {
-        "SealedHeaders": headers_schema(ENVELOPE_HEADERS),
-        "ForwardedHeaders": headers_schema(ENVELOPE_HEADERS + FORWARDING + FENCE),
+        "SealedHeaders": headers_schema(ENVELOPE_HEADERS + REDRIVE, optional=REDRIVE),
+        "ForwardedHeaders": headers_schema(
+            ENVELOPE_HEADERS + REDRIVE + FORWARDING + FENCE, optional=REDRIVE
+        ),
         "DeliveredHeaders": headers_schema(
             ENVELOPE_HEADERS + FORWARDING + FENCE, optional=FORWARDING[-1:]
         ),

@@ -22,6 +22,7 @@ __all__ = [
     "FORWARDING",
     "NOTICE_HEADERS",
     "RECEIPT_HEADERS",
+    "REDRIVE",
     "REPLAY_HEADERS",
     "HeaderSpec",
     "headers_schema",
@@ -93,6 +94,12 @@ FORWARDING: tuple[HeaderSpec, ...] = (
     (h.PRECEDENCE, _s("the precedence the CCC assessed", enum=[p.value for p in Precedence])),
     (h.HUB, _s("the hub that routed or delivered it", pattern=_HUB)),
     (h.ORIGIN, _s("<topic>/<partition>/<offset> where the CCC first read it")),
+)
+REDRIVE: tuple[HeaderSpec, ...] = (
+    (
+        h.REDRIVEN_FROM,
+        _s("on a dead letter an operator re-sent: its dead-letter offset", pattern=_DECIMAL),
+    ),
 )
 FENCE: tuple[HeaderSpec, ...] = (
     (h.LEASE_UNIT, _s("the unit whose term wrote the record: intake, or a lane topic")),

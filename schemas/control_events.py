@@ -463,7 +463,24 @@ _CHECKS = (
     ),
 )
 
+_OPERATIONS = (
+    _e(
+        "dlq-redriven",
+        "the message id (ce_id) of the dead letter, else deadletter-<offset>",
+        "An operator re-sent a dead letter to intake (`i247 dlq redrive`); written by the "
+        "command line, `hub` is `operator`.",
+        deadletter_offset=_INT,
+        reason=_STR,
+        message_id=_STR_OR_NULL,
+        original={"type": "string", "description": "topic/partition/offset it was refused at"},
+        partition=_INT,
+        offset=_INT,
+        by=_STR,
+    ),
+)
+
 CONTROL_EVENTS: dict[str, ControlEventSpec] = {
-    spec.name: spec for spec in (*_LEASES, *_DELIVERY, *_NOTICES, *_TEAMS, *_CHECKS)
+    spec.name: spec for spec in (*_LEASES, *_DELIVERY, *_NOTICES, *_TEAMS, *_CHECKS, *_OPERATIONS)
 }
-"""Every event the hubs journal today, by name, in the order the contract lists them."""
+"""Every event the hubs (and the command line) journal today, by name, in the order the
+contract lists them."""

@@ -28,6 +28,7 @@ __all__ = [
     "NOTICE_VERSION",
     "ORIGIN",
     "PRECEDENCE",
+    "REDRIVEN_FROM",
     "REPLAY_FIELDS",
     "REPLAY_PREFIX",
     "SEALED_KEY",
@@ -64,5 +65,6 @@ FENCE_HEADERS = (LEASE_UNIT, LEASE_EPOCH, LEASE_PARTITION, LEASE_OFFSET)
 # dead letters (in the manner of Kafka Connect's __connect.errors.*) and replay marks
 DLQ_PREFIX = "i247.dlq."
 DLQ_FIELDS = ("reason", "detail", "topic", "partition", "offset", "timestamp", "processor")
+REDRIVEN_FROM = "i247.redriven-from"  # on a re-driven dead letter: its dead-letter offset
 REPLAY_PREFIX = "i247.replay."
 REPLAY_FIELDS = ("name", "topic", "partition", "offset", "timestamp")
