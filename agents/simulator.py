@@ -48,6 +48,7 @@ __all__ = ["Observer", "Simulator", "received_from"]
 log = structlog.get_logger("i247.simulator")
 
 _ACKED = frozenset({MessageType.MESSAGE, MessageType.DIFFUSION})
+_YIELD_EVERY = 20  # inbox records opened between two turns of the event loop (~5 ms)
 
 
 def utc_now() -> datetime:
@@ -165,14 +166,22 @@ class Simulator:
         await self._send(record)
 
     async def pump(self, rate: float, duration: float, stop: asyncio.Event) -> None:
-        """Send at ``rate`` messages per second for ``duration`` seconds (or until ``stop``)."""
+        """Send at ``rate`` messages per second for ``duration`` seconds (or until ``stop``).
+
+        Each message is stamped when it is built, just before it is sent; if the simulator
+        falls behind its schedule it sends what is due at once, and the books say how far
+        behind it fell (``offered``), so a run that did not offer its rate shows it.
+        """
         start = time.monotonic()
         sent = 0
+        behind = 0
+        elapsed = 0.0
         while not stop.is_set():
             elapsed = time.monotonic() - start
             if elapsed >= duration:
                 break
             due = int(elapsed * rate) + 1
+            behind = max(behind, due - sent - 1)
             while sent < due:
                 await self.send_next()
                 sent += 1
@@ -180,6 +189,13 @@ class Simulator:
                 await self.send_all(self.desks.due(elapsed, self.clock()))
             await asyncio.sleep(0.005)
         await self.producer.flush()
+        self.books.offered = {
+            "rate": rate,
+            "seconds": round(elapsed, 3),
+            "sent": sent,
+            "achieved_rate": round(sent / elapsed, 1) if elapsed else 0.0,
+            "max_behind": behind,
+        }
 
     async def send_all(self, records: list[OutboundRecord]) -> None:
         """Send records composed elsewhere (answers, desk traffic), entered in the books."""
@@ -189,9 +205,16 @@ class Simulator:
             await self._send(record)
 
     def on_inbox_record(
-        self, record: ReceivedRecord, leases: LeaseBook | None = None
+        self,
+        record: ReceivedRecord,
+        leases: LeaseBook | None = None,
+        fetched_at: datetime | None = None,
     ) -> list[OutboundRecord]:
-        """Hand a record to its adapter; return what it answers (acknowledgement, desk)."""
+        """Hand a record to its adapter; return what it answers (acknowledgement, desk).
+
+        ``fetched_at`` (when the consumer handed the record over) lets the books tell the
+        simulator's own queueing apart from the backbone's latency.
+        """
         adapter = self._by_inbox.get(record.topic)
         if adapter is None:
             return []
@@ -221,7 +244,9 @@ class Simulator:
                 self.books.on_delivered(body.delivered, "ccc", None)
             return []
         latency = (now - header.created_at).total_seconds() * 1000
-        self.books.on_delivered(header.message_id, adapter.participant, latency)
+        lag = now.timestamp() * 1000 - record.timestamp_ms if record.timestamp_ms > 0 else None
+        own = (now - fetched_at).total_seconds() * 1000 if fetched_at is not None else None
+        self.books.on_delivered(header.message_id, adapter.participant, latency, lag, own)
         out: list[OutboundRecord] = []
         if self.desks is not None:
             out += self.desks.on_opened(adapter.participant, result, now)
@@ -232,13 +257,20 @@ class Simulator:
     async def read_inboxes(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event, leases: LeaseReader | None = None
     ) -> None:
+        """Open what reaches the inboxes; hand the loop back every few records so that a
+        large batch does not hold the pump (and its send schedule) back."""
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=2000)
+            fetched_at = self.clock()
+            handled = 0
             for records in batch.values():
                 for raw in records:
                     record = received_from(raw)
                     book = await leases.ready_for(record) if leases is not None else None
-                    await self.send_all(self.on_inbox_record(record, book))
+                    await self.send_all(self.on_inbox_record(record, book, fetched_at))
+                    handled += 1
+                    if handled % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
 
 
 @dataclass
