@@ -10,11 +10,18 @@ BENCH_ARGS ?=
 
 .PHONY: demo test lint typecheck unit integration bench clean
 
+# the AsyncAPI parser that validates docs/asyncapi.yaml (tests/unit/test_contract.py)
+PARSER := tools/asyncapi/node_modules/.installed
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(PARSER): tools/asyncapi/package-lock.json
+	npm ci --prefix tools/asyncapi --no-audit --no-fund --ignore-scripts
+	touch $(PARSER)
 
 demo: $(STAMP)
 	$(BIN)/i247 demo $(DEMO_ARGS)
@@ -32,7 +39,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck
+test: lint typecheck $(PARSER)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

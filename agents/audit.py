@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from rich.console import Console
 from rich.table import Table
 
-from brokers.archive_store import ArchiveStore, default_archive_path
+from brokers.archive_store import ArchiveStore, default_archive_path, require_archive
 from brokers.settings import Settings
 from schemas.archive import (
     ArchivedRecord,
@@ -347,7 +347,7 @@ def _archive_path(args: argparse.Namespace, settings: Settings) -> Path:
 
 def verify_command(args: argparse.Namespace, settings: Settings) -> int:
     """``i247 audit verify``: 0 if the archive verifies, 1 naming the first broken record."""
-    path = _archive_path(args, settings)
+    path = require_archive(_archive_path(args, settings))  # before the keys: say what is missing
     keys = Path(args.keys) if args.keys else Path(settings.keys_dir)
     signers = load_directory(keys).get(AUDITOR).signing
     report = verify_archive(path, signers)

@@ -9,48 +9,92 @@ i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
 i247 audit       verify the archive, prove a record is in it or two heads consistent
 i247 replay      replay recorded traffic: filter, open as an NCB, print or re-publish
+i247 contract    write docs/asyncapi.yaml from the code, or --check it
+i247 send        send one message as a bureau; prints its id
+i247 inbox       what a bureau opened since its last run (--follow, --ack, --json)
+
+Errors: ``main`` is the one handler. Every failure prints one line on stderr (what went
+wrong, what to do) and exits with a documented code (``agents.cli_errors``); a command
+that needs a broker first checks it answers, and a hub that its topics exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.bureau_commands import register_bureau_commands
+from agents.cli_errors import EXIT_CODES, explain
+from agents.cli_help import finish_help, non_negative, package_version, positive, share
+from agents.contract_command import register_contract
 from agents.replay_command import register_replay
+from brokers.connect_via import install_connect_via
+from brokers.provisioning import check_topics, existing_topics
 from brokers.settings import Settings, SettingsError
-from schemas.keys import KeyFileError
 from schemas.participants import HUB_SITES
 
 __all__ = ["main"]
 
+_ALL = ("broker", "topics", "files", "ccc", "logs", "other")
+_READS: dict[str, tuple[str, ...]] = {
+    "demo": _ALL,
+    "hub": _ALL,
+    "simulate": _ALL,
+    "keys": ("files", "other"),
+    "provision": ("broker", "topics", "other"),
+    "bench": _ALL,
+    "archive": ("broker", "topics", "files", "logs", "other"),
+    "audit": ("topics", "files", "other"),
+    "audit bench": _ALL,
+    "replay": ("broker", "topics", "files", "other"),
+    "send": ("broker", "topics", "files", "other"),
+    "inbox": ("broker", "topics", "files", "other"),
+    "contract": ("topics", "other"),
+}
+"""Which groups of I247_* variables each command reads (the groups: brokers.settings); a
+command not listed reads them all."""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="i247", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="i247",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog=EXIT_CODES + "\neach command's --help names the I247_* variables it reads",
+    )
+    parser.add_argument("--version", action="version", version=f"i247 {package_version()}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="on failure, print the traceback too"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the live backbone with simulated traffic")
-    demo.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (30)")
-    demo.add_argument("--rate", type=float, default=50.0, help="messages per second (50)")
-    demo.add_argument("--seed", type=int, default=2477, help="traffic seed (2477)")
+    demo.add_argument("--duration", type=positive, default=30.0, help="seconds of traffic")
+    demo.add_argument("--rate", type=positive, default=50.0, help="messages per second")
+    demo.add_argument("--seed", type=int, default=2477, help="traffic seed")
     demo.add_argument(
-        "--fault-share", type=float, default=0.01, help="share of deliberately bad records (0.01)"
+        "--fault-share",
+        type=share,
+        default=0.01,
+        help="share of deliberately bad records",
     )
     demo.add_argument(
         "--drain-timeout",
-        type=float,
+        type=non_negative,
         default=60.0,
-        help="seconds to wait for in-flight traffic after sending stops (60)",
+        help="seconds to wait for in-flight traffic after sending stops",
     )
     demo.add_argument("--summary-json", type=Path, help="also write the accounting as JSON")
     demo.add_argument(
         "--shift-seconds",
         type=float,
         default=20.0,
-        help="length of a duty shift, compressed for the demo (20; 28800 is real time)",
+        help="length of a duty shift, compressed for the demo (28800 is real time)",
     )
     demo.add_argument(
         "--fail-hub",
@@ -85,41 +129,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     duties.add_argument(
         "--notice-every",
-        type=float,
+        type=positive,
         default=3.0,
-        help="seconds between notice events: requests, diffusions, recalls, cancellations (3)",
+        help="seconds between notice events: requests, diffusions, recalls, cancellations",
     )
     duties.add_argument(
         "--check-rate",
-        type=float,
+        type=non_negative,
         default=10.0,
-        help="items checked per second, half by an IMEST screening arrivals (10; 0: none)",
+        help="items checked per second, half by an IMEST screening arrivals (0: none)",
     )
     duties.add_argument(
-        "--hit-share", type=float, default=0.02, help="share of checked travellers who hit (0.02)"
+        "--hit-share",
+        type=share,
+        default=0.02,
+        help="share of checked travellers who hit",
     )
     duties.add_argument(
         "--clock-scale",
         type=float,
         default=30.0,
-        help="minutes-long clocks run this much faster: a 10-minute confirmation in 20 s (30)",
+        help="minutes-long clocks run this much faster: a 10-minute confirmation in 20 s",
     )
     duties.add_argument(
         "--calendar-scale",
         type=float,
         default=5_000_000.0,
-        help="hours-to-years run this much faster: a five-year notice in 32 s (5000000)",
+        help="hours-to-years run this much faster: a five-year notice in 32 s",
     )
 
-    hub = commands.add_parser("hub", help="run one CCC hub")
-    hub.add_argument("--site", choices=HUB_SITES, required=True)
+    hub = commands.add_parser(
+        "hub", help="run one CCC hub", description="Run one CCC hub until SIGTERM/SIGINT."
+    )
+    hub.add_argument("--site", choices=HUB_SITES, required=True, help="the hub's site")
 
     simulate = commands.add_parser("simulate", help="run the simulated NCBs")
-    simulate.add_argument("--rate", type=float, default=200.0)
-    simulate.add_argument("--duration", type=float, default=float("inf"))
-    simulate.add_argument("--seed", type=int, default=2477)
-    simulate.add_argument("--fault-share", type=float, default=0.01)
-    simulate.add_argument("--suite", choices=("x25519", "mlkem768-x25519"), default="x25519")
+    simulate.add_argument("--rate", type=positive, default=200.0, help="messages per second")
+    simulate.add_argument(
+        "--duration", type=positive, default=float("inf"), help="seconds of traffic"
+    )
+    simulate.add_argument("--seed", type=int, default=2477, help="traffic seed")
+    simulate.add_argument(
+        "--fault-share", type=share, default=0.01, help="share of deliberately bad records"
+    )
+    simulate.add_argument(
+        "--suite",
+        choices=("x25519", "mlkem768-x25519"),
+        default="x25519",
+        help="HPKE suite for wrapping data keys",
+    )
 
     keys = commands.add_parser("keys", help="manage the keyring")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -130,26 +188,26 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("provision", help="create every topic of the backbone")
 
     bench = commands.add_parser("bench", help="measure throughput and latency")
-    bench.add_argument("--duration", type=float, default=15.0)
-    bench.add_argument("--rate", type=float, default=500.0)
+    bench.add_argument("--duration", type=positive, default=15.0, help="seconds of traffic")
+    bench.add_argument("--rate", type=positive, default=500.0, help="messages per second")
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
     bench.add_argument(
         "--failover-kills",
         type=int,
         default=3,
-        help="SIGKILL the hub on duty this many times under traffic (3; 0 skips)",
+        help="SIGKILL the hub on duty this many times under traffic (0 skips)",
     )
     bench.add_argument(
-        "--failover-rate", type=float, default=50.0, help="messages/s during failover (50)"
+        "--failover-rate", type=float, default=50.0, help="messages/s during failover"
     )
     bench.add_argument(
-        "--failover-ttl-ms", type=int, default=2000, help="hubs' lease TTL for failover (2000)"
+        "--failover-ttl-ms", type=int, default=2000, help="hubs' lease TTL for failover"
     )
     bench.add_argument(
         "--checks-rate",
         type=float,
         default=20.0,
-        help="database checks/s for --duration s beside an echo baseline (20; 0 skips)",
+        help="database checks/s for --duration s beside an echo baseline (0 skips)",
     )
     bench.add_argument(
         "--audit-records",
@@ -161,14 +219,15 @@ def _parser() -> argparse.ArgumentParser:
         "--broadcast-notices",
         type=int,
         default=20,
-        help="worldwide Red Notices broadcast to all 196 NCBs, timed to the last (20; 0 skips)",
+        help="worldwide Red Notices broadcast to all 196 NCBs, timed to the last (0 skips)",
     )
-    bench.add_argument(
-        "--broadcast-rate", type=float, default=1.0, help="Red Notice requests/s (1)"
-    )
+    bench.add_argument("--broadcast-rate", type=float, default=1.0, help="Red Notice requests/s")
     _add_audit_commands(commands)
 
     register_replay(commands)
+    register_bureau_commands(commands)
+    register_contract(commands)  # i247 contract [--check]
+    finish_help(parser, _READS, EXIT_CODES)
     return parser
 
 
@@ -253,15 +312,62 @@ def _archive(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; every failure becomes one line on stderr and a documented code."""
+    args = _parser().parse_args(argv)  # a usage error: argparse prints it and exits 2
     try:
-        return _run(args, Settings.from_env())
-    except (SettingsError, KeyFileError) as error:
-        print(f"i247: {error}", file=sys.stderr)
-        return 2
+        settings = Settings.from_env()
+        install_connect_via()
+        return _run(args, settings)
+    except SystemExit as stop:
+        if not isinstance(stop.code, str):
+            raise
+        failure_code, line = 2, stop.code  # a library's "needs X" exit: a configuration
+    except BaseException as error:
+        failure = explain(error)
+        failure_code, line = failure.code, failure.line
+        if args.traceback or os.environ.get("I247_LOG_LEVEL", "").strip().lower() == "debug":
+            traceback.print_exc()
+    command = " ".join(filter(None, [args.command, _subcommand(args)]))
+    print(f"i247 {command}: {line}", file=sys.stderr)
+    return failure_code
+
+
+def _subcommand(args: argparse.Namespace) -> str | None:
+    return getattr(args, "keys_command", None) or getattr(args, "audit_command", None)
+
+
+def _needs_broker(args: argparse.Namespace) -> bool:
+    """Whether the command talks to the broker at ``I247_BOOTSTRAP`` (if it is set)."""
+    if args.command == "replay":
+        return args.archive is None or bool(args.publish)
+    if args.command == "audit":
+        return args.audit_command == "bench" and bool(args.full)
+    return args.command in {"demo", "simulate", "bench", "archive", "hub", "send", "inbox"}
+
+
+def _preflight(args: argparse.Namespace, settings: Settings) -> None:
+    """Fail fast, in one line, when the broker does not answer or a hub's topics are missing."""
+    if args.command in {"hub", "simulate"} and not settings.bootstrap:
+        raise SettingsError(
+            f"i247 {args.command} needs a running backbone: set I247_BOOTSTRAP=host:port "
+            "(`i247 demo` starts one and sets it for the processes it starts)"
+        )
+    if not (settings.bootstrap and _needs_broker(args)):
+        return
+    if args.command in {"hub", "simulate"}:
+        from agents.operations import backbone_topics
+
+        asyncio.run(check_topics(settings.bootstrap, backbone_topics(settings)))
+    else:
+        asyncio.run(existing_topics(settings.bootstrap))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "demo":
+        from agents.demo import demo_plan
+
+        demo_plan(settings, args)  # the options, validated before anything starts
+    _preflight(args, settings)
     if getattr(args, "handler", None) is not None:
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         return handler(args, settings)
@@ -277,7 +383,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "provision":
         from agents.operations import provision_all
 
-        asyncio.run(provision_all(settings))
+        report = asyncio.run(provision_all(settings))
+        print(f"topics on {settings.bootstrap}: {report}")
         return 0
     if args.command == "hub":
         from streams.worker import run_hub

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Disturbance", "Takeover", "duty_changes", "parse_schedule", "takeovers"]
+__all__ = [
+    "Disturbance",
+    "InvalidSchedule",
+    "Takeover",
+    "duty_changes",
+    "parse_schedule",
+    "takeovers",
+]
 
 _AT = re.compile(r"^(?P<site>[a-z-]+)@(?P<seconds>\d+(\.\d+)?)s?$")
 

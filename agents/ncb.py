@@ -4,7 +4,9 @@ It seals what it sends (``compose``), opens what reaches its inbox (``receive``)
 acknowledges what it handled (``acknowledgement``). Opening checks that a record was
 sealed for a topic the adapter expects (the inbound topic, or its own inbox for what the
 CCC itself sealed there), and drops a message id it already opened, so the bureau sees
-each message once however often Kafka redelivers it. The adapter does no I/O itself; the
+each message once however often Kafka redelivers it. Delivery receipts come as batches
+signed by a hub (``schemas.receipts``): verified against the hub's key, their receipts
+deduplicated by receipt id the same way (``Receipted``). The adapter does no I/O itself; the
 simulator or a real bureau's gateway carries its records to and from Kafka.
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from brokers.record_headers import envelope_headers
+from brokers.record_headers import envelope_headers, is_receipt_batch
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import AcknowledgementBody, Body
 from schemas.errors import RejectedMessage, RejectReason
@@ -24,10 +26,11 @@ from schemas.header import HeaderFlag, Language, MessageType, Precedence, Routin
 from schemas.keys import Directory, PrivateIdentity
 from schemas.leases import FenceTag, FenceVerdict, LeaseBook, fence_tag, judge
 from schemas.markings import HandlingCode, Tlp
+from schemas.receipts import Receipt, listed_receipts, verify_receipts
 from schemas.sealing import RandomBytes, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
 
-__all__ = ["Duplicate", "Fenced", "Inbound", "NcbAdapter", "Opened", "Unopened"]
+__all__ = ["Duplicate", "Fenced", "Inbound", "NcbAdapter", "Opened", "Receipted", "Unopened"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +58,26 @@ class Unopened:
 
 @dataclass(frozen=True, slots=True)
 class Fenced:
-    """A delivery made by a hub whose lease term on that lane had already ended there."""
+    """A delivery made by a hub whose lease term on that lane had already ended there.
+
+    ``deliveries`` is how many it stood for: a receipt batch's receipts as it lists them
+    (counted, not trusted: a fenced record is never verified), else one.
+    """
 
     tag: FenceTag
+    deliveries: int = 1
 
 
-Inbound = Opened | Duplicate | Unopened | Fenced
+@dataclass(frozen=True, slots=True)
+class Receipted:
+    """A verified receipt batch: the receipts new to this NCB, and the ids it had seen."""
+
+    hub: str
+    receipts: tuple[Receipt, ...]
+    duplicates: tuple[str, ...] = ()
+
+
+Inbound = Opened | Duplicate | Unopened | Fenced | Receipted
 
 
 @dataclass
@@ -71,6 +88,7 @@ class NcbAdapter:
     max_bytes: int = 1_048_576
     memory: int = 100_000
     _opened: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _receipted: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     @property
     def participant(self) -> str:
@@ -143,11 +161,14 @@ class NcbAdapter:
                 return Unopened("unfenced", "no lease tag: not delivered by a CCC hub's lane")
             verdict = judge(leases, tag.unit, tag.epoch, tag.partition, tag.offset)
             if verdict is FenceVerdict.FENCED:
-                return Fenced(tag)
+                batch = is_receipt_batch(record.headers)
+                return Fenced(tag, listed_receipts(record.value) if batch else 1)
             if verdict is FenceVerdict.UNKNOWN:
                 return Unopened(
                     "unknown-epoch", f"{tag.unit}@{tag.epoch}: catch up the lease journal first"
                 )
+        if is_receipt_batch(record.headers):
+            return self._receipts(record)
         sealed_topic = (record.header("i247-sealed-topic") or b"").decode()
         sealed_key = record.header("i247-sealed-key") or b""
         if sealed_topic not in (self.topics.inbound, self.inbox):
@@ -176,6 +197,32 @@ class NcbAdapter:
             Precedence(assessed.decode()) if assessed else opened.header.precedence,
             hub.decode() if hub else None,
         )
+
+    def _receipts(self, record: ReceivedRecord) -> Receipted | Unopened:
+        """Verify a hub's receipt batch for this inbox; keep the receipts not seen before."""
+        try:
+            batch = verify_receipts(
+                record.value,
+                topic=self.inbox,
+                key=record.key or b"",
+                directory=self.directory,
+                max_bytes=self.max_bytes,
+            )
+        except RejectedMessage as refusal:
+            return Unopened(refusal.reason, str(refusal))
+        if batch.sender != self.participant:
+            return Unopened("unexpected-origin", f"receipts for {batch.sender}, not this NCB")
+        fresh: list[Receipt] = []
+        seen: list[str] = []
+        for item in batch.items:
+            if item.receipt_id in self._receipted:
+                seen.append(item.receipt_id)
+                continue
+            self._receipted[item.receipt_id] = None
+            fresh.append(item)
+        while len(self._receipted) > self.memory:
+            self._receipted.popitem(last=False)
+        return Receipted(batch.hub, tuple(fresh), tuple(seen))
 
     def acknowledgement(
         self, opened: Opened, *, now: datetime, random_bytes: RandomBytes

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from brokers.provisioning import ProvisionReport, provision
-from brokers.settings import Settings
+from brokers.settings import Settings, SettingsError
 from schemas.registry import default_registry
+from schemas.topics import TopicSpec
 
-__all__ = ["provision_all"]
+__all__ = ["backbone_topics", "provision_all"]
+
+
+def backbone_topics(settings: Settings) -> list[TopicSpec]:
+    """The core topics and every NCB inbox: what ``i247 provision`` makes, what a hub needs."""
+    topics = settings.topics
+    return topics.core() + topics.inboxes(list(default_registry().codes()))
 
 
 async def provision_all(settings: Settings) -> ProvisionReport:
     """Create the core topics and every NCB inbox (idempotent)."""
     if not settings.bootstrap:
-        raise SystemExit("provisioning needs a broker: set I247_BOOTSTRAP")
-    topics = settings.topics
-    specs = topics.core() + topics.inboxes(list(default_registry().codes()))
-    return await provision(settings.bootstrap, specs, settings.replication_factor)
+        raise SettingsError("provisioning needs a broker: set I247_BOOTSTRAP=host:port")
+    return await provision(
+        settings.bootstrap, backbone_topics(settings), settings.replication_factor
+    )

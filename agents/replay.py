@@ -59,6 +59,7 @@ from brokers.record_headers import (
     DLQ_PREFIX,
     BadHeader,
     ReplayMark,
+    is_receipt_batch,
     read_replay_mark,
     replay_headers,
 )
@@ -67,6 +68,7 @@ from schemas.bodies import BODY_ADAPTER, Body
 from schemas.errors import RejectedMessage
 from schemas.header import RoutingHeader, format_timestamp
 from schemas.keys import Directory, PrivateIdentity
+from schemas.receipts import listed_receipts
 from schemas.sealing import SealedMessage, open_sealed
 
 __all__ = [
@@ -247,6 +249,8 @@ def _summary(item: ReplayedRecord) -> str:
     reason = item.record.header("i247.dlq.reason")
     if reason is not None:
         return f"dead letter: {reason.decode(errors='replace')}"
+    if is_receipt_batch(item.record.headers):  # clear, signed by a hub (wire format §10)
+        return f"receipt batch: {listed_receipts(item.record.value)} delivery receipt(s)"
     preview = _bytes_json(item.record.value[:80])
     return preview.get("text", f"{len(item.record.value)} bytes")
 

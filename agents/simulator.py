@@ -30,11 +30,10 @@ from agents.faults import (
     tamper_header,
 )
 from agents.lease_reader import LeaseReader
-from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
+from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopened
 from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
-from schemas.bodies import DeliveryReceiptBody
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
 from schemas.keys import Directory, PrivateIdentity, generate_identity
@@ -220,7 +219,14 @@ class Simulator:
             return []
         result = adapter.receive(record, leases=leases)
         if isinstance(result, Fenced):
-            self.books.fenced += 1
+            self.books.fenced += result.deliveries
+            return []
+        if isinstance(result, Receipted):  # counted per receipt, as when each was a record
+            self.books.receipts += len(result.receipts)
+            self.books.duplicates_suppressed["recipient"] += len(result.duplicates)
+            for receipt in result.receipts:
+                if receipt.recipient == "ccc":
+                    self.books.on_delivered(receipt.delivered, "ccc", None)
             return []
         if isinstance(result, Duplicate):
             self.books.duplicates_suppressed["recipient"] += 1
@@ -237,12 +243,6 @@ class Simulator:
         assert isinstance(result, Opened)
         now = self.clock()
         header = result.header
-        if header.message_type is MessageType.DELIVERY_RECEIPT:
-            self.books.receipts += 1
-            body = result.body
-            if isinstance(body, DeliveryReceiptBody) and body.recipient == "ccc":
-                self.books.on_delivered(body.delivered, "ccc", None)
-            return []
         latency = (now - header.created_at).total_seconds() * 1000
         lag = now.timestamp() * 1000 - record.timestamp_ms if record.timestamp_ms > 0 else None
         own = (now - fetched_at).total_seconds() * 1000 if fetched_at is not None else None

@@ -41,9 +41,11 @@ from schemas.merkle import leaf_hash
 __all__ = [
     "ArchiveBusy",
     "ArchiveStore",
+    "ArchiveUnreadable",
     "StoredRecord",
     "default_archive_path",
     "iter_archive",
+    "require_archive",
 ]
 
 FORMAT = "i247-archive/1"
@@ -75,6 +77,24 @@ _HEAD_COLUMNS = "size, root, timestamp_ms, key_id, signature"
 _COLUMNS = 'leaf_index, topic, partition, "offset", timestamp_ms, key, value, headers, leaf_hash'
 
 
+class ArchiveUnreadable(Exception):
+    """The file is not an audit archive SQLite can read (another file, or corrupt)."""
+
+    def __init__(self, path: Path, cause: object) -> None:
+        super().__init__(
+            f"{path} is not a readable audit archive ({cause}); pass the file `i247 archive` "
+            "wrote (--archive PATH), or omit the path for the default one"
+        )
+        self.path = path
+
+
+def require_archive(path: Path) -> Path:
+    """``path`` if it exists; ``FileNotFoundError`` saying how to make one otherwise."""
+    if not path.exists():
+        raise FileNotFoundError(f"no archive at {path}; run `i247 archive --archive {path}`")
+    return path
+
+
 class ArchiveBusy(RuntimeError):
     """Another archiver holds the archive; two writers would interleave leaf indices."""
 
@@ -99,13 +119,36 @@ def default_archive_path(settings: Settings) -> Path:
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """An open archive; ``ArchiveUnreadable`` for a file that is not one."""
     if readonly:
-        if not path.exists():
-            raise FileNotFoundError(f"no archive at {path}; run `i247 archive --archive {path}`")
-        uri = f"{path.resolve().as_uri()}?mode=ro"
-        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+        uri = f"{require_archive(path).resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            row = connection.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise ArchiveUnreadable(path, exc) from exc
+        if row is None or row[0] != FORMAT:
+            connection.close()
+            raise ArchiveUnreadable(path, f"format {row[0] if row else None!r}, not {FORMAT!r}")
+        return connection
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open_writable(path)
+    except sqlite3.DatabaseError as exc:
+        raise ArchiveUnreadable(path, exc) from exc
+
+
+def _open_writable(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        return _prepare(connection)
+    except BaseException:
+        connection.close()
+        raise
+
+
+def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")  # a signed head never covers a lost batch
     connection.executescript(_SCHEMA)

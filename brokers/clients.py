@@ -19,6 +19,8 @@ a "standalone" consumer (generation -1). So an NCB adapter can own its inbox par
 keep its place, provided no consumer subscribes under the same group id.
 
 Both clients are async context managers: ``async with make_producer(settings) as p: ...``.
+A client whose ``start()`` fails (no broker) closes itself before the error propagates, so
+an unreachable broker leaves no "Unclosed AIOKafka..." warning behind.
 """
 
 from __future__ import annotations
@@ -35,6 +37,28 @@ from brokers.settings import Settings
 __all__ = ["BACKGROUND_FETCH_WAIT_MS", "make_consumer", "make_producer", "terminate"]
 
 LINGER_MS = 2  # a few ms batch bursts without adding visible latency
+
+
+class _Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """An AIOKafkaProducer that closes itself when ``start()`` fails."""
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except BaseException:
+            await self.stop()
+            raise
+
+
+class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
+    """An AIOKafkaConsumer that closes itself when ``start()`` fails."""
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except BaseException:
+            await self.stop()
+            raise
 
 
 def _target(target: Settings | str, settings: Settings | None) -> tuple[str, Settings]:
@@ -77,7 +101,7 @@ def make_producer(
         "max_request_size": 2 * tuning.max_message_bytes,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    return _Producer(**options)
 
 
 def make_consumer(
@@ -106,7 +130,7 @@ def make_consumer(
         "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
     }
     options.update(overrides)
-    return AIOKafkaConsumer(*(topics or ()), **options)
+    return _Consumer(*(topics or ()), **options)
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

@@ -50,19 +50,30 @@ def parse_connect_via(text: str) -> dict[tuple[str, int], tuple[str, int]]:
 
 
 def install_connect_via(environ: Mapping[str, str] | None = None) -> int:
-    """Patch aiokafka's connection factory with the mapping; return how many entries."""
+    """Patch aiokafka's connection factory with the mapping; return how many entries.
+
+    Installing twice patches once: the second call replaces the mapping.
+    """
     env = os.environ if environ is None else environ
     mapping = parse_connect_via(env.get("I247_CONNECT_VIA", ""))
+    _MAPPING.clear()
+    _MAPPING.update(mapping)
     if not mapping:
         return 0
     import aiokafka.client
 
+    if getattr(aiokafka.client.create_conn, "_i247_connect_via", False):
+        return len(mapping)  # installed before (the CLI, then the hub): the mapping is updated
     original = aiokafka.client.create_conn
 
     async def create_conn(host: str, port: int, **kwargs: Any) -> Any:
-        dial_host, dial_port = mapping.get((host, port), (host, port))
+        dial_host, dial_port = _MAPPING.get((host, port), (host, port))
         return await original(dial_host, dial_port, **kwargs)
 
+    create_conn._i247_connect_via = True  # type: ignore[attr-defined]
     aiokafka.client.create_conn = create_conn
     log.info("connect-via", entries=len(mapping))
     return len(mapping)
+
+
+_MAPPING: dict[tuple[str, int], tuple[str, int]] = {}

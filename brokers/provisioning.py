@@ -8,16 +8,28 @@ once, is safe: a topic that appears in between is reported as existing, not as a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 
 from schemas.topics import TopicSpec
 
-__all__ = ["ProvisionError", "ProvisionReport", "provision"]
+__all__ = [
+    "BrokerUnreachable",
+    "ProvisionError",
+    "ProvisionReport",
+    "TopicsNotProvisioned",
+    "check_topics",
+    "existing_topics",
+    "missing_topics",
+    "provision",
+]
 
 log = structlog.get_logger("i247.provision")
 
@@ -25,7 +37,32 @@ _CHUNK = 100  # topics per CreateTopics request: 196 inboxes fit in a few round 
 
 
 class ProvisionError(RuntimeError):
-    """The broker could not be reached or refused to create topics; the message says why."""
+    """The broker refused to create topics; the message names them and the usual cause."""
+
+
+class BrokerUnreachable(ConnectionError):
+    """No broker answered at the bootstrap address within the deadline."""
+
+    def __init__(self, bootstrap: str, cause: object) -> None:
+        super().__init__(
+            f"no Kafka broker answers at {bootstrap} ({cause}); start it, or set "
+            "I247_BOOTSTRAP to the address of a running one (unset: the demo embeds its own)"
+        )
+        self.bootstrap = bootstrap
+
+
+class TopicsNotProvisioned(LookupError):
+    """The broker answers but lacks topics the process needs: nobody ran ``i247 provision``."""
+
+    def __init__(self, bootstrap: str, missing: list[str]) -> None:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        super().__init__(
+            f"{len(missing)} topic(s) missing on {bootstrap} ({shown}); run `i247 provision` "
+            "with the same I247_BOOTSTRAP and I247_TOPIC_PREFIX first"
+        )
+        self.missing = missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +89,80 @@ def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:
     return NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=configs)
 
 
+def missing_topics(existing: Iterable[str], wanted: Iterable[TopicSpec | str]) -> list[str]:
+    """The wanted topic names the broker does not have, sorted (pure)."""
+    present = set(existing)
+    names = {w.name if isinstance(w, TopicSpec) else w for w in wanted}
+    return sorted(names - present)
+
+
+@contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs each refused connection itself; the exception we raise says it once."""
+    logger = logging.getLogger("aiokafka")
+    if logger.getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def existing_topics(bootstrap: str, *, timeout_s: float = 10.0) -> set[str]:
+    """The topic names on the broker; ``BrokerUnreachable`` if it does not answer in time."""
+    timeout_ms = max(1000, int(timeout_s * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="i247-check", request_timeout_ms=timeout_ms
+    )
+    with _quiet_aiokafka():
+        try:
+            async with asyncio.timeout(timeout_s):
+                await admin.start()
+                return set(await admin.list_topics())
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnreachable(bootstrap, _cause(exc, timeout_s)) from exc
+        finally:
+            await admin.close()
+
+
+def _cause(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, KafkaConnectionError):
+        return "connection failed"  # aiokafka's text lists socket tuples; the address is named
+    return str(exc) or type(exc).__name__
+
+
+async def check_topics(
+    bootstrap: str, wanted: Iterable[TopicSpec | str], *, timeout_s: float = 10.0
+) -> None:
+    """Fail fast, before a process starts its work, if the broker or its topics are absent."""
+    missing = missing_topics(await existing_topics(bootstrap, timeout_s=timeout_s), wanted)
+    if missing:
+        raise TopicsNotProvisioned(bootstrap, missing)
+
+
 async def provision(
     bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int = 1
 ) -> ProvisionReport:
     """Create every topic in ``specs`` that the broker does not have yet.
 
     Raises ``ProvisionError`` naming each topic the broker refused (a replication factor
-    above the number of brokers is the usual cause) or when ``bootstrap`` does not answer.
+    above the number of brokers is the usual cause), ``BrokerUnreachable`` when
+    ``bootstrap`` does not answer.
     """
     if replication_factor < 1:
         raise ValueError(f"replication factor must be at least 1, not {replication_factor}")
     wanted = _unique(specs)
     created: list[str] = []
     refused: list[str] = []
+    present = await existing_topics(bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="i247-provision")
     try:
         await admin.start()
-        present = set(await admin.list_topics())
         missing = [spec for name, spec in wanted.items() if name not in present]
         for start in range(0, len(missing), _CHUNK):
             chunk = [_new_topic(s, replication_factor) for s in missing[start : start + _CHUNK]]
@@ -80,11 +174,8 @@ async def provision(
                     error = for_code(code)
                     detail = message[0] if message and message[0] else error.description
                     refused.append(f"{topic}: {error.message} ({detail})")
-    except KafkaError as exc:
-        raise ProvisionError(
-            f"cannot provision topics on {bootstrap}: {exc!r}; is the broker up and "
-            "I247_BOOTSTRAP right?"
-        ) from exc
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnreachable(bootstrap, _cause(exc, 0)) from exc
     finally:
         await admin.close()
     if refused:

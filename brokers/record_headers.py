@@ -22,10 +22,26 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.header import MessageType, RoutingHeader, format_timestamp
+from schemas.header_names import (
+    CE_ID,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_TIME,
+    CE_TYPE,
+    DLQ_FIELDS,
+    DLQ_PREFIX,
+    HUB,
+    REPLAY_FIELDS,
+    REPLAY_PREFIX,
+    TRACEPARENT,
+)
+from schemas.header_names import CONTENT_TYPE as CONTENT_TYPE_HEADER
 
 __all__ = [
     "CONTENT_TYPE",
     "DLQ_PREFIX",
+    "RECEIPTS_CONTENT_TYPE",
+    "RECEIPTS_TYPE",
     "REPLAY_PREFIX",
     "BadHeader",
     "CloudEvent",
@@ -39,19 +55,21 @@ __all__ = [
     "envelope_message_type",
     "envelope_type",
     "header_value",
+    "is_receipt_batch",
     "parse_traceparent",
     "read_cloudevent",
     "read_dead_letter",
     "read_replay_mark",
+    "receipt_batch_headers",
     "replay_headers",
     "traceparent",
 ]
 
 Headers = Iterable[tuple[str, bytes]]
 CONTENT_TYPE = "application/vnd.i247.envelope+json; version=1"
-DLQ_PREFIX = "i247.dlq."
 _ENVELOPE_TYPE = ("int.interpol.i247.", ".v1")  # ce_type = prefix + message type + suffix
-REPLAY_PREFIX = "i247.replay."
+RECEIPTS_TYPE = "int.interpol.i247.receipt-batch.v1"  # a signed receipt batch, not an envelope
+RECEIPTS_CONTENT_TYPE = "application/vnd.i247.receipts+json; version=1"
 MAX_DETAIL_BYTES = 4096
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -59,7 +77,7 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
 )
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")
-_DLQ_FIELDS = ("reason", "detail", "topic", "partition", "offset", "timestamp", "processor")
+_DLQ_FIELDS = DLQ_FIELDS
 
 
 class BadHeader(ValueError):
@@ -164,12 +182,12 @@ def cloudevent_headers(
         if not value:
             raise ValueError(f"{attribute} must not be empty (CloudEvents 1.0 requires it)")
     return [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", event_id.encode()),
-        ("ce_source", source.encode()),
-        ("ce_type", event_type.encode()),
-        ("ce_time", _rfc3339(time).encode()),
-        ("content-type", content_type.encode()),
+        (CE_SPECVERSION, b"1.0"),
+        (CE_ID, event_id.encode()),
+        (CE_SOURCE, source.encode()),
+        (CE_TYPE, event_type.encode()),
+        (CE_TIME, _rfc3339(time).encode()),
+        (CONTENT_TYPE_HEADER, content_type.encode()),
     ]
 
 
@@ -212,7 +230,7 @@ def envelope_message_type(headers: Headers) -> str | None:
     value = header_value(headers, "ce_type")
     text = value.decode(errors="replace") if value else ""
     prefix, suffix = _ENVELOPE_TYPE
-    if not (text.startswith(prefix) and text.endswith(suffix)):
+    if text == RECEIPTS_TYPE or not (text.startswith(prefix) and text.endswith(suffix)):
         return None
     return text[len(prefix) : -len(suffix)] or None
 
@@ -226,7 +244,29 @@ def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, by
             envelope_type(header.message_type),
             header.created_at,
         ),
-        ("traceparent", traceparent(header.trace_id, span_id).encode()),
+        (TRACEPARENT, traceparent(header.trace_id, span_id).encode()),
+    )
+
+
+def is_receipt_batch(headers: Headers) -> bool:
+    """Whether a record declares itself a receipt batch (docs/wire-format.md §10)."""
+    return header_value(headers, CE_TYPE) == RECEIPTS_TYPE.encode()
+
+
+def receipt_batch_headers(
+    batch_id: str, hub: str, issued_at: datetime, trace_id: str, span_id: str
+) -> tuple[tuple[str, bytes], ...]:
+    """The headers of a receipt batch: CloudEvents of its own type, the first receipt's trace."""
+    return (
+        *cloudevent_headers(
+            batch_id,
+            f"/i247/{hub}",
+            RECEIPTS_TYPE,
+            issued_at,
+            content_type=RECEIPTS_CONTENT_TYPE,
+        ),
+        (TRACEPARENT, traceparent(trace_id, span_id).encode()),
+        (HUB, hub.encode()),
     )
 
 
@@ -304,7 +344,7 @@ def read_dead_letter(headers: Headers) -> DeadLetterInfo:
 
 # --- replay marks --------------------------------------------------------------------
 
-_REPLAY_FIELDS = ("name", "topic", "partition", "offset", "timestamp")
+_REPLAY_FIELDS = REPLAY_FIELDS
 
 
 class ReplayMark(BaseModel):

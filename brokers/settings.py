@@ -26,27 +26,62 @@ names, so these names are a contract:
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
 
-An empty variable counts as unset. Other ``I247_*`` names (``I247_LOG_FILE``,
-``I247_CONNECT_VIA``) belong to the processes that read them, not to this model.
+An empty variable counts as unset. Two more names belong to the processes that read them,
+not to this model: ``I247_CONNECT_VIA`` (``brokers.connect_via``; checked here too) and
+``I247_LOG_FILE`` (where a child process logs). Any other ``I247_*`` name is refused,
+naming the closest known one: a misspelt variable would otherwise be ignored in silence.
+
+``VARIABLES`` is the one registry of names. To add a variable: a field here (every process
+reads it; ``json_schema_extra`` gives its help group) or an entry in ``PROCESS_VARIABLES``
+(one process reads it itself). ``i247 <command> --help`` lists each command's from here.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from brokers.connect_via import InvalidConnectVia, parse_connect_via
 from schemas.topics import TopicCatalog
 
-__all__ = ["ENV_NAMES", "ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = [
+    "ENV_NAMES",
+    "ENV_PREFIX",
+    "GROUPS",
+    "PROCESS_VARIABLES",
+    "VARIABLES",
+    "Settings",
+    "SettingsError",
+    "Variable",
+    "unknown_variables",
+]
 
 ENV_PREFIX = "I247_"
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+GROUPS: dict[str, str] = {
+    "broker": "reaching the broker",
+    "topics": "topics",
+    "files": "files",
+    "ccc": "the CCC's clocks and limits",
+    "logs": "logs",
+    "other": "other",
+}
+"""Help groups of variables; each command's help lists the groups it reads ("other", a
+field given no group, in every command's)."""
+
+
+def _group(name: str, shown: str | None = None) -> dict[str, Any]:
+    """A field's help group and, where the default needs words, how to show it."""
+    return {"group": name} | ({"shown": shown} if shown is not None else {})
 
 
 class SettingsError(ValueError):
@@ -59,41 +94,101 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     bootstrap: str | None = Field(
-        None, description="host:port[,host:port...] of a running broker, or unset"
+        None,
+        description="host:port[,host:port...] of a running broker, or unset",
+        json_schema_extra=_group("broker", "unset: the embedded broker"),
     )
-    topic_prefix: str = Field("i247", description="a prefix such as i247")
+    topic_prefix: str = Field(
+        "i247", description="a prefix such as i247", json_schema_extra=_group("topics")
+    )
     session_timeout_ms: int = Field(
-        6000, ge=1000, le=1_800_000, description="an integer 1000-1800000 (ms)"
+        6000,
+        ge=1000,
+        le=1_800_000,
+        description="an integer 1000-1800000 (ms)",
+        json_schema_extra=_group("broker"),
     )
     heartbeat_interval_ms: int = Field(
-        1500, ge=100, description="an integer from 100 (ms), below the session timeout"
+        1500,
+        ge=100,
+        description="an integer from 100 (ms), below the session timeout",
+        json_schema_extra=_group("broker"),
     )
     fetch_max_wait_ms: int = Field(
-        10, ge=1, le=60_000, description="an integer 1-60000 (ms); 0 never returns and spins Tansu"
+        10,
+        ge=1,
+        le=60_000,
+        description="an integer 1-60000 (ms); 0 never returns and spins Tansu",
+        json_schema_extra=_group("broker"),
     )
     max_message_bytes: int = Field(
-        1_048_576, ge=1024, le=64 * 1_048_576, description="an integer 1024-67108864 (bytes)"
+        1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="an integer 1024-67108864 (bytes)",
+        json_schema_extra=_group("broker"),
     )
-    replication_factor: int = Field(1, ge=1, le=32_767, description="an integer 1-32767")
-    inbound_partitions: int = Field(4, ge=1, le=10_000, description="an integer 1-10000")
-    data_dir: Path = Field(Path("var"), description="a directory path")
-    keys_dir: Path = Field(Path("var/keys"), description="a directory path")
+    replication_factor: int = Field(
+        1, ge=1, le=32_767, description="an integer 1-32767", json_schema_extra=_group("topics")
+    )
+    inbound_partitions: int = Field(
+        4, ge=1, le=10_000, description="an integer 1-10000", json_schema_extra=_group("topics")
+    )
+    data_dir: Path = Field(
+        Path("var"), description="a directory path", json_schema_extra=_group("files")
+    )
+    keys_dir: Path = Field(
+        Path("var/keys"),
+        description="a directory path",
+        json_schema_extra=_group("files", "<data dir>/keys"),
+    )
     freshness_seconds: float = Field(
-        300.0, gt=0, allow_inf_nan=False, description="a number of seconds > 0"
+        300.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="a number of seconds > 0",
+        json_schema_extra=_group("ccc"),
     )
     clock_scale: float = Field(
-        1.0, gt=0, allow_inf_nan=False, description="a finite number > 0 (2 = clocks run 2x fast)"
+        1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="a finite number > 0 (2 = clocks run 2x fast)",
+        json_schema_extra=_group("ccc"),
     )
     calendar_scale: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="a finite number > 0, or unset"
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="a finite number > 0, or unset",
+        json_schema_extra=_group("ccc", "unset: the clock scale"),
     )
-    lease_ttl_ms: int = Field(3000, ge=500, le=600_000, description="an integer 500-600000")
+    lease_ttl_ms: int = Field(
+        3000,
+        ge=500,
+        le=600_000,
+        description="an integer 500-600000",
+        json_schema_extra=_group("ccc"),
+    )
     shift_seconds: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="seconds > 0 per duty shift"
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds > 0 per duty shift",
+        json_schema_extra=_group("ccc", "unset: real 8-hour shifts"),
     )
-    log_level: LogLevel = Field("info", description="one of debug, info, warning, error, critical")
+    log_level: LogLevel = Field(
+        "info",
+        description="one of debug, info, warning, error, critical",
+        json_schema_extra=_group("logs"),
+    )
     db_scale: float = Field(
-        1.0, gt=0, le=1, allow_inf_nan=False, description="a number 0 < x <= 1 (1 = full size)"
+        1.0,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="a number 0 < x <= 1 (1 = full size)",
+        json_schema_extra=_group("ccc"),
     )
 
     @model_validator(mode="before")
@@ -154,33 +249,129 @@ class Settings(BaseModel):
         """The topic names under this prefix."""
         return TopicCatalog(self.topic_prefix, inbound_partitions=self.inbound_partitions)
 
+    def with_options(self, options: Mapping[str, tuple[str, Any]]) -> Settings:
+        """A copy with fields set from command-line options (field -> (option, value)),
+        validated as the environment is; ``SettingsError`` names the option."""
+        values = self.model_dump() | {field: value for field, (_, value) in options.items()}
+        try:
+            return type(self).model_validate(values)
+        except ValidationError as exc:
+            named = {field: option for field, (option, _) in options.items()}
+            raise SettingsError(_explain(exc, {}, named, values)) from None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read ``I247_*`` from ``environ`` (default ``os.environ``); ``SettingsError`` if bad."""
         env = os.environ if environ is None else environ
+        problems = [_unknown(name, closest) for name, closest in unknown_variables(env)]
+        try:
+            parse_connect_via(env.get("I247_CONNECT_VIA", ""))
+        except InvalidConnectVia as exc:
+            problems.append(f"I247_CONNECT_VIA={env.get('I247_CONNECT_VIA')!r}: {exc}")
         values = {
             field: env[var] for field, var in ENV_NAMES.items() if env.get(var, "").strip() != ""
         }
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
-            raise SettingsError(_explain(exc, env)) from None
+            problems.append(_explain(exc, env))
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return settings
 
 
-def _explain(exc: ValidationError, env: Mapping[str, str]) -> str:
-    """One line per bad variable: its name, its value, what went wrong, what is accepted."""
+def _unknown(name: str, closest: str | None) -> str:
+    hint = f"did you mean {closest}?" if closest else "see `i247 --help` for the names"
+    return f"{name} is not a variable the backbone reads; {hint} (unset it if it is not)"
+
+
+def _explain(
+    exc: ValidationError,
+    env: Mapping[str, str],
+    options: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> str:
+    """One line per bad variable (or option): its name, its value, what went wrong, what
+    is accepted."""
     lines = []
     for error in exc.errors(include_url=False):
         if not error["loc"]:  # a rule across fields; its message names the variables
             lines.append(str(error["msg"]).removeprefix("Value error, "))
             continue
         field = str(error["loc"][0])
-        var = ENV_NAMES[field]
         accepts = Settings.model_fields[field].description
         problem = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{var}={env.get(var)!r}: {problem}; expected {accepts}")
+        if options and field in options:
+            given = f"{options[field]} {(values or {}).get(field)}"
+        else:
+            given = f"{ENV_NAMES[field]}={env.get(ENV_NAMES[field])!r}"
+        lines.append(f"{given}: {problem}; expected {accepts}")
     return "; ".join(lines)
 
 
 ENV_NAMES: dict[str, str] = {name: f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
 """Field name -> environment variable, derived from the model so the two never drift."""
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One ``I247_*`` name: its default as help shows it, what it accepts, its help group."""
+
+    name: str
+    default: str
+    accepts: str
+    group: str
+
+
+def _from_field(field: str) -> Variable:
+    """A field's variable; a field given no group is listed under "other" (every command)."""
+    info = Settings.model_fields[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    shown = extra.get("shown")
+    default = "unset" if info.default is None else str(info.default)
+    return Variable(
+        ENV_NAMES[field],
+        default if shown is None else str(shown),
+        str(info.description or "see README, Configuration"),
+        str(extra.get("group", "other")),
+    )
+
+
+PROCESS_VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "I247_CONNECT_VIA",
+        "unset",
+        "advertised=dial host:port pairs, comma-separated: reach the broker via a proxy",
+        "broker",
+    ),
+    Variable(
+        "I247_LOG_FILE",
+        "unset: stderr",
+        "a file for the process's JSON log lines (the demo sets it for its children)",
+        "logs",
+    ),
+)
+"""Variables a process reads itself, outside ``Settings``."""
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v for v in [*map(_from_field, Settings.model_fields), *PROCESS_VARIABLES]
+}
+"""Every ``I247_*`` name the backbone reads: the registry help, checks and docs use."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Each ``I247_*`` name set (not blank) in ``environ`` that nothing reads, with the
+    closest known name."""
+    known = {name.removeprefix(ENV_PREFIX): name for name in VARIABLES}
+    unknown = sorted(
+        n
+        for n, value in environ.items()
+        if n.startswith(ENV_PREFIX) and n not in VARIABLES and value.strip()
+    )
+    return [(name, _closest(name.removeprefix(ENV_PREFIX), known)) for name in unknown]
+
+
+def _closest(suffix: str, known: Mapping[str, str]) -> str | None:
+    """The known name whose part after ``I247_`` is nearest (the shared prefix says nothing)."""
+    matches = difflib.get_close_matches(suffix.upper(), known, n=1, cutoff=0.6)
+    return known[matches[0]] if matches else None

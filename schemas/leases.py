@@ -47,6 +47,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.header import UtcTimestamp
+from schemas.header_names import FENCE_HEADERS
 
 __all__ = [
     "Claim",
@@ -68,13 +69,8 @@ __all__ = [
 
 Positions = Mapping[int, int]  # partition -> next offset to process
 
-_UNIT, _EPOCH, _PARTITION, _OFFSET = (
-    "i247-lease-unit",
-    "i247-lease-epoch",
-    "i247-lease-partition",
-    "i247-lease-offset",
-)
-_FENCE_NAMES = frozenset({_UNIT, _EPOCH, _PARTITION, _OFFSET})
+_UNIT, _EPOCH, _PARTITION, _OFFSET = FENCE_HEADERS
+_FENCE_NAMES = frozenset(FENCE_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)

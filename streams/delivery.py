@@ -4,24 +4,26 @@ Theory of operation: ``plan_delivery`` reads one lane record (the sender's seale
 already admitted by intake) and returns effects as data: one inbox record per NCB or team
 recipient not yet delivered by this process, one receipt order per such delivery, the
 handling clock to start, and, for an acknowledgement, the clock to stop. Messages to
-``ccc`` are handled by the hub itself (``to_ccc``). The shell produces the records, seals
-the receipts (``seal_receipt``) and feeds the clock events to ``HandlingClocks``.
+``ccc`` are handled by the hub itself (``to_ccc``). The shell produces the records, turns
+the receipt orders into signed receipt batches (``receipt_records``, one per sender) and
+feeds the clock events to ``HandlingClocks``.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from brokers.record_headers import envelope_headers
+from brokers.record_headers import receipt_batch_headers
 from brokers.records import OutboundRecord, ReceivedRecord
-from schemas.bodies import DeliveryReceiptBody
 from schemas.header import MessageType, Precedence, RoutingHeader
-from schemas.keys import Directory, PrivateIdentity
+from schemas.keys import PrivateIdentity
 from schemas.participants import CCC, ParticipantKind, kind_of
-from schemas.sealing import RandomBytes, parse_envelope, seal
+from schemas.receipts import MAX_RECEIPTS, Receipt, receipt_id_for, sign_receipts
+from schemas.sealing import parse_envelope
 from schemas.topics import TopicCatalog
 
 __all__ = [
@@ -31,7 +33,7 @@ __all__ = [
     "ReceiptOrder",
     "plan_delivery",
     "receipt_id_for",
-    "seal_receipt",
+    "receipt_records",
 ]
 
 _NO_RECEIPTS = frozenset({MessageType.DELIVERY_RECEIPT, MessageType.ACKNOWLEDGEMENT})
@@ -150,62 +152,45 @@ def plan_delivery(
     )
 
 
-_RECEIPTS = uuid.UUID("6f1d2c1e-24f7-4c0c-9a1e-1247a5e5c0de")
-
-
-def receipt_id_for(message_id: str, recipient: str) -> str:
-    """Receipt ids are derived, not drawn, so a receipt re-sent after a restart dedups."""
-    return str(uuid.uuid5(_RECEIPTS, f"{message_id}/{recipient}"))
-
-
-def seal_receipt(
-    order: ReceiptOrder,
+def receipt_records(
+    orders: Sequence[ReceiptOrder],
     *,
     hub: PrivateIdentity,
-    directory: Directory,
     topics: TopicCatalog,
     now: datetime,
-    random_bytes: RandomBytes,
-) -> OutboundRecord:
-    """The sealed receipt record, written straight to the original sender's inbox."""
-    original = order.header
-    receipt_id = receipt_id_for(original.message_id, order.recipient)
-    header = RoutingHeader(
-        message_id=receipt_id,
-        sender=hub.participant,
-        recipients=[original.sender],
-        message_type=MessageType.DELIVERY_RECEIPT,
-        precedence=order.precedence,
-        created_at=now,
-        language=original.language,
-        case_id=original.case_id,
-        correlation_id=original.message_id,
-        trace_id=original.trace_id,
-    )
-    body = DeliveryReceiptBody(
-        delivered=original.message_id,
-        recipient=order.recipient,
-        hub=hub.participant,
-        precedence=order.precedence,
-        delivered_at=now,
-    )
-    topic = topics.inbox(original.sender)
-    key = receipt_id.encode()
-    sealed = seal(
-        header,
-        body,
-        sender=hub,
-        directory=directory,
-        topic=topic,
-        key=key,
-        random_bytes=random_bytes,
-    )
-    span = random_bytes(8).hex()
-    headers = (
-        *envelope_headers(header, span),
-        ("i247-sealed-topic", topic.encode()),
-        ("i247-sealed-key", key),
-        ("i247-precedence", order.precedence.value.encode()),
-        ("i247-hub", hub.participant.encode()),
-    )
-    return OutboundRecord(topic, key, sealed.to_bytes(), headers)
+) -> list[OutboundRecord]:
+    """One signed receipt batch per sender (split every ``MAX_RECEIPTS``), to its inbox.
+
+    A delivery ordered twice (a lane record read again) is listed once: its receipt id is
+    derived, so the sender would drop the second copy anyway.
+    """
+    by_sender: dict[str, dict[str, Receipt]] = {}
+    for order in orders:
+        original = order.header
+        receipt_id = receipt_id_for(original.message_id, order.recipient)
+        by_sender.setdefault(original.sender, {}).setdefault(
+            receipt_id,
+            Receipt(
+                receipt_id=receipt_id,
+                delivered=original.message_id,
+                recipient=order.recipient,
+                precedence=order.precedence,
+                delivered_at=now,
+                trace_id=original.trace_id,
+            ),
+        )
+    records: list[OutboundRecord] = []
+    for sender, receipts in by_sender.items():
+        items = list(receipts.values())
+        topic = topics.inbox(sender)
+        for start in range(0, len(items), MAX_RECEIPTS):
+            chunk = items[start : start + MAX_RECEIPTS]
+            batch = sign_receipts(chunk, hub=hub, sender=sender, topic=topic, issued_at=now)
+            span = hashlib.sha256(batch.batch_id.encode()).hexdigest()[:16]
+            headers = receipt_batch_headers(
+                batch.batch_id, hub.participant, now, chunk[0].trace_id, span
+            )
+            records.append(
+                OutboundRecord(topic, batch.batch_id.encode(), batch.to_bytes(), headers)
+            )
+    return records

@@ -63,7 +63,7 @@ from streams.ccc_desk import CccDesk
 from streams.check_desk import CheckDesk
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
-from streams.delivery import DeliveryLedger, plan_delivery, seal_receipt
+from streams.delivery import DeliveryLedger, plan_delivery, receipt_records
 from streams.duty import (
     INTAKE,
     ClaimReason,
@@ -662,17 +662,9 @@ class LaneDelivery:
                 plan.header.message_id, plan.clocked_recipients, plan.precedence, now
             )
         outputs = list(plan.inbox)
-        outputs += [
-            seal_receipt(
-                order,
-                hub=state.identity,
-                directory=state.directory,
-                topics=runtime.topics,
-                now=now,
-                random_bytes=state.random_bytes,
-            )
-            for order in plan.receipts
-        ]
+        outputs += receipt_records(
+            plan.receipts, hub=state.identity, topics=runtime.topics, now=now
+        )
         if plan.to_ccc:
             outputs += runtime.desk_handle(record, now)
             await runtime.provision_team_inboxes()

@@ -21,25 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from schemas.header import UtcTimestamp
+from schemas.heartbeat import Heartbeat
 
 __all__ = ["Heartbeat", "HubView", "Liveness", "LivenessPolicy", "assess", "observe"]
-
-
-class Heartbeat(BaseModel):
-    """What a hub says about itself on ``i247.hub.heartbeat`` (key: its site)."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    site: str
-    sequence: int = Field(ge=0)
-    sent_at: UtcTimestamp
-    lanes: tuple[str, ...] = ()
-    backlog: int | None = Field(default=None, ge=0)  # records of held units not yet done
-    leaving: bool = False  # a graceful stop: dead at once, no need to wait for the timeout
-    incarnation: str = ""  # new at each process start, so a restarted hub's count restarts
 
 
 class Liveness(StrEnum):

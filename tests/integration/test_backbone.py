@@ -19,10 +19,11 @@ from agents.faults import (
     tamper_body,
     tamper_header,
 )
-from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Unopened
+from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopened
+from brokers.record_headers import RECEIPTS_TYPE
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
-from schemas.bodies import DeliveryReceiptBody, MessageBody, UrgentRequestBody
+from schemas.bodies import MessageBody, UrgentRequestBody
 from schemas.errors import NotARecipient
 from schemas.header import HeaderFlag, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity, generate_identity
@@ -53,11 +54,11 @@ def opened_ids(items: Sequence[object]) -> list[str]:
 
 def receipts_for(items: Sequence[object], message_id: str) -> set[str]:
     return {
-        i.body.recipient
+        r.recipient
         for i in items
-        if isinstance(i, Opened)
-        and isinstance(i.body, DeliveryReceiptBody)
-        and i.body.delivered == message_id
+        if isinstance(i, Receipted)
+        for r in i.receipts
+        if r.delivered == message_id
     }
 
 
@@ -105,11 +106,7 @@ async def test_every_ncb_sends_one_message_and_receives_the_one_addressed_to_it(
 
     def all_in(records: list[ReceivedRecord]) -> bool:
         return len(
-            {
-                r.topic
-                for r in records
-                if r.header("ce_type") != b"int.interpol.i247.delivery-receipt.v1"
-            }
+            {r.topic for r in records if r.header("ce_type") != RECEIPTS_TYPE.encode()}
         ) >= len(codes)
 
     inboxes = await backbone.inboxes(codes, until=all_in, timeout=120)
@@ -256,7 +253,9 @@ async def test_restarting_the_hub_mid_stream_loses_nothing_and_delivers_nothing_
     assert not [i for items in inboxes.values() for i in items if isinstance(i, Unopened)]
     # what the killed hub delivered past its last reported position is fenced, not opened
     assert all(
-        isinstance(i, (Opened, Duplicate, Fenced)) for items in inboxes.values() for i in items
+        isinstance(i, (Opened, Duplicate, Fenced, Receipted))
+        for items in inboxes.values()
+        for i in items
     )
 
 

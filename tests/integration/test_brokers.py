@@ -14,7 +14,7 @@ from aiokafka.errors import CommitFailedError
 import brokers.embedded as embedded
 from brokers.clients import make_consumer, make_producer
 from brokers.embedded import EmbeddedBroker, EmbeddedBrokerError, advertised_ports, broker_for
-from brokers.provisioning import ProvisionError, provision
+from brokers.provisioning import BrokerUnreachable, provision
 from brokers.record_headers import cloudevent_headers, dead_letter_headers, traceparent
 from brokers.settings import Settings
 from schemas.topics import TopicCatalog, TopicKind, TopicSpec
@@ -155,7 +155,7 @@ class TestProvisioning:
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
             address = f"127.0.0.1:{closed.getsockname()[1]}"
-        with pytest.raises(ProvisionError, match="I247_BOOTSTRAP"):
+        with pytest.raises(BrokerUnreachable, match="I247_BOOTSTRAP"):
             await provision(address, topics.core())
 
     async def test_the_same_name_specified_twice_differently_is_our_bug(

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from agents.ncb import NcbAdapter
+from agents.ncb import NcbAdapter, Receipted
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import AcknowledgementBody, MessageBody, UrgentRequestBody
 from schemas.errors import RejectReason
 from schemas.header import HeaderFlag, Precedence
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages
-from streams.delivery import DeliveryLedger, plan_delivery, receipt_id_for, seal_receipt
+from streams.delivery import DeliveryLedger, plan_delivery, receipt_id_for, receipt_records
 from streams.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
 from streams.roster import DutyRoster
 from tests.unit.factories import T0, small_keyring
@@ -157,33 +157,27 @@ def test_an_acknowledgement_stops_a_clock_and_earns_no_receipt() -> None:
     assert plan.receipts == ()
 
 
-def test_a_receipt_is_sealed_for_the_sender_with_a_derived_id() -> None:
-    directory, ids = small_keyring()
+def test_receipts_go_to_the_sender_as_one_signed_batch_with_derived_ids() -> None:
+    _, ids = small_keyring()
     plan = plan_delivery(
-        lane_record(compose()),
+        lane_record(compose(recipients=("DEU", "ITA", "ccc"))),
         hub="hub:lyon",
         topics=TOPICS,
         ledger=DeliveryLedger(),
         max_bytes=1 << 20,
     )
-    [order] = plan.receipts
-    record = seal_receipt(
-        order,
-        hub=ids["hub:lyon"],
-        directory=directory,
-        topics=TOPICS,
-        now=T0,
-        random_bytes=os.urandom,
-    )
+    [record] = receipt_records(plan.receipts, hub=ids["hub:lyon"], topics=TOPICS, now=T0)
     assert record.topic == "i247.ncb.FRA.inbox"
-    assert record.key == receipt_id_for(plan.header.message_id, "DEU").encode()
-    opened = adapter("FRA").receive(as_received(record))
-    from agents.ncb import Opened
-    from schemas.bodies import DeliveryReceiptBody
-
-    assert isinstance(opened, Opened)
-    assert isinstance(opened.body, DeliveryReceiptBody)
-    assert opened.body.delivered == plan.header.message_id
+    got = adapter("FRA").receive(as_received(record))
+    assert isinstance(got, Receipted)
+    assert got.hub == "hub:lyon"
+    assert [(r.delivered, r.recipient) for r in got.receipts] == [
+        (plan.header.message_id, code) for code in ("DEU", "ITA", "ccc")
+    ]
+    assert [r.receipt_id for r in got.receipts] == [
+        receipt_id_for(plan.header.message_id, code) for code in ("DEU", "ITA", "ccc")
+    ]
+    assert {r.delivered_at for r in got.receipts} == {T0}
 
 
 def test_a_hubs_own_message_is_delivered_and_clocked_but_earns_no_receipt() -> None:

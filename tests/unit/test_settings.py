@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,16 @@ import pytest
 from pydantic import ValidationError
 
 import brokers.settings
-from brokers.settings import ENV_NAMES, Settings, SettingsError
+from brokers.settings import (
+    ENV_NAMES,
+    ENV_PREFIX,
+    GROUPS,
+    PROCESS_VARIABLES,
+    VARIABLES,
+    Settings,
+    SettingsError,
+    unknown_variables,
+)
 
 
 def test_an_empty_environment_gives_the_documented_defaults() -> None:
@@ -174,3 +184,92 @@ def test_every_field_has_a_variable_and_every_variable_is_documented() -> None:
 
 def test_every_field_describes_what_it_accepts() -> None:
     assert all(field.description for field in Settings.model_fields.values())
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("misspelt", "closest"),
+    [
+        ("BOOTSTRAPS", "I247_BOOTSTRAP"),
+        ("KEY_DIR", "I247_KEYS_DIR"),
+        ("log_level", "I247_LOG_LEVEL"),
+        ("LOGFILE", "I247_LOG_FILE"),
+        ("SESION_TIMEOUT_MS", "I247_SESSION_TIMEOUT_MS"),
+    ],
+)
+def test_a_misspelt_variable_is_refused_naming_the_closest_known_one(
+    misspelt: str, closest: str
+) -> None:
+    name = ENV_PREFIX + misspelt  # built, so the scan of the sources below does not see it
+    with pytest.raises(SettingsError) as refusal:
+        Settings.from_env({name: "1"})
+    assert f"{name} is not a variable the backbone reads; did you mean {closest}?" in str(
+        refusal.value
+    )
+
+
+def test_an_unknown_variable_with_nothing_close_says_where_the_names_are() -> None:
+    assert unknown_variables({ENV_PREFIX + "QQQQ": "1", "HOME": "/root"}) == [
+        (ENV_PREFIX + "QQQQ", None)
+    ]
+    with pytest.raises(SettingsError, match="see `i247 --help`"):
+        Settings.from_env({ENV_PREFIX + "QQQQ": "1"})
+
+
+def test_a_blank_unknown_variable_changes_nothing_and_is_let_be() -> None:
+    assert Settings.from_env({ENV_PREFIX + "QQQQ": " "}) == Settings()
+
+
+def test_a_garbled_connect_via_is_refused_with_the_settings() -> None:
+    with pytest.raises(SettingsError, match=r"I247_CONNECT_VIA='garbage': .*advertised=dial"):
+        Settings.from_env({"I247_CONNECT_VIA": "garbage"})
+
+
+def test_the_registry_holds_every_field_and_the_process_variables() -> None:
+    assert set(ENV_NAMES.values()) | {v.name for v in PROCESS_VARIABLES} == set(VARIABLES)
+    assert {"I247_LOG_FILE", "I247_CONNECT_VIA"} <= set(VARIABLES)
+    assert all(v.group in GROUPS and v.accepts and v.default for v in VARIABLES.values())
+
+
+def test_every_i247_name_the_project_sets_or_reads_is_registered() -> None:
+    sources = [
+        *ROOT.glob("agents/*.py"),
+        *ROOT.glob("brokers/*.py"),
+        *ROOT.glob("streams/**/*.py"),
+        *ROOT.glob("schemas/*.py"),
+        *ROOT.glob("tests/integration/*.py"),
+        *ROOT.glob("docs/*.md"),
+        ROOT / "compose.yaml",
+        ROOT / "Dockerfile",
+        ROOT / "Makefile",
+        ROOT / "README.md",
+    ]
+    used = {m for path in sources for m in re.findall(r"\bI247_[A-Z][A-Z_]*", path.read_text())}
+    assert used - set(VARIABLES) == set()
+    assert len(used) > 15  # the scan works
+
+
+def test_command_line_options_are_validated_as_the_environment_is() -> None:
+    settings = Settings().with_options({"clock_scale": ("--clock-scale", 30.0)})
+    assert settings.clock_scale == 30.0
+    with pytest.raises(SettingsError) as refusal:
+        Settings().with_options({"shift_seconds": ("--shift-seconds", -1.0)})
+    assert str(refusal.value).startswith("--shift-seconds -1.0: ")
+
+
+def test_connect_via_installed_twice_patches_aiokafka_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aiokafka.client
+
+    from brokers.connect_via import install_connect_via
+
+    monkeypatch.setattr(aiokafka.client, "create_conn", aiokafka.client.create_conn)
+    original = aiokafka.client.create_conn
+    assert install_connect_via({"I247_CONNECT_VIA": "a:1=b:2"}) == 1
+    patched = aiokafka.client.create_conn
+    assert patched is not original
+    assert install_connect_via({"I247_CONNECT_VIA": "a:1=b:3,c:4=d:5"}) == 2  # the CLI, the hub
+    assert aiokafka.client.create_conn is patched

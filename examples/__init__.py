@@ -1,0 +1,1 @@
+"""Runnable examples of using the backbone from outside (each is executed by a test)."""
