@@ -20,6 +20,8 @@ Both memos are bounded (oldest out first) and safe to share between threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -34,6 +36,7 @@ __all__ = [
     "clear_memos",
     "envelopes",
     "memo_stats",
+    "memos_off",
     "remember_signature",
     "signatures",
     "verify_signature",
@@ -58,6 +61,7 @@ class Memo(Generic[K, V]):
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
+        self.enabled = True
         self._items: dict[K, V] = {}
         self._lock = threading.Lock()
 
@@ -65,6 +69,8 @@ class Memo(Generic[K, V]):
         return len(self._items)
 
     def get(self, key: K) -> V | None:
+        if not self.enabled:
+            return None
         value = self._items.get(key)
         if value is None:
             self.misses += 1
@@ -73,6 +79,8 @@ class Memo(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
+        if not self.enabled:
+            return
         with self._lock:
             items = self._items
             if key not in items:
@@ -113,6 +121,18 @@ def memo_stats() -> dict[str, dict[str, int]]:
         name: {"entries": len(memo), "hits": memo.hits, "misses": memo.misses}
         for name, memo in (("envelopes", envelopes), ("signatures", signatures))
     }
+
+
+@contextmanager
+def memos_off() -> Iterator[None]:
+    """Neither memo answers nor learns inside: for timing the cold path (per-step benchmarks
+    that call a step on the same bytes again and again would otherwise time a lookup)."""
+    saved = envelopes.enabled, signatures.enabled
+    envelopes.enabled = signatures.enabled = False
+    try:
+        yield
+    finally:
+        envelopes.enabled, signatures.enabled = saved
 
 
 def clear_memos() -> None:

@@ -24,7 +24,14 @@ from schemas.errors import BadSignature, MalformedMessage, OversizedMessage, Tam
 from schemas.header import Language, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PublicIdentity, generate_identity
 from schemas.sealing import SealedMessage, parse_envelope, seal, verify
-from schemas.sealing_memo import Memo, clear_memos, envelopes, memo_stats, signatures
+from schemas.sealing_memo import (
+    Memo,
+    clear_memos,
+    envelopes,
+    memo_stats,
+    memos_off,
+    signatures,
+)
 from tests.unit.keyring import small_keyring
 
 TOPIC, KEY = "i247.inbound", b"FRA"
@@ -188,3 +195,14 @@ def test_a_memo_forgets_its_oldest_entry_first() -> None:
     assert (memo.get("a"), memo.get("b"), memo.get("c")) == (None, 2, 4)
     with pytest.raises(ValueError, match="at least one"):
         Memo(0)
+
+
+def test_with_the_memos_off_every_call_does_the_full_work() -> None:
+    sealed = sealed_from_fra(["DEU"])
+    directory, _ = small_keyring()
+    raw = sealed.to_bytes()
+    with memos_off():
+        assert parse_envelope(raw, max_bytes=MAX) is not sealed
+        verify(sealed, topic=TOPIC, key=KEY, directory=directory)
+        assert memo_stats()["signatures"]["hits"] == 0
+    assert parse_envelope(raw, max_bytes=MAX) is sealed  # on again, as it was
