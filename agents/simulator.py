@@ -48,6 +48,7 @@ log = structlog.get_logger("i247.simulator")
 
 _ACKED = frozenset({MessageType.MESSAGE, MessageType.DIFFUSION})
 _YIELD_EVERY = 20  # inbox records opened between two turns of the event loop (~5 ms)
+_ACKS_HELD = 200  # acknowledgements deferred at most, while a batch is being opened
 
 
 def utc_now() -> datetime:
@@ -80,6 +81,7 @@ class Simulator:
     _last_good: dict[str, OutboundRecord] = field(default_factory=dict)
     _outsider: NcbAdapter = field(init=False)
     _inflight: set[asyncio.Future[object]] = field(default_factory=set)
+    _acks_due: list[tuple[NcbAdapter, Opened]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.adapters = {
@@ -208,11 +210,15 @@ class Simulator:
         record: ReceivedRecord,
         leases: LeaseBook | None = None,
         fetched_at: datetime | None = None,
+        *,
+        defer_acks: bool = False,
     ) -> list[OutboundRecord]:
         """Hand a record to its adapter; return what it answers (acknowledgement, desk).
 
         ``fetched_at`` (when the consumer handed the record over) lets the books tell the
-        simulator's own queueing apart from the backbone's latency.
+        simulator's own queueing apart from the backbone's latency. With ``defer_acks`` the
+        acknowledgement is sealed later, by ``acknowledgements()``: a batch of deliveries
+        is opened (and its latency taken) before the costlier seals of its answers.
         """
         adapter = self._by_inbox.get(record.topic)
         if adapter is None:
@@ -251,14 +257,30 @@ class Simulator:
         if self.desks is not None:
             out += self.desks.on_opened(adapter.participant, result, now)
         if header.message_type in _ACKED and kind_of(header.sender) is ParticipantKind.NCB:
-            out.append(adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes))
+            if defer_acks:
+                self._acks_due.append((adapter, result))
+            else:
+                out.append(adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes))
         return out
+
+    def acknowledgements(self) -> list[OutboundRecord]:
+        """Seal the acknowledgements deferred so far, each stamped when it is sealed."""
+        due, self._acks_due = self._acks_due, []
+        return [
+            adapter.acknowledgement(opened, now=self.clock(), random_bytes=self.random_bytes)
+            for adapter, opened in due
+        ]
 
     async def read_inboxes(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event, leases: LeaseReader | None = None
     ) -> None:
-        """Open what reaches the inboxes; hand the loop back every few records so that a
-        large batch does not hold the pump (and its send schedule) back."""
+        """Open what reaches the inboxes, then acknowledge it; hand the loop back every few
+        records so that a large batch does not hold the pump (and its send schedule) back.
+
+        A batch is opened first and its acknowledgements sealed after (at most
+        ``_ACKS_HELD`` at a time): each opening is stamped when it really happens, and no
+        longer waits behind the seals of the answers to the records before it.
+        """
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=2000)
             fetched_at = self.clock()
@@ -267,10 +289,14 @@ class Simulator:
                 for raw in records:
                     record = received_from(raw)
                     book = await leases.ready_for(record) if leases is not None else None
-                    await self.send_all(self.on_inbox_record(record, book, fetched_at))
+                    answers = self.on_inbox_record(record, book, fetched_at, defer_acks=True)
+                    await self.send_all(answers)
+                    if len(self._acks_due) >= _ACKS_HELD:
+                        await self.send_all(self.acknowledgements())
                     handled += 1
                     if handled % _YIELD_EVERY == 0:
                         await asyncio.sleep(0)
+            await self.send_all(self.acknowledgements())
 
 
 @dataclass
