@@ -186,6 +186,8 @@ class Simulator:
             while sent < due:
                 await self.send_next()
                 sent += 1
+                if sent % _YIELD_EVERY == 0:  # catching up: let the inbox reader in
+                    await asyncio.sleep(0)
             if self.desks is not None:
                 await self.send_all(self.desks.due(elapsed, self.clock()))
             await asyncio.sleep(0.005)
@@ -342,6 +344,10 @@ class Observer:
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            handled = 0
             for records in batch.values():
                 for raw in records:
                     self.on_record(received_from(raw))
+                    handled += 1
+                    if handled % (10 * _YIELD_EVERY) == 0:
+                        await asyncio.sleep(0)
