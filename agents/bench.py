@@ -1,32 +1,35 @@
-"""``i247 bench``: the backbone's throughput and latency beside a plain aiokafka baseline.
+"""``i247 bench``: the backbone's throughput, CPU and idle cost beside a plain aiokafka
+baseline (``docs/performance.md`` says how each figure is made).
 
-Three parts, one run, one broker:
+One run, one broker:
 
-1. **Per-step costs** in-process (no broker): parse, verify, intake, priority, seal, open.
-2. **Baseline**: a plain aiokafka chain with the backbone's shape, two consume-and-forward
-   hops (``in -> mid -> out``), on records of the same size as sealed messages.
-3. **Backbone**: a real hub process (faust) taking sealed messages from the inbound topic
-   through its lanes into NCB inboxes.
+1. **Per-step costs** in-process (no broker): CPU µs per call of parse, verify, intake,
+   priority, plan_delivery, receipt, seal, open (``agents.bench_routing.step_costs``).
+2. **Fixed load**: a plain aiokafka chain with the backbone's shape, two consume-and-forward
+   hops (``in -> mid -> out``) on records of the size of sealed messages, then a real hub
+   process, each offered ``--rate`` msgs/s of pre-sealed records: latency.
+3. **Routing path at saturation**: the baseline drains a preloaded backlog; a hub drains a
+   pre-sealed backlog (intake -> lane -> inbox + receipt): msgs/s and the ratio (goal
+   ≥ 0.5), the hub's CPU per routed message and its per-step breakdown
+   (``agents.bench_routing``).
+4. **Idle** (``--idle-seconds``, default 30; 0 skips): CPU of the broker, the three hubs,
+   the archiver and the bureaus' gateway with no traffic (``agents.bench_idle``).
 
-Each path runs at a fixed offered load (latency) and at saturation (a preloaded backlog
-drained as fast as possible: throughput). Figures are printed and compared as ratios;
-nothing here asserts a speed.
+Then, on the same broker, the measures the other issues ask for, each behind its flag:
 
-Then, on the same broker, the measures the issues ask for, each behind its flag:
-
-4. **Failover** (``--failover-kills N``, default 3; 0 skips): three hubs, the hub on duty
+5. **Failover** (``--failover-kills N``, default 3; 0 skips): three hubs, the hub on duty
    SIGKILLed N times under steady traffic (``agents.bench_failover``).
-5. **Checks** (``--checks-rate R``, default 20; 0 skips): database checks per second and
+6. **Checks** (``--checks-rate R``, default 20; 0 skips): database checks per second and
    answer latency beside a plain request/answer echo (``agents.bench_checks``).
-6. **Audit** (``--audit-records N``, default 0 = skip: a million-record build takes
+7. **Audit** (``--audit-records N``, default 0 = skip: a million-record build takes
    minutes, e.g. ``make bench BENCH_ARGS="--audit-records 1000000"``): archive, verify and
    replay rates (``agents.bench_audit``).
-7. **Broadcast** (``--broadcast-notices N``, default 20; 0 skips; ``--broadcast-rate``,
+8. **Broadcast** (``--broadcast-notices N``, default 20; 0 skips; ``--broadcast-rate``,
    default 1/s): worldwide Red Notices through the notice desk, request sent -> the last
    of 196 NCBs opened its copy, beside a plain aiokafka fan-out (``agents.bench_broadcast``).
 
-A part that fails is reported with its reason (and as ``{"error": ...}`` in ``--json``);
-the others still run.
+The idle part and parts 5-8 report a failure with its reason (and as ``{"error": ...}`` in
+``--json``); the others still run. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -51,27 +54,31 @@ from agents.bench_audit import bench_audit, print_audit_bench
 from agents.bench_broadcast import bench_broadcast, print_broadcast_bench
 from agents.bench_checks import bench_checks
 from agents.bench_failover import bench_failover, print_failover_bench
-from agents.demo import start_hub
+from agents.bench_idle import bench_idle, print_idle_bench
+from agents.bench_routing import (
+    ROUTE_CALLS,
+    RoutingFigures,
+    breakdown,
+    client_costs,
+    routing_saturation,
+    sealed_batch,
+    step_costs,
+)
+from agents.demo import build_databases, start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
+from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.logs import configure_logging
-from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.records import OutboundRecord
 from brokers.settings import Settings
-from schemas.bodies import MessageBody
-from schemas.header import Precedence
 from schemas.registry import default_registry
-from schemas.sealing import open_sealed, parse_envelope, verify
-from streams.dedup import SeenMessages
-from streams.intake import IntakePolicy, admit
-from streams.priority import assess_priority
-from streams.roster import DutyRoster
 
-__all__ = ["bench"]
+__all__ = ["GOAL_RATIO", "Figures", "baseline", "bench", "routing_json"]
 
-TEXT = "Identification of suspect via fingerprints; request for criminal record check. " * 10
+GOAL_RATIO = 0.5  # issue 10: the routing path at half a plain aiokafka loop or better
 
 
 @dataclass
@@ -101,64 +108,6 @@ class Figures:
         }
 
 
-def _time_step(fn: Callable[[], object], n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n * 1e6
-
-
-def step_costs(adapters: dict[str, NcbAdapter], settings: Settings) -> dict[str, float]:
-    """Microseconds per call of each step on the hot path."""
-    now = datetime.now(UTC)
-    fra, deu = adapters["FRA"], adapters["DEU"]
-    body = MessageBody(subject="bench", text=TEXT)
-    header, record = fra.compose(["DEU"], body, now=now, random_bytes=os.urandom)
-    topics = settings.topics
-    key = b"FRA"
-    sealed = parse_envelope(record.value, max_bytes=settings.max_message_bytes)
-    policy = IntakePolicy(max_bytes=settings.max_message_bytes)
-    roster = DutyRoster()
-    counter = iter(range(10**9))
-
-    def intake_once() -> object:
-        seen = SeenMessages(horizon=settings.freshness_seconds)
-        received = ReceivedRecord(topics.inbound, 0, next(counter), 0, key, record.value)
-        return admit(
-            received,
-            now=now,
-            directory=fra.directory,
-            seen=seen,
-            roster=roster,
-            topics=topics,
-            policy=policy,
-        )
-
-    return {
-        "seal (2 key holders)": _time_step(
-            lambda: fra.compose(["DEU"], body, now=now, random_bytes=os.urandom), 300
-        ),
-        "parse envelope": _time_step(
-            lambda: parse_envelope(record.value, max_bytes=settings.max_message_bytes), 2000
-        ),
-        "verify (digests + Ed25519)": _time_step(
-            lambda: verify(sealed, topic=topics.inbound, key=key, directory=fra.directory), 2000
-        ),
-        "assess priority": _time_step(lambda: assess_priority(header), 5000),
-        "intake admit (all checks)": _time_step(intake_once, 2000),
-        "open (verify + HPKE + AES-GCM)": _time_step(
-            lambda: open_sealed(
-                sealed,
-                topic=topics.inbound,
-                key=key,
-                directory=fra.directory,
-                identity=deu.identity,
-            ),
-            1000,
-        ),
-    }
-
-
 async def _producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
     producer = make_producer(bootstrap, settings)
     await producer.start()
@@ -177,6 +126,7 @@ async def _collect(
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * settings.max_message_bytes,
@@ -207,6 +157,7 @@ async def _forward(
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
+        **process_security(),
         group_id=f"{source}-fwd",
         auto_offset_reset="earliest",
         enable_auto_commit=True,
@@ -301,41 +252,22 @@ async def baseline(
     )
 
 
-def _sealed_batch(
-    adapters: dict[str, NcbAdapter], count: int, now: datetime
-) -> list[OutboundRecord]:
-    codes = sorted(adapters)
-    body = MessageBody(subject="bench", text=TEXT)
-    records = []
-    for i in range(count):
-        sender = adapters[codes[i % len(codes)]]
-        recipient = codes[(i * 7 + 3) % len(codes)]
-        if recipient == sender.participant:
-            recipient = codes[(i * 7 + 4) % len(codes)]
-        _, record = sender.compose(
-            [recipient], body, now=now, random_bytes=os.urandom, precedence=Precedence.ROUTINE
-        )
-        records.append(record.with_headers([("bench-sent", b"0")]))
-    return records
-
-
 async def backbone(
     bootstrap: str,
     settings: Settings,
     adapters: dict[str, NcbAdapter],
     count: int,
-    rate: float | None,
+    rate: float,
     run_dir: Path,
-    tag: str,
 ) -> Figures:
-    """Sealed messages through a real hub process, inbound to inbox."""
-    prefix = f"bench{tag}{uuid.uuid4().hex[:6]}"
+    """Pre-sealed messages offered at ``rate`` through a real hub process, inbound to inbox."""
+    prefix = f"benchf{uuid.uuid4().hex[:6]}"
     local = settings.model_copy(update={"topic_prefix": prefix, "bootstrap": bootstrap})
     await provision_all(local)
     topics = local.topics
     for adapter in adapters.values():
         adapter.topics = topics
-    records = _sealed_batch(adapters, count, datetime.now(UTC))
+    records = [record for _, record in sealed_batch(adapters, count, datetime.now(UTC))]
     inboxes = [topics.inbox(code) for code in adapters]
     producer = await _producer(bootstrap, local)
 
@@ -350,37 +282,25 @@ async def backbone(
 
     hub = None
     try:
-        if rate is None:
-            await _offer(producer, records, None, restamp)
-            collector = asyncio.create_task(
-                _collect(bootstrap, local, inboxes, count, 600, _stamp_header)
-            )
-            hub = start_hub(local, "lyon", bootstrap, run_dir)
-            latencies, seconds = await collector
-        else:
-            hub = start_hub(local, "lyon", bootstrap, run_dir)
-            await _wait_ready(bootstrap, local)
-            collector = asyncio.create_task(
-                _collect(bootstrap, local, inboxes, count, 600, _stamp_header)
-            )
-            seconds = await _offer(producer, records, rate, restamp)
-            latencies, _ = await collector
+        hub = start_hub(local, "lyon", bootstrap, run_dir)
+        await _wait_ready(bootstrap, local)
+        collector = asyncio.create_task(
+            _collect(bootstrap, local, inboxes, count, 600, _stamp_header)
+        )
+        seconds = await _offer(producer, records, rate, restamp)
+        latencies, _ = await collector
     finally:
         if hub is not None:
             terminate(hub)
         await producer.stop()
-    return Figures(
-        f"backbone (faust hub), {'saturation' if rate is None else f'{rate:.0f}/s'}",
-        len(latencies),
-        seconds,
-        latencies,
-    )
+    return Figures(f"backbone (one hub), {rate:.0f}/s", len(latencies), seconds, latencies)
 
 
 async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) -> None:
     consumer = AIOKafkaConsumer(
         settings.topics.control,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=10,
     )
@@ -397,28 +317,71 @@ async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) 
         await consumer.stop()
 
 
-def _render(console: Console, costs: dict[str, float], rows: list[tuple[Figures, Figures]]) -> None:
-    steps = Table(title="Per-step cost (µs per call, one core)")
+def _render(console: Console, costs: dict[str, float], fixed: tuple[Figures, Figures]) -> None:
+    steps = Table(title="Per-step cost (CPU µs per call, in the bench's process)")
     steps.add_column("step")
     steps.add_column("µs", justify="right")
     for step, micros in costs.items():
         steps.add_row(step, f"{micros:.1f}")
     console.print(steps)
-    table = Table(title="Backbone vs plain aiokafka (two hops each, same broker, same run)")
-    for column in ("path", "msgs", "msgs/s", "p50 ms", "p99 ms", "throughput vs baseline"):
+    table = Table(title="Backbone vs plain aiokafka at a fixed offered load (two hops each)")
+    for column in ("path", "msgs", "msgs/s", "p50 ms", "p99 ms"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    for base, ours in rows:
-        for figures in (base, ours):
-            ratio = "" if figures is base else f"{ours.rate / base.rate:.2f}×" if base.rate else "-"
-            table.add_row(
-                figures.name,
-                str(figures.messages),
-                f"{figures.rate:,.0f}",
-                _fmt(figures.pct(0.5)),
-                _fmt(figures.pct(0.99)),
-                ratio,
-            )
+    for figures in fixed:
+        table.add_row(
+            figures.name,
+            str(figures.messages),
+            f"{figures.rate:,.0f}",
+            _fmt(figures.pct(0.5)),
+            _fmt(figures.pct(0.99)),
+        )
     console.print(table)
+
+
+def routing_json(
+    base: Figures, routed: RoutingFigures, per_call_us: dict[str, float]
+) -> dict[str, Any]:
+    """The routing part's figures: saturation beside the baseline, CPU and its breakdown."""
+    ratio = routed.rate / base.rate if base.rate else None
+    steps = breakdown(per_call_us, routed.cpu_us_per_message)
+    return {
+        "baseline_msgs_per_s": round(base.rate, 1),
+        "saturation": routed.as_json(),
+        "ratio_to_baseline": None if ratio is None else round(ratio, 3),
+        "goal_ratio": GOAL_RATIO,
+        "hub_cpu_us_per_msg": routed.as_json()["hub_cpu_us_per_msg"],
+        "breakdown_us_per_msg": {k: None if v is None else round(v, 1) for k, v in steps.items()},
+        "calls_per_msg": ROUTE_CALLS,
+    }
+
+
+def _render_routing(console: Console, routing: dict[str, Any]) -> None:
+    sat = routing["saturation"]
+    table = Table(title="Routing path at saturation: intake -> lane -> inbox + receipt")
+    for column in ("path", "msgs", "s", "msgs/s", "vs baseline"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    table.add_row(
+        "plain aiokafka, two hops (baseline)", "", "", f"{routing['baseline_msgs_per_s']:,.0f}", ""
+    )
+    ratio = routing["ratio_to_baseline"]
+    table.add_row(
+        f"backbone, one hub (receipts by {sat['receipts_by']})",
+        f"{sat['routed']}/{sat['messages']}",
+        f"{sat['seconds']:.1f}",
+        f"{sat['msgs_per_s']:,.0f}",
+        "-" if ratio is None else f"{ratio:.2f}× (goal ≥ {GOAL_RATIO}×)",
+    )
+    console.print(table)
+    cpu = Table(title="Hub CPU per routed message (µs), measured total and where it goes")
+    for column in ("step", "calls/msg", "µs/msg"):
+        cpu.add_column(column, justify="left" if column == "step" else "right")
+    for step, micros in routing["breakdown_us_per_msg"].items():
+        calls = ROUTE_CALLS.get(step)
+        cpu.add_row(step, "" if calls is None else f"{calls:g}", _fmt(micros))
+    cpu.add_row(
+        "[bold]measured total (hub process CPU)[/]", "", _fmt(routing["hub_cpu_us_per_msg"])
+    )
+    console.print(cpu)
 
 
 def _fmt(value: float | None) -> str:
@@ -435,33 +398,94 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
     adapters = {c: NcbAdapter(identities[c], directory, settings.topics) for c in codes}
     costs = step_costs(adapters, settings)
     count = int(args.rate * args.duration)
-    saturation_count = max(count, 5000)
-    results: dict[str, Any] = {"step_costs_us": costs}
-    rows: list[tuple[Figures, Figures]] = []
+    saturation_count = max(args.saturation_messages, 1)
+    results: dict[str, Any] = {"step_costs_us": costs, "machine": _machine()}
+    clock = _PartClock(results)
     async with broker_for(settings) as bootstrap:
         console.print(
             f"broker {bootstrap}; offered load {args.rate:.0f}/s for {args.duration:.0f} s; "
-            f"saturation backlog {saturation_count}"
+            f"saturation backlog {saturation_count}; {_load_text()}"
         )
-        base_fixed = await baseline(bootstrap, settings, count, args.rate, "fixed")
-        ours_fixed = await backbone(bootstrap, settings, adapters, count, args.rate, run_dir, "f")
-        base_sat = await baseline(bootstrap, settings, saturation_count, None, "sat")
-        ours_sat = await backbone(
-            bootstrap, settings, adapters, saturation_count, None, run_dir, "s"
-        )
-        rows = [(base_fixed, ours_fixed), (base_sat, ours_sat)]
-        _render(console, costs, rows)
-        console.print(
-            "Saturation: a preloaded backlog drained as fast as possible; msgs/s counts from "
-            "the first delivery to the last, so start-up is excluded; latency there is "
-            "time in the backlog."
-        )
-        results.update({f.name: f.as_json() for pair in rows for f in pair})
         shared = settings.model_copy(update={"bootstrap": bootstrap})
+        with console.status("building the simulated databases (once per data directory)"):
+            if await asyncio.to_thread(build_databases, shared, bootstrap, run_dir):
+                raise RuntimeError(f"building the databases failed; see {run_dir}/databases.out")
+        fixed = (
+            await baseline(bootstrap, settings, count, args.rate, "fixed"),
+            await backbone(bootstrap, settings, adapters, count, args.rate, run_dir),
+        )
+        _render(console, costs, fixed)
+        clock.done("fixed load")
+        results.update({f.name: f.as_json() for f in fixed})
+        base_sat = await baseline(bootstrap, settings, saturation_count, None, "sat")
+        results[base_sat.name] = base_sat.as_json()
+        sample = sealed_batch(adapters, 1, datetime.now(UTC))[0][1].value
+        costs.update(await client_costs(bootstrap, settings, sample))
+        routed = await routing_saturation(
+            bootstrap, settings, adapters, saturation_count, run_dir, profile=args.profile_hub
+        )
+        results["routing"] = routing_json(base_sat, routed, costs)
+        _render_routing(console, results["routing"])
+        clock.done("saturation")
+        console.print(
+            "Saturation: a pre-sealed backlog drained as fast as possible by one hub started "
+            "after it was produced; msgs/s from the first routed message to the last (start-up "
+            "excluded); routed = reached its inbox "
+            "and its receipt reached the sender's inbox. Steps are timed in this process and "
+            "multiplied by their calls per message; other/framework is the rest of the hub's "
+            "measured CPU."
+        )
+        if args.idle_seconds > 0:
+            console.print(
+                f"[bold]idle[/]: the backbone with no traffic for {args.idle_seconds:g} s"
+            )
+            try:
+                idle = await bench_idle(shared, seconds=args.idle_seconds, console=console)
+            except Exception as error:  # one part failing must not lose the others' figures
+                results["idle"] = _failed(console, "idle", error)
+            else:
+                print_idle_bench(idle, console)
+                results["idle"] = idle.as_json()
+            clock.done("idle")
         results.update(await _extra_parts(shared, args, console))
+        clock.done("failover, checks, audit, broadcast")
+    results["machine"]["load_average_end"] = _load()
+    console.print(
+        f"bench took {sum(results['part_seconds'].values()):.0f} s "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in results['part_seconds'].items())}); "
+        f"at the end: {_load_text()} (figures on a busy machine are indicative)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
+
+
+class _PartClock:
+    """Seconds each part took, in ``results["part_seconds"]``: keeps ``make bench``'s
+    length in view."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.parts: dict[str, float] = results.setdefault("part_seconds", {})
+        self.start = time.monotonic()
+
+    def done(self, part: str) -> None:
+        now = time.monotonic()
+        self.parts[part] = round(now - self.start, 1)
+        self.start = now
+
+
+def _load() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _load_text() -> str:
+    load = _load()
+    return f"{os.cpu_count()} cores, load average {load} (1, 5, 15 min)"
+
+
+def _machine() -> dict[str, Any]:
+    """The machine the figures were made on: others' load moves every figure."""
+    return {"cpus": os.cpu_count(), "load_average_start": _load()}
 
 
 async def _extra_parts(

@@ -57,6 +57,7 @@ from agents.keyring import load_all
 from agents.ncb import NcbAdapter, Opened
 from agents.notice_traffic import red_notice, red_notice_id
 from agents.operations import provision_all
+from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.provisioning import provision
@@ -302,6 +303,7 @@ class _NoticeReader:
         self.copy_sizes: list[int] = []
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
+            **process_security(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=local.fetch_max_wait_ms,
@@ -412,6 +414,7 @@ async def _baseline(
     fan = asyncio.create_task(_fan_out(local, bootstrap, requests, inboxes, copy_bytes, stop))
     reader = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False,
+        **process_security(),
         auto_offset_reset="earliest", fetch_max_wait_ms=local.fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * local.max_message_bytes,
     )  # fmt: skip
@@ -464,6 +467,7 @@ async def _fan_out(
 ) -> None:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False,
+        **process_security(),
         auto_offset_reset="earliest", fetch_max_wait_ms=local.fetch_max_wait_ms,
     )  # fmt: skip
     producer = make_producer(bootstrap, local)

@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
+from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
 from brokers.settings import Settings
@@ -138,6 +139,7 @@ async def _collect(
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
+        **process_security(),
         auto_offset_reset="earliest",
         fetch_max_wait_ms=local.fetch_max_wait_ms,
     )
@@ -178,6 +180,7 @@ async def _baseline(local: Settings, bootstrap: str, count: int, rate: float) ->
     echo = asyncio.create_task(_echo(bootstrap, local, requests, answers, stop))
     consumer = AIOKafkaConsumer(
         answers, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+        **process_security(),
         fetch_max_wait_ms=local.fetch_max_wait_ms,
     )  # fmt: skip
     await consumer.start()
@@ -223,6 +226,7 @@ async def _echo(
 ) -> None:
     consumer = AIOKafkaConsumer(
         source, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        **process_security(),
         fetch_max_wait_ms=local.fetch_max_wait_ms,
     )  # fmt: skip
     producer = make_producer(bootstrap, local)
@@ -264,6 +268,7 @@ def _start_hub(local: Settings, bootstrap: str, run_dir: Path) -> subprocess.Pop
 async def _wait_ready(bootstrap: str, local: Settings, timeout: float = 180) -> None:
     consumer = AIOKafkaConsumer(
         local.topics.control, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        **process_security(),
         fetch_max_wait_ms=10,
     )  # fmt: skip
     await consumer.start()

@@ -1,9 +1,11 @@
 """``i247``: the command line of the backbone.
 
 i247 demo        the live backbone on the embedded broker, with simulated traffic
-i247 hub         run one CCC hub (a faust worker)
+i247 hub         run one CCC hub (a plain asyncio service)
 i247 simulate    run the 196 simulated NCBs against a broker
 i247 keys init   generate keys for every NCB, hub and the auditor
+i247 keys tls    make a local CA and broker certificates (--kafka: compose's secrets)
+i247 acls        print or --apply the Kafka ACLs derived from the participants
 i247 provision   create every topic (idempotent)
 i247 bench       measure the backbone beside a plain aiokafka baseline
 i247 archive     append every backbone record to the tamper-evident audit archive
@@ -29,11 +31,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.access_commands import register_access
 from agents.bureau_commands import register_bureau_commands
 from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
 from agents.contract_command import register_contract
+from agents.dashboard import register_dashboard, tcp_port
 from agents.replay_command import register_replay
+from brokers.access import client_security
 from brokers.connect_via import install_connect_via
 from brokers.provisioning import check_topics, existing_topics
 from brokers.settings import Settings, SettingsError
@@ -56,6 +61,7 @@ _READS: dict[str, tuple[str, ...]] = {
     "send": ("broker", "topics", "files", "other"),
     "inbox": ("broker", "topics", "files", "other"),
     "contract": ("topics", "other"),
+    "dashboard": ("broker", "topics", "ccc", "logs", "other"),
 }
 """Which groups of I247_* variables each command reads (the groups: brokers.settings); a
 command not listed reads them all."""
@@ -123,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
         help="HPKE suite for wrapping data keys: classic or hybrid post-quantum",
     )
     demo.add_argument("--no-live", action="store_true", help="no live table (for logs/CI)")
+    demo.add_argument(
+        "--no-dashboard", action="store_true", help="do not start the operations dashboard"
+    )
+    demo.add_argument(
+        "--dashboard-port",
+        type=tcp_port,
+        default=8247,
+        help="port of the operations dashboard (http://127.0.0.1:PORT/)",
+    )
     duties = demo.add_argument_group("the CCC's duties: notices, teams, database checks")
     duties.add_argument(
         "--no-duties", action="store_true", help="plain messages only: no notices, teams, checks"
@@ -184,13 +199,31 @@ def _parser() -> argparse.ArgumentParser:
     init = key_commands.add_parser("init", help="generate keys for every participant")
     init.add_argument("--dir", type=Path, help="keys directory (I247_KEYS_DIR)")
     init.add_argument("--overwrite", action="store_true", help="replace existing keys")
+    register_access(commands, key_commands)
 
     commands.add_parser("provision", help="create every topic of the backbone")
 
     bench = commands.add_parser("bench", help="measure throughput and latency")
     bench.add_argument("--duration", type=positive, default=15.0, help="seconds of traffic")
-    bench.add_argument("--rate", type=positive, default=500.0, help="messages per second")
+    bench.add_argument("--rate", type=positive, default=200.0, help="messages per second offered")
     bench.add_argument("--json", type=Path, help="also write the figures as JSON")
+    bench.add_argument(
+        "--saturation-messages",
+        type=int,
+        default=5000,
+        help="pre-sealed backlog drained at saturation, baseline and routing path",
+    )
+    bench.add_argument(
+        "--profile-hub",
+        type=Path,
+        help="record the saturation hub with py-spy (on PATH) for 15 s: .json speedscope, else raw",
+    )
+    bench.add_argument(
+        "--idle-seconds",
+        type=non_negative,
+        default=30.0,
+        help="CPU of the broker and every backbone process with no traffic (0 skips)",
+    )
     bench.add_argument(
         "--failover-kills",
         type=int,
@@ -227,6 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     register_replay(commands)
     register_bureau_commands(commands)
     register_contract(commands)  # i247 contract [--check]
+    register_dashboard(commands)  # i247 dashboard [--port --host]
     finish_help(parser, _READS, EXIT_CODES)
     return parser
 
@@ -342,12 +376,21 @@ def _needs_broker(args: argparse.Namespace) -> bool:
         return args.archive is None or bool(args.publish)
     if args.command == "audit":
         return args.audit_command == "bench" and bool(args.full)
-    return args.command in {"demo", "simulate", "bench", "archive", "hub", "send", "inbox"}
+    return args.command in {
+        "demo",
+        "simulate",
+        "bench",
+        "archive",
+        "hub",
+        "send",
+        "inbox",
+        "dashboard",
+    }
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     """Fail fast, in one line, when the broker does not answer or a hub's topics are missing."""
-    if args.command in {"hub", "simulate"} and not settings.bootstrap:
+    if args.command in {"hub", "simulate", "dashboard"} and not settings.bootstrap:
         raise SettingsError(
             f"i247 {args.command} needs a running backbone: set I247_BOOTSTRAP=host:port "
             "(`i247 demo` starts one and sets it for the processes it starts)"
@@ -357,9 +400,10 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     if args.command in {"hub", "simulate"}:
         from agents.operations import backbone_topics
 
-        asyncio.run(check_topics(settings.bootstrap, backbone_topics(settings)))
+        wanted = backbone_topics(settings)
+        asyncio.run(check_topics(settings.bootstrap, wanted, security=client_security(settings)))
     else:
-        asyncio.run(existing_topics(settings.bootstrap))
+        asyncio.run(existing_topics(settings.bootstrap, security=client_security(settings)))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

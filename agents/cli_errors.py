@@ -23,6 +23,8 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from agents.hub_events import InvalidSchedule
 from agents.replay_filter import ReplayFilterError
+from brokers.access import BrokerAccessError
+from brokers.acls import AclError
 from brokers.archive_store import ArchiveUnreadable
 from brokers.connect_via import InvalidConnectVia
 from brokers.embedded import EmbeddedBrokerError
@@ -69,7 +71,15 @@ class Failure:
     line: str
 
 
-_USAGE = (SettingsError, InvalidConnectVia, InvalidSchedule, ReplayFilterError, UsageError)
+_USAGE = (
+    SettingsError,
+    InvalidConnectVia,
+    InvalidSchedule,
+    ReplayFilterError,
+    UsageError,
+    BrokerAccessError,
+    AclError,
+)
 _ENVIRONMENT = (
     BrokerUnreachable,
     TopicsNotProvisioned,

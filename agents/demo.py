@@ -65,7 +65,16 @@ from schemas.registry import default_registry
 
 SUITES = {"x25519": Suite.X25519, "mlkem768-x25519": Suite.MLKEM768_X25519}
 
-__all__ = ["IMEST", "demo", "demo_plan", "simulate", "start_archiver", "start_hub"]
+__all__ = [
+    "IMEST",
+    "demo",
+    "demo_plan",
+    "simulate",
+    "start_archiver",
+    "start_dashboard",
+    "start_gateway",
+    "start_hub",
+]
 
 IMEST = "team:imest-summer-games"
 """The standing IMEST at the demo's major event, screening arriving travellers."""
@@ -91,6 +100,23 @@ def start_archiver(
 ) -> subprocess.Popen[bytes]:
     """Start ``i247 archive`` as a child process writing to ``archive``."""
     return _start(settings, bootstrap, log_dir, "archiver", ["archive", "--archive", str(archive)])
+
+
+def start_gateway(
+    settings: Settings, bootstrap: str, log_dir: Path, rate: float = 0.0001
+) -> subprocess.Popen[bytes]:
+    """Start the bureaus' gateway (``i247 simulate``) as a child process; at the default
+    rate it sends one message at start and then stays idle (the bench's idle measure)."""
+    command = ["simulate", "--rate", str(rate), "--duration", "86400", "--fault-share", "0"]
+    return _start(settings, bootstrap, log_dir, "gateway", command)
+
+
+def start_dashboard(
+    settings: Settings, bootstrap: str, log_dir: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """Start ``i247 dashboard --port`` as a child process (its output in ``dashboard.out``)."""
+    command = ["dashboard", "--port", str(port), "--host", "127.0.0.1"]
+    return _start(settings, bootstrap, log_dir, "dashboard", command)
 
 
 def build_databases(settings: Settings, bootstrap: str, log_dir: Path) -> int:
@@ -382,9 +408,23 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
         if duties:
             await provision_team_inbox(settings, IMEST)
         console.print(f"broker {bootstrap}; topics: {report}")
-        with console.status("building the simulated databases (once per data directory)"):
-            if await asyncio.to_thread(build_databases, settings, bootstrap, run_dir):
-                raise RuntimeError(f"building the databases failed; see {run_dir}/databases.out")
+        dashboard = None
+        if not args.no_dashboard:
+            dashboard = start_dashboard(settings, bootstrap, run_dir, args.dashboard_port)
+            console.print(
+                f"[bold]dashboard[/]: http://127.0.0.1:{args.dashboard_port}/ "
+                f"(its log: {run_dir / 'dashboard.out'})"
+            )
+        try:
+            with console.status("building the simulated databases (once per data directory)"):
+                if await asyncio.to_thread(build_databases, settings, bootstrap, run_dir):
+                    raise RuntimeError(
+                        f"building the databases failed; see {run_dir}/databases.out"
+                    )
+        except BaseException:
+            if dashboard is not None:
+                terminate(dashboard)
+            raise
         archiver = (
             None if args.no_archive else start_archiver(settings, bootstrap, run_dir, archive)
         )
@@ -405,6 +445,8 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
                 terminate(process)
             if archiver is not None:
                 terminate(archiver)
+            if dashboard is not None:
+                terminate(dashboard)
     summary = run.books.summary()
     events = run.events
     rows = takeovers(events, run.done)

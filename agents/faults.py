@@ -10,13 +10,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 
 from brokers.records import OutboundRecord
-from schemas.keys import PrivateIdentity
-from schemas.sealing import SIG_LABEL, parse_envelope
+from schemas.bodies import Body
+from schemas.header import RoutingHeader
+from schemas.keys import Directory, PrivateIdentity
+from schemas.sealing import SIG_LABEL, RandomBytes, parse_envelope, seal
 
 __all__ = [
     "forge_signature",
+    "key_as_another",
     "make_malformed",
     "make_oversized",
     "tamper_body",
@@ -70,3 +74,27 @@ def make_oversized(record: OutboundRecord, max_bytes: int) -> OutboundRecord:
     """Valid JSON padded past the size limit."""
     padding = b" " * max(0, max_bytes + 1 - len(record.value))
     return dataclasses.replace(record, value=record.value + padding)
+
+
+def key_as_another(
+    record: OutboundRecord,
+    header: RoutingHeader,
+    body: Body,
+    *,
+    sender: PrivateIdentity,
+    directory: Directory,
+    key: bytes,
+    random_bytes: RandomBytes = os.urandom,
+) -> OutboundRecord:
+    """Seal and key the record under ``key`` (another bureau's code): validly signed, but not
+    keyed by its sender, as a misconfigured gateway or one posing as another might send it."""
+    sealed = seal(
+        header,
+        body,
+        sender=sender,
+        directory=directory,
+        topic=record.topic,
+        key=key,
+        random_bytes=random_bytes,
+    )
+    return dataclasses.replace(record, key=key, value=sealed.to_bytes())

@@ -24,6 +24,7 @@ from agents.accounting import Accepted, Accounting
 from agents.desk_traffic import DeskTraffic, kind_of_record
 from agents.faults import (
     forge_signature,
+    key_as_another,
     make_malformed,
     make_oversized,
     tamper_body,
@@ -154,6 +155,17 @@ class Simulator:
             record = make_malformed(record)
         elif fault is Fault.OVERSIZED:
             record = make_oversized(record, self.max_bytes)
+        elif fault is Fault.KEY_NOT_SENDER:
+            other = next(p for p in sorted(self.adapters) if p != planned.sender)
+            record = key_as_another(
+                record,
+                header,
+                planned.body,
+                sender=adapter.identity,
+                directory=directory,
+                key=other.encode(),
+                random_bytes=self.random_bytes,
+            )
         return header.message_id, record
 
     async def send_next(self) -> None:

@@ -41,6 +41,7 @@ class Fault(StrEnum):
     OVERSIZED = "oversized"
     STALE = "stale"
     REPLAYED = "replayed"
+    KEY_NOT_SENDER = "key-not-sender"
 
 
 EXPECTED_REASON: dict[Fault, RejectReason] = {
@@ -53,6 +54,7 @@ EXPECTED_REASON: dict[Fault, RejectReason] = {
     Fault.OVERSIZED: RejectReason.OVERSIZED,
     Fault.STALE: RejectReason.STALE,
     Fault.REPLAYED: RejectReason.REPLAYED,
+    Fault.KEY_NOT_SENDER: RejectReason.KEY_NOT_SENDER,
 }
 
 

@@ -3,11 +3,19 @@
 * ``acks="all"`` and idempotence off: Tansu rejects InitProducerId (aiokafka speaks v0),
   so deduplication is the application's (message ids), on both brokers alike;
 * ``fetch_max_wait_ms`` from settings: Tansu does not wake a waiting fetch, so this wait
-  *is* the per-hop latency there; on Kafka it only bounds idle polling;
+  *is* the per-hop latency there; on Kafka it only bounds idle polling. Consumers made
+  here adapt it (``brokers.fetch_wait``): that short wait while records flow, growing to
+  ``I247_IDLE_FETCH_WAIT_MS`` while idle, so an idle consumer costs the broker a few
+  fetches a second instead of a hundred;
 * short session timeouts from settings: Tansu holds a group join for half of it;
 * manual commits, reading from the earliest offset when a group has none;
 * room for records up to twice ``I247_MAX_MESSAGE_BYTES``: the application refuses bodies
-  above the limit itself (Tansu has no size limit), the rest is key and headers.
+  above the limit itself (Tansu has no size limit), the rest is key and headers;
+* TLS and SASL as ``I247_SECURITY`` says (``brokers.access.client_security``).
+* batches per partition of up to ``I247_MAX_MESSAGE_BYTES``: aiokafka keeps one produce
+  request in flight per broker, and ``send`` waits while a partition's batch is full, so
+  at its default 16 KiB (six sealed records) a burst to one lane cost a round trip per six
+  records (a hub's intake topped out near 220 records/s, its CPU a third busy).
 
 Group offsets without group membership (measured in tests/integration/test_brokers.py):
 a consumer with a ``group_id`` that picks its partitions with ``assign()`` never joins the
@@ -32,6 +40,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.access import client_security
+from brokers.fetch_wait import AdaptiveConsumer
 from brokers.settings import Settings
 
 __all__ = ["BACKGROUND_FETCH_WAIT_MS", "make_consumer", "make_producer", "terminate"]
@@ -50,8 +60,8 @@ class _Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
             raise
 
 
-class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
-    """An AIOKafkaConsumer that closes itself when ``start()`` fails."""
+class _Consumer(AdaptiveConsumer):
+    """An adaptive consumer that closes itself when ``start()`` fails."""
 
     async def start(self) -> None:
         try:
@@ -99,6 +109,8 @@ def make_producer(
         "enable_idempotence": False,
         "linger_ms": LINGER_MS,
         "max_request_size": 2 * tuning.max_message_bytes,
+        **client_security(tuning),
+        "max_batch_size": tuning.max_message_bytes,
     }
     options.update(overrides)
     return _Producer(**options)
@@ -116,7 +128,8 @@ def make_consumer(
     """A consumer, not started: subscribed to ``topics`` if given, else ready for ``assign``.
 
     With ``group_id`` it commits that group's offsets (explicitly: auto-commit is off);
-    without, it keeps no offsets. ``overrides`` are AIOKafkaConsumer options.
+    without, it keeps no offsets. ``overrides`` are AIOKafkaConsumer options; its fetch
+    wait starts at ``fetch_max_wait_ms`` and grows to the idle cap while nothing arrives.
     """
     bootstrap, tuning = _target(target, settings)
     options: dict[str, Any] = {
@@ -128,9 +141,10 @@ def make_consumer(
         "session_timeout_ms": tuning.session_timeout_ms,
         "heartbeat_interval_ms": tuning.heartbeat_interval_ms,
         "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
+        **client_security(tuning),
     }
     options.update(overrides)
-    return _Consumer(*(topics or ()), **options)
+    return _Consumer(*(topics or ()), idle_fetch_wait_ms=tuning.idle_fetch_wait_ms, **options)
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

@@ -3,7 +3,7 @@
 A Kafka client bootstraps, then connects to whatever address each broker advertises, so
 pointing a process at a proxy or a tunnel needs more than a bootstrap address. This maps
 advertised ``host:port`` pairs to the ``host:port`` to dial instead, for every connection
-the process's aiokafka clients (faust's included) open:
+the process's aiokafka clients open:
 
     I247_CONNECT_VIA="127.0.0.1:9092=127.0.0.1:40001,kafka-2:9092=127.0.0.1:40002"
 

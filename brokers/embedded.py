@@ -9,6 +9,11 @@ after it is spawned), so a pytest session fixture or a CLI uses them directly; a
 uses ``async with EmbeddedBroker(...)`` or ``broker_for(settings)``, which run them in a
 thread.
 
+With ``access`` (``I247_SECURITY=tls`` or ``sasl_tls``) clients reach an access gate
+(``brokers.gate``, a process of its own: TLS, then SASL) on the advertised port, and Tansu
+listens on another loopback port behind it: the bundled Tansu 0.6.0 can serve neither TLS
+nor, on memory storage, SASL itself (see ``brokers.sasl_gate``).
+
 Port race: the free port is found by binding port 0 and closing it, so another process may
 take it before Tansu binds it. Tansu then logs ``AddrInUse`` and exits, and we retry on a
 fresh port. To avoid mistaking someone else's listener for ours, a start counts only when
@@ -21,21 +26,33 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
+import selectors
 import socket
 import struct
 import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
 from brokers.clients import terminate
+from brokers.gate import GATE_USERS_ENV, READY_LINE, server_context
 from brokers.settings import Settings
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "advertised_ports", "broker_for"]
+__all__ = [
+    "BrokerAccess",
+    "EmbeddedBroker",
+    "EmbeddedBrokerError",
+    "access_for",
+    "advertised_ports",
+    "broker_for",
+]
 
 log = structlog.get_logger("i247.broker")
 
@@ -49,10 +66,13 @@ class EmbeddedBrokerError(RuntimeError):
     """The embedded broker did not start or is not running; the message says what to do."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_port(avoid: int = 0) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port != avoid:
+            return port
 
 
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
@@ -92,6 +112,33 @@ def advertised_ports(port: int, timeout: float = 1.0) -> set[int]:
     return ports
 
 
+@dataclass(frozen=True)
+class BrokerAccess:
+    """TLS with this certificate and key; with ``users`` (name -> password), SASL too."""
+
+    cert: Path
+    key: Path
+    users: Mapping[str, str] | None = None
+
+
+def access_for(settings: Settings) -> BrokerAccess | None:
+    """What ``I247_SECURITY`` asks of the embedded broker (None: plaintext)."""
+    if settings.security == "plaintext":
+        return None
+    _, cert, key = settings.tls_files
+    for path, variable in ((cert, "I247_TLS_CERT"), (key, "I247_TLS_KEY")):
+        if not path.is_file():
+            raise EmbeddedBrokerError(
+                f"I247_SECURITY={settings.security} but {path} does not exist: run "
+                f"`i247 keys tls` (writes <keys dir>/tls) or set {variable}"
+            )
+    users = None
+    secret = settings.sasl_secret()
+    if settings.security == "sasl_tls" and settings.sasl_username and secret is not None:
+        users = {settings.sasl_username: secret}
+    return BrokerAccess(cert, key, users)
+
+
 class EmbeddedBroker:
     """One Tansu process on 127.0.0.1; its output goes to ``log_dir/tansu.log``.
 
@@ -100,12 +147,20 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self, log_dir: Path, *, start_timeout: float = 15.0, stop_grace: float = 5.0
+        self,
+        log_dir: Path,
+        *,
+        start_timeout: float = 15.0,
+        stop_grace: float = 5.0,
+        access: BrokerAccess | None = None,
     ) -> None:
         self.log_dir = Path(log_dir)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
-        self.port = 0
+        self.port = 0  # Tansu's own listener
+        self.advertised_port = 0  # what clients dial: Tansu's, or the access gate's
+        self.access = access
+        self.gate: subprocess.Popen[bytes] | None = None  # the access gate's process
         self.process: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
@@ -114,7 +169,7 @@ class EmbeddedBroker:
         """``127.0.0.1:<port>``; only meaningful while running."""
         if self.process is None:
             raise EmbeddedBrokerError("the embedded broker is not running: call start() first")
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     @property
     def log_path(self) -> Path:
@@ -143,16 +198,24 @@ class EmbeddedBroker:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         for _attempt in range(_PORT_ATTEMPTS):
-            self._spawn(binary, _free_port())
+            port = _free_port()
+            self.advertised_port = port if self.access is None else _free_port(avoid=port)
+            self._spawn(binary, port)
             outcome = self._wait_until_answering()
+            if outcome == "ready" and self.access is not None:
+                outcome = self._open_gate()
             if outcome == "ready":
                 atexit.register(self.stop)
                 log.info(
                     "embedded-broker-started",
                     bootstrap=self.bootstrap,
                     pid=self.process.pid if self.process else None,
+                    gate_pid=self.gate.pid if self.gate else None,
                     startup_ms=round(1000 * (time.monotonic() - began)),
                     log=str(self.log_path),
+                    security="plaintext"
+                    if self.access is None
+                    else ("sasl_tls" if self.access.users else "tls"),
                 )
                 return self.bootstrap
             self._kill_quietly()
@@ -167,12 +230,60 @@ class EmbeddedBroker:
             f"is something grabbing loopback ports? Its log ends:\n{self.tail()}"
         )
 
+    @property
+    def gate_log_path(self) -> Path:
+        """The access gate's log (JSON lines: ``broker-access-granted``/``-refused``)."""
+        return self.log_dir / "gate.log"
+
+    def _open_gate(self) -> str:
+        """Start the access gate (TLS, SASL if users) on the advertised port, before Tansu.
+
+        ``ready``, ``port-taken``, or why neither.
+        """
+        assert self.access is not None
+        try:
+            server_context(self.access.cert, self.access.key)
+        except (OSError, ValueError) as exc:
+            raise EmbeddedBrokerError(
+                f"cannot load the broker certificate {self.access.cert} / key "
+                f"{self.access.key} ({exc}); run `i247 keys tls` again"
+            ) from None
+        env = {k: v for k, v in os.environ.items() if k != GATE_USERS_ENV}
+        if self.access.users is not None:
+            env[GATE_USERS_ENV] = json.dumps(dict(self.access.users))
+        command = [
+            sys.executable, "-m", "brokers.gate",
+            "--port", str(self.advertised_port), "--upstream-port", str(self.port),
+            "--cert", str(self.access.cert), "--key", str(self.access.key),
+        ]  # fmt: skip
+        with self.gate_log_path.open("ab") as errors:
+            self.gate = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+                start_new_session=True,
+            )
+        assert self.gate.stdout is not None
+        with selectors.DefaultSelector() as ready:
+            ready.register(self.gate.stdout, selectors.EVENT_READ)
+            if not ready.select(self.start_timeout):
+                return f"access gate did not listen within {self.start_timeout:g} s"
+        line = self.gate.stdout.readline().decode(errors="replace")
+        if line.startswith(READY_LINE):
+            return "ready"
+        if line.startswith("i247-gate-port-taken"):
+            return "port-taken"
+        return f"access gate exited with code {self.gate.wait(5)}; see {self.gate_log_path}"
+
     def _spawn(self, binary: str, port: int) -> None:
         self.port = port
         url = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         with self.log_path.open("ab") as out:
             self._log_start = out.tell()
-            out.write(f"== i247: starting {binary} on {url}\n".encode())
+            out.write(f"== i247: starting {binary} on {url} (advertised {advertised})\n".encode())
             out.flush()
             self.process = subprocess.Popen(
                 [
@@ -181,7 +292,7 @@ class EmbeddedBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    advertised,
                     "--storage-engine",
                     "memory://tansu/",
                 ],
@@ -206,7 +317,7 @@ class EmbeddedBroker:
             settled = time.monotonic() - spawned >= _SETTLE_SECONDS
             if _READY_MARK in output or settled:
                 with contextlib.suppress(OSError, struct.error):
-                    if self.port in advertised_ports(self.port):
+                    if self.advertised_port in advertised_ports(self.port):
                         return "ready"
             time.sleep(0.01)
         return f"did not answer a Kafka request within {self.start_timeout:g} s"
@@ -215,11 +326,20 @@ class EmbeddedBroker:
         process, self.process = self.process, None
         if process is not None:
             terminate(process, grace=1.0)
+        self._stop_gate()
+
+    def _stop_gate(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            terminate(gate, grace=2.0)
+            if gate.stdout is not None:
+                gate.stdout.close()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_grace`` seconds; the log stays."""
         atexit.unregister(self.stop)
         process, self.process = self.process, None
+        self._stop_gate()
         if process is None:
             return
         if process.poll() is not None:
@@ -272,5 +392,6 @@ async def broker_for(settings: Settings) -> AsyncIterator[str]:
         log.info("broker-configured", bootstrap=settings.bootstrap)
         yield settings.bootstrap
         return
-    async with EmbeddedBroker(Path(settings.data_dir) / "broker") as bootstrap:
+    broker = EmbeddedBroker(Path(settings.data_dir) / "broker", access=access_for(settings))
+    async with broker as bootstrap:
         yield bootstrap

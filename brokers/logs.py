@@ -13,7 +13,7 @@ __all__ = ["configure_logging"]
 
 
 def configure_logging(level: str = "info", path: Path | None = None) -> None:
-    """JSON lines to ``path`` (or stderr); stdlib logging (faust, aiokafka) goes the same way."""
+    """JSON lines to ``path`` (or stderr); stdlib logging (aiokafka) goes the same way."""
     stream: TextIO
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 
+from brokers.access import BrokerAccessRefused, access_refusal, process_security
 from schemas.topics import TopicSpec
 
 __all__ = [
@@ -111,11 +113,15 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def existing_topics(bootstrap: str, *, timeout_s: float = 10.0) -> set[str]:
-    """The topic names on the broker; ``BrokerUnreachable`` if it does not answer in time."""
+async def existing_topics(
+    bootstrap: str, *, timeout_s: float = 10.0, security: Mapping[str, Any] | None = None
+) -> set[str]:
+    """The topic names on the broker; ``BrokerUnreachable`` if it does not answer in time,
+    ``BrokerAccessRefused`` (saying why) if it answers but refuses our TLS or SASL."""
     timeout_ms = max(1000, int(timeout_s * 1000))
+    access = process_security() if security is None else security
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="i247-check", request_timeout_ms=timeout_ms
+        bootstrap_servers=bootstrap, client_id="i247-check", request_timeout_ms=timeout_ms, **access
     )
     with _quiet_aiokafka():
         try:
@@ -123,6 +129,9 @@ async def existing_topics(bootstrap: str, *, timeout_s: float = 10.0) -> set[str
                 await admin.start()
                 return set(await admin.list_topics())
         except (KafkaError, OSError, TimeoutError) as exc:
+            refusal = await access_refusal(bootstrap, access, timeout_s=timeout_s)
+            if refusal is not None:
+                raise BrokerAccessRefused(refusal) from exc
             raise BrokerUnreachable(bootstrap, _cause(exc, timeout_s)) from exc
         finally:
             await admin.close()
@@ -137,30 +146,41 @@ def _cause(exc: BaseException, timeout_s: float) -> str:
 
 
 async def check_topics(
-    bootstrap: str, wanted: Iterable[TopicSpec | str], *, timeout_s: float = 10.0
+    bootstrap: str,
+    wanted: Iterable[TopicSpec | str],
+    *,
+    timeout_s: float = 10.0,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Fail fast, before a process starts its work, if the broker or its topics are absent."""
-    missing = missing_topics(await existing_topics(bootstrap, timeout_s=timeout_s), wanted)
+    present = await existing_topics(bootstrap, timeout_s=timeout_s, security=security)
+    missing = missing_topics(present, wanted)
     if missing:
         raise TopicsNotProvisioned(bootstrap, missing)
 
 
 async def provision(
-    bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int = 1
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    replication_factor: int = 1,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> ProvisionReport:
     """Create every topic in ``specs`` that the broker does not have yet.
 
     Raises ``ProvisionError`` naming each topic the broker refused (a replication factor
     above the number of brokers is the usual cause), ``BrokerUnreachable`` when
-    ``bootstrap`` does not answer.
+    ``bootstrap`` does not answer. ``security``: aiokafka TLS/SASL options (default: this
+    process's ``I247_*``).
     """
     if replication_factor < 1:
         raise ValueError(f"replication factor must be at least 1, not {replication_factor}")
     wanted = _unique(specs)
     created: list[str] = []
     refused: list[str] = []
-    present = await existing_topics(bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="i247-provision")
+    access = process_security() if security is None else security
+    present = await existing_topics(bootstrap, security=access)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="i247-provision", **access)
     try:
         await admin.start()
         missing = [spec for name, spec in wanted.items() if name not in present]

@@ -1,6 +1,6 @@
 """The shape of a consumed Kafka record as the rest of the backbone sees it.
 
-aiokafka and faust each have their own record types; converting at the edge to this one
+aiokafka has its own record types; converting at the edge to this one
 keeps the pure core free of both.
 """
 

@@ -10,6 +10,7 @@ names, so these names are a contract:
 | ``I247_SESSION_TIMEOUT_MS`` | 6000 | 1000-1800000; Tansu holds a join for half of it |
 | ``I247_HEARTBEAT_INTERVAL_MS`` | 1500 | 100 up to below the session timeout |
 | ``I247_FETCH_MAX_WAIT_MS`` | 10 | 1-60000; 0 spins Tansu; on Tansu it *is* the latency |
+| ``I247_IDLE_FETCH_WAIT_MS`` | 250 | 1-60000; the fetch wait a consumer grows to while idle |
 | ``I247_MAX_MESSAGE_BYTES`` | 1048576 | 1024-67108864; the application enforces it |
 | ``I247_REPLICATION_FACTOR`` | 1 | 1-32767; 3 on the compose cluster |
 | ``I247_INBOUND_PARTITIONS`` | 4 | 1-10000 |
@@ -22,6 +23,14 @@ names, so these names are a contract:
 | ``I247_SHIFT_SECONDS`` | unset: real 8-hour shifts | > 0; compressed duty shifts for demos |
 | ``I247_LOG_LEVEL`` | ``info`` | debug, info, warning, error, critical |
 | ``I247_DB_SCALE`` | 1.0 | 0 < x <= 1; the simulated databases' share of full size |
+| ``I247_SECURITY`` | ``plaintext`` | ``plaintext``, ``tls``, or ``sasl_tls`` (SASL over TLS) |
+| ``I247_TLS_CA`` | ``<keys dir>/tls/ca.pem`` | the CA certificate clients trust |
+| ``I247_TLS_CERT`` | ``<keys dir>/tls/broker.pem`` | the embedded broker's certificate |
+| ``I247_TLS_KEY`` | ``<keys dir>/tls/broker.key`` | the embedded broker's private key |
+| ``I247_SASL_MECHANISM`` | ``SCRAM-SHA-512`` | ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` |
+| ``I247_SASL_USERNAME`` | unset | this process's principal (required with ``sasl_tls``) |
+| ``I247_SASL_PASSWORD`` | unset | its password (required with ``sasl_tls``; never logged) |
+| ``I247_SASL_PASSWORD_FILE`` | unset | a file holding the password instead (compose's secrets) |
 
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
@@ -46,7 +55,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from brokers.connect_via import InvalidConnectVia, parse_connect_via
 from schemas.topics import TopicCatalog
@@ -66,6 +83,8 @@ __all__ = [
 ENV_PREFIX = "I247_"
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+Security = Literal["plaintext", "tls", "sasl_tls"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 GROUPS: dict[str, str] = {
     "broker": "reaching the broker",
@@ -120,6 +139,9 @@ class Settings(BaseModel):
         le=60_000,
         description="an integer 1-60000 (ms); 0 never returns and spins Tansu",
         json_schema_extra=_group("broker"),
+    )
+    idle_fetch_wait_ms: int = Field(
+        250, ge=1, le=60_000, description="an integer 1-60000 (ms), the fetch wait when idle"
     )
     max_message_bytes: int = Field(
         1_048_576,
@@ -190,6 +212,42 @@ class Settings(BaseModel):
         description="a number 0 < x <= 1 (1 = full size)",
         json_schema_extra=_group("ccc"),
     )
+    security: Security = Field(
+        "plaintext",
+        description="one of plaintext, tls, sasl_tls (SASL over TLS)",
+        json_schema_extra=_group("broker"),
+    )
+    tls_ca: Path | None = Field(
+        None,
+        description="a CA certificate file (PEM)",
+        json_schema_extra=_group("broker", "<keys dir>/tls/ca.pem"),
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="a certificate file (PEM)",
+        json_schema_extra=_group("broker", "<keys dir>/tls/broker.pem"),
+    )
+    tls_key: Path | None = Field(
+        None,
+        description="a private key file (PEM)",
+        json_schema_extra=_group("broker", "<keys dir>/tls/broker.key"),
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512",
+        description="one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        json_schema_extra=_group("broker"),
+    )
+    sasl_username: str | None = Field(
+        None, min_length=1, description="a principal name", json_schema_extra=_group("broker")
+    )
+    sasl_password: SecretStr | None = Field(
+        None, description="the principal's password", json_schema_extra=_group("broker")
+    )
+    sasl_password_file: Path | None = Field(
+        None,
+        description="a readable file holding the password",
+        json_schema_extra=_group("broker"),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -219,10 +277,39 @@ class Settings(BaseModel):
         TopicCatalog(value)  # the catalog owns the rule and its message
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "security", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _uppercase(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        has_secret = bool(self.sasl_password) or self.sasl_password_file is not None
+        if self.security == "sasl_tls" and (self.sasl_username is None or not has_secret):
+            raise ValueError(
+                "I247_SECURITY=sasl_tls needs I247_SASL_USERNAME and I247_SASL_PASSWORD "
+                "(or I247_SASL_PASSWORD_FILE): the principal this process connects as"
+            )
+        return self
+
+    def sasl_secret(self) -> str | None:
+        """The SASL password: ``I247_SASL_PASSWORD``, else the file's (read now, not at start)."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is None:
+            return None
+        try:
+            return self.sasl_password_file.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(
+                f"I247_SASL_PASSWORD_FILE={str(self.sasl_password_file)!r} cannot be read "
+                f"({exc.strerror}); check the secrets volume (`i247 keys tls --kafka`)"
+            ) from None
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> Settings:
@@ -243,6 +330,16 @@ class Settings(BaseModel):
         """Rows of SLTD, SMV and Works of Art at ``db_scale`` (at least 100 each)."""
         full = {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
         return {name: max(100, round(size * self.db_scale)) for name, size in full.items()}
+
+    @property
+    def tls_files(self) -> tuple[Path, Path, Path]:
+        """CA, certificate and key: as set, else ``i247 keys tls``'s files under the keys dir."""
+        tls_dir = self.keys_dir / "tls"
+        return (
+            self.tls_ca or tls_dir / "ca.pem",
+            self.tls_cert or tls_dir / "broker.pem",
+            self.tls_key or tls_dir / "broker.key",
+        )
 
     @property
     def topics(self) -> TopicCatalog:
@@ -342,6 +439,12 @@ PROCESS_VARIABLES: tuple[Variable, ...] = (
         "I247_CONNECT_VIA",
         "unset",
         "advertised=dial host:port pairs, comma-separated: reach the broker via a proxy",
+        "broker",
+    ),
+    Variable(
+        "I247_GATE_USERS",
+        "unset",
+        "JSON {user: password}: what the embedded broker's access gate admits (set for it)",
         "broker",
     ),
     Variable(

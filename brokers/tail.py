@@ -7,24 +7,32 @@ once every record that existed when it was called has been handed over, which is
 reader makes sure its fold is at least as new as something it has just read elsewhere
 (a delivery made under a lease epoch it has not seen yet).
 
-Used for the lease journal and the heartbeats by hubs, and by readers that fence
-deliveries; the folding itself is the caller's (pure) business.
+Used by hubs (one tail for all their journals), and by readers that fence deliveries; the
+folding itself is the caller's (pure) business. The fetch wait adapts to the traffic
+(``brokers.fetch_wait``): ``fetch_max_wait_ms`` while records flow, up to
+``idle_fetch_wait_ms`` while the topics are quiet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from brokers.access import process_security
+from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, AdaptiveConsumer
 from brokers.records import ReceivedRecord
 
 __all__ = ["TopicTail", "received_from_kafka"]
 
 log = structlog.get_logger("i247.tail")
+
+YIELD_SECONDS = 0.01  # longest stretch of folding before other tasks get the loop
 
 
 def received_from_kafka(record: object) -> ReceivedRecord:
@@ -50,14 +58,21 @@ class TopicTail:
         on_record: Callable[[ReceivedRecord], None],
         *,
         fetch_max_wait_ms: int = 10,
+        security: Mapping[str, Any] | None = None,
+        idle_fetch_wait_ms: int = DEFAULT_IDLE_FETCH_WAIT_MS,
+        max_partition_fetch_bytes: int = 1_048_576,
     ) -> None:
+        """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``)."""
         self._topics = list(topics)
         self._on_record = on_record
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = AdaptiveConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,
+            **(process_security() if security is None else security),
+            idle_fetch_wait_ms=idle_fetch_wait_ms,
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
         )
         self._positions: dict[TopicPartition, int] = {}
         self._partitions: list[TopicPartition] = []
@@ -86,9 +101,13 @@ class TopicTail:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200)
+            batch = await self._consumer.getmany(timeout_ms=100)
+            yielded = time.monotonic()
             for tp, records in batch.items():
                 for record in records:
+                    if time.monotonic() - yielded > YIELD_SECONDS:
+                        await asyncio.sleep(0)  # a long fold must not starve other tasks
+                        yielded = time.monotonic()
                     try:
                         self._on_record(received_from_kafka(record))
                     except Exception:  # a bad journal entry must not stop the fold

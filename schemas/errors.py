@@ -11,6 +11,7 @@ from enum import StrEnum
 
 __all__ = [
     "BadSignature",
+    "KeyNotSender",
     "MalformedMessage",
     "NotARecipient",
     "OversizedMessage",
@@ -37,6 +38,7 @@ class RejectReason(StrEnum):
     STALE = "stale"
     REPLAYED = "replayed"
     RECIPIENT_REVOKED = "recipient-revoked"
+    KEY_NOT_SENDER = "key-not-sender"
 
 
 class RejectedMessage(Exception):
@@ -82,6 +84,26 @@ class TamperedMessage(RejectedMessage):
     """The header or body differs from what the sender sealed."""
 
     reason = RejectReason.TAMPERED
+
+
+class KeyNotSender(RejectedMessage):
+    """An inbound record keyed by another code than its sender's, though sealed for that key.
+
+    The signature binds the key, so this is the sender's own doing (a re-keyed record fails
+    as ``tampered`` instead); refused so no one writes under another bureau's key.
+    """
+
+    reason = RejectReason.KEY_NOT_SENDER
+
+    def __init__(self, key: bytes, *, sender: str, message_id: str) -> None:
+        self.key = key
+        self.sender = sender
+        shown = key.decode("utf-8", errors="replace")
+        super().__init__(
+            f"record key {shown!r} is not the sender {sender!r} of {message_id}, which "
+            f"{sender} sealed for that key; inbound records must be keyed and sealed with "
+            f"the sender's own id ({sender!r})"
+        )
 
 
 class NotARecipient(RejectedMessage):

@@ -43,6 +43,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 
+from brokers.access import client_security
 from brokers.archive_store import ArchiveStore
 from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_consumer, make_producer
 from brokers.record_headers import cloudevent_headers, header_value
@@ -125,9 +126,16 @@ class Archiver:
 
     async def start(self) -> None:
         self._store = await asyncio.to_thread(ArchiveStore.open_writer, self.path)
-        self._consumer = make_consumer(self.settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
+        # every partition of every topic in each fetch, and nobody waits on the archive:
+        # fetch at the idle pace always (measured idle: the broker's share fell by half)
+        self._consumer = make_consumer(
+            self.settings,
+            fetch_max_wait_ms=max(BACKGROUND_FETCH_WAIT_MS, self.settings.idle_fetch_wait_ms),
+        )
         self._producer = make_producer(self.settings)
-        self._metadata = AIOKafkaClient(bootstrap_servers=self.settings.bootstrap)
+        self._metadata = AIOKafkaClient(
+            bootstrap_servers=self.settings.bootstrap, **client_security(self.settings)
+        )
         await self._metadata.bootstrap()
         await self._consumer.start()
         await self._producer.start()

@@ -1,105 +1,92 @@
-"""A CCC hub as a faust worker: leases, intake and delivery run by ``HubRuntime``.
+"""A CCC hub as a plain asyncio service: leases, intake and delivery run by ``HubRuntime``.
 
-Each hub is its own faust app (``<prefix>-ccc-<site>``) and its own process. Ownership of
-intake and of each lane comes from leases on the lease journal, not from consumer-group
-membership (on the embedded broker a join alone takes half the session timeout), so the
-units run on group-less consumers inside ``HubRuntime``, started and stopped with the
-app. faust carries the rest: the worker's life cycle and signals, the timers (heartbeat,
-handling clocks, statistics) and one stream agent, which applies acknowledgements that
-other hubs relay on the journal for clocks this hub holds.
+Each hub is its own process. Ownership of intake and of each lane comes from leases on the
+lease journal, not from consumer-group membership, so nothing here needs a stream
+framework: ``HubService`` starts the runtime, runs four timers beside it (heartbeat every
+TTL/3, handling clocks due and the desks' tick every second, statistics every 10 s), and
+on SIGTERM/SIGINT stops them and lets the runtime hand its leases on (release with final
+positions, then a leaving heartbeat), so successors take over at once. The
+acknowledgements other hubs relay on the journal are folded by the runtime's journal tail.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
 
 import structlog
-from mode import Service
 
 from schemas.leases import fence_headers
 from streams.hub_runtime import HubRuntime
 from streams.hub_state import HubState, journal_record
-from streams.transport import LowLatencyApp
 
-__all__ = ["build_hub_app"]
+__all__ = ["HubService"]
 
 log = structlog.get_logger("i247.hub")
 
 
-def build_hub_app(state: HubState) -> tuple[LowLatencyApp, HubRuntime]:
-    """The faust app of one hub and its runtime; run the app with ``faust.Worker``."""
-    settings = state.settings
-    topics = settings.topics
-    datadir = Path(settings.data_dir).resolve() / "faust" / f"{topics.prefix}-ccc-{state.site}"
-    app = LowLatencyApp(
-        f"{topics.prefix}-ccc-{state.site}",
-        broker=[f"kafka://{host}" for host in state.bootstrap.split(",")],
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        broker_session_timeout=settings.session_timeout_ms / 1000,
-        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
-        broker_request_timeout=max(30.0, 2 * settings.session_timeout_ms / 1000),
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="latest",
-        producer_acks=-1,
-        producer_max_request_size=2 * settings.max_message_bytes,
-        topic_replication_factor=settings.replication_factor,
-        topic_partitions=1,
-        web_enabled=False,
-        store="memory://",
-        datadir=str(datadir),
-        stream_wait_empty=False,
-        autodiscover=False,
-    )
-    datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-    runtime = HubRuntime(state)
+class HubService:
+    """One hub's runtime and timers, until ``stop()`` or a SIGTERM/SIGINT."""
 
-    class Runtime(Service):
-        """Starts the runtime with the app and, on SIGTERM, hands its leases on."""
+    def __init__(self, state: HubState) -> None:
+        self.state = state
+        self.runtime = HubRuntime(state)
+        self._stop = asyncio.Event()
+        self._timers: list[asyncio.Task[None]] = []
 
-        async def on_start(self) -> None:
-            await runtime.start()
+    def stop(self) -> None:
+        """Ask for a graceful stop (what SIGTERM and SIGINT do)."""
+        self._stop.set()
 
-        async def on_stop(self) -> None:
-            await runtime.stop()
+    async def run(self) -> None:
+        """Start, serve until asked to stop, then hand the leases on."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop)
+        try:
+            await self.runtime.start()
+            ttl_s = self.state.settings.lease_ttl_ms / 1000
+            self._timers = [
+                self._every(ttl_s / 3, "heartbeat", self.runtime.beat),
+                self._every(1.0, "clocks-due", self.clocks_due),
+                self._every(1.0, "desk-due", self.desk_due),
+                self._every(10.0, "hub-stats", self.report),
+            ]
+            await self._stop.wait()
+        finally:
+            for task in self._timers:
+                task.cancel()
+            for task in self._timers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.runtime.stop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
 
-    app.service(Runtime)
+    def _every(
+        self, seconds: float, name: str, action: Callable[[], Awaitable[None]]
+    ) -> asyncio.Task[None]:
+        async def repeat() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await action()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # one failed tick must not end the timer
+                    log.exception("timer-failed", hub=self.state.hub, timer=name)
 
-    control = app.topic(
-        topics.control,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+        return asyncio.create_task(repeat(), name=name)
 
-    @app.agent(control, name="relayed-acknowledgements")
-    async def relayed(stream: Any) -> AsyncIterator[None]:
-        async for value in stream:
-            try:
-                event = json.loads(value)
-            except ValueError:
-                continue
-            relayed_here = (
-                isinstance(event, dict)
-                and event.get("event") == "acknowledged"
-                and event.get("hub") != state.hub
-            )
-            if relayed_here:
-                state.clocks.acknowledge(
-                    str(event.get("message_id")), str(event.get("recipient")), state.clock()
-                )
-            yield None
-
-    @app.timer(1.0)  # type: ignore[untyped-decorator]
-    async def clocks_due() -> None:
+    async def clocks_due(self) -> None:
+        state = self.state
         for breach in state.clocks.due(state.clock()):
             out = journal_record(
                 state, "handling-breach", breach.message_id, breach.model_dump(mode="json")
             )
-            await runtime.producer.send(
+            await self.runtime.producer.send(
                 out.topic, out.value, key=out.key, headers=list(out.headers)
             )
             state.counts["breaches"] += 1
@@ -107,27 +94,21 @@ def build_hub_app(state: HubState) -> tuple[LowLatencyApp, HubRuntime]:
                 "handling-breach", message_id=breach.message_id, precedence=breach.precedence.value
             )
 
-    @app.timer(1.0)  # type: ignore[untyped-decorator]
-    async def desk_due() -> None:
-        tag = runtime.tick_tag()
+    async def desk_due(self) -> None:
+        tag = self.runtime.tick_tag()
         if tag is None:  # holding no unit, this hub may not speak for the CCC: wait
             return
-        for out in runtime.desk.tick(state.clock()):
+        for out in self.runtime.desk.tick(self.state.clock()):
             headers = fence_headers(out.headers, tag)
-            await runtime.producer.send(out.topic, out.value, key=out.key, headers=list(headers))
+            await self.runtime.producer.send(
+                out.topic, out.value, key=out.key, headers=list(headers)
+            )
 
-    @app.timer(settings.lease_ttl_ms / 3000)  # type: ignore[untyped-decorator]
-    async def heartbeat() -> None:
-        await runtime.beat()
-
-    @app.timer(10.0)  # type: ignore[untyped-decorator]
-    async def report() -> None:
+    async def report(self) -> None:
         log.info(
             "hub-stats",
-            hub=state.hub,
-            units=sorted(runtime.workers),
-            **dict(state.counts),
-            open_clocks=state.clocks.open_count,
+            hub=self.state.hub,
+            units=sorted(self.runtime.workers),
+            **dict(self.state.counts),
+            open_clocks=self.state.clocks.open_count,
         )
-
-    return app, runtime

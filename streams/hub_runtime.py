@@ -2,27 +2,32 @@
 
 Theory of operation
 -------------------
-Every hub follows two journals from their start with ``TopicTail``: the lease journal
-(folded into a ``LeaseBook``) and the heartbeats (folded into one ``HubView`` per other
-hub, with this hub's receive time). Several times a second ``coordinate`` asks the pure
-core who should own each unit (``streams.duty.desired_owners``) and what to write
-(``plan_leases``), writes it, and starts or stops ``UnitWorker``s to match the book: a
-claim only counts once it has been read back from the journal as accepted. Every claim,
-release, loss and liveness change is journaled on ``i247.control`` with its timings.
+Every hub follows its journals from their start with ONE ``TopicTail`` (one consumer,
+its fetch wait adapting to the traffic), and folds each record by its topic:
 
-A third tail follows the lanes and dead letters to keep the replay memory
-(``SeenMessages``) current, so whichever hub takes intake knows what was admitted before,
-whoever admitted it, and which inputs each intake term wrote out (``IntakeProgress``: a
-claim after an unreleased term starts at the first input it left without an output).
+* the lease journal, into a ``LeaseBook``; the heartbeats, into one ``HubView`` per other
+  hub, with this hub's receive time. Several times a second ``coordinate`` asks the pure
+  core who should own each unit (``streams.duty.desired_owners``) and what to write
+  (``plan_leases``), writes it, and adds or removes terms of the ``WorkLoop`` (one
+  consumer and one producer for every unit held) to match the book: a claim only counts
+  once it has been read back from the journal as accepted. Every claim, release, loss and
+  liveness change is journaled on ``i247.control`` with its timings;
+* the lanes and dead letters, into the replay memory (``SeenMessages``), so whichever hub
+  takes intake knows what was admitted before, whoever admitted it, and which inputs each
+  intake term wrote out (``IntakeProgress``: a claim after an unreleased term starts at
+  the first input it left without an output);
+* the control topic, into ``teams`` (``streams.team_registry.TeamRegistry``: deployments,
+  revocations, and the public keys of teams, which join this hub's directory as they are
+  learned), the diffusion ledger, and the acknowledgements other hubs relay for clocks
+  this hub holds. The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
+  intake refuses traffic for a closed team (``recipient-revoked``);
+* the compacted notices topic, into the notices desk and the nominal index.
 
-A fourth follows the control topic from its start and folds the team events into
-``teams`` (``streams.team_registry.TeamRegistry``): deployments, revocations, and the
-public keys of teams, which join this hub's directory as they are learned. The team desk
-(``streams.team_desk``) handles team traffic to ``ccc``; intake refuses traffic for a
-closed team (``recipient-revoked``).
-
-Graceful stop (SIGTERM): stop the workers, release every lease with final positions, and
-send a leaving heartbeat, so successors take over at once instead of after the TTL.
+The life cycle is explicit (``streams.coordination.HubPhase``): starting, catching-up
+(folding the journals' history), running, stopping, stopped; each pass of ``coordinate``
+asks the pure ``step`` for its moves and carries them out. Graceful stop (SIGTERM): stop
+the terms, release every lease with final positions, and send a leaving heartbeat, so
+successors take over at once instead of after the TTL.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +43,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_producer
+from brokers.clients import make_consumer, make_producer
 from brokers.provisioning import provision
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
@@ -56,32 +62,34 @@ from schemas.leases import (
     fence_tag,
     judge,
 )
-from schemas.participants import HUB_SITES
 from schemas.sealing import open_sealed, parse_envelope
 from schemas.topics import TopicKind, TopicSpec
 from streams.ccc_desk import CccDesk
 from streams.check_desk import CheckDesk
+from streams.coordination import (
+    ClaimUnit,
+    Declare,
+    Drop,
+    HubPhase,
+    ReleaseUnit,
+    RenewUnit,
+    advance,
+    step,
+)
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
 from streams.delivery import DeliveryLedger, plan_delivery, receipt_records
-from streams.duty import (
-    INTAKE,
-    ClaimReason,
-    Intent,
-    claim_reason,
-    desired_owners,
-    plan_leases,
-)
+from streams.duty import INTAKE, ClaimReason
 from streams.hub_state import HubState, dead_letter, journal_record
 from streams.intake import Admitted, Redelivered, Refused, admit
 from streams.intake_progress import IntakeProgress
-from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
+from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
 from streams.nominal_feed import NominalFeed
 from streams.notice_desk import NoticeDesk
 from streams.replay_memory import remember_lane_record
 from streams.team_desk import TeamDesk, keyring_issuer
 from streams.team_registry import TeamRegistry
-from streams.unit_workers import UnitWorker, WorkerContext, upstream_verdict
+from streams.unit_workers import Term, WorkerContext, WorkLoop, upstream_verdict
 from streams.vehicle_desk import VehicleDesk
 
 __all__ = ["HubRuntime"]
@@ -89,6 +97,10 @@ __all__ = ["HubRuntime"]
 log = structlog.get_logger("i247.hub")
 
 TICK = 0.2  # seconds between coordination passes
+JOURNAL_FETCH_WAIT_MS = 50
+"""The journals' shortest fetch wait: no message waits on them in the steady state (a claim's
+read-back, a heartbeat, a team's keys do), and the renewals every hub writes every TTL/3
+would otherwise hold the tail near the 10 ms wait of the message path even when idle."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -110,17 +122,18 @@ class HubRuntime:
         self.views: dict[str, HubView] = {}
         self.declared: dict[str, Liveness] = {}
         self.dead_since: dict[str, datetime] = {}
-        self.workers: dict[str, UnitWorker] = {}
         self.last_renewed: dict[str, datetime] = {}
         self.claims: dict[tuple[str, int], dict[str, Any]] = {}
         self._producer: AIOKafkaProducer | None = None
-        self._journals_tail: TopicTail | None = None
-        self._lanes_tail: TopicTail | None = None
+        self._tail: TopicTail | None = None
+        self._fold: dict[str, Callable[[ReceivedRecord], None]] = {}
+        self._work: WorkLoop | None = None
         self._history_read = False
         self._started_at: datetime | None = None
         self._sequence = 0
         self.incarnation = state.random_bytes(8).hex()
         self._loop: asyncio.Task[None] | None = None
+        self.phase = HubPhase.STARTING
         self._ready = False
         self.desk = CccDesk()
         self.intake_progress = IntakeProgress()  # which inputs each intake term wrote out
@@ -132,7 +145,6 @@ class HubRuntime:
             acting=lambda: INTAKE in self.workers,
         )
         self.desk.register(self.team_desk)
-        self._control_tail: TopicTail | None = None
         self.nominal = NominalIndex()
         self.nominal_feed = NominalFeed(
             self.nominal,
@@ -140,7 +152,6 @@ class HubRuntime:
             directory=state.directory,
             max_bytes=settings.max_message_bytes,
         )
-        self._notices_tail: TopicTail | None = None
         self.databases: Databases | None = None
         self.notice_desk = NoticeDesk.from_state(
             state,
@@ -160,79 +171,109 @@ class HubRuntime:
 
     @property
     def _journals(self) -> TopicTail:
-        assert self._journals_tail is not None, "the hub runtime is not started"
-        return self._journals_tail
+        assert self._tail is not None, "the hub runtime is not started"
+        return self._tail
 
     @property
-    def _lanes(self) -> TopicTail:
-        assert self._lanes_tail is not None, "the hub runtime is not started"
-        return self._lanes_tail
+    def work(self) -> WorkLoop:
+        assert self._work is not None, "the hub runtime is not started"
+        return self._work
+
+    @property
+    def workers(self) -> dict[str, Term]:
+        """The units this hub works now, each with its term (epoch, positions)."""
+        return self._work.terms if self._work is not None else {}
 
     async def start(self) -> None:
         """Connect, read the journals' history, and begin coordinating (needs a loop)."""
         bootstrap = self.state.bootstrap
-        self._producer = make_producer(bootstrap, self.state.settings)
-        self._journals_tail = TopicTail(
-            bootstrap, [self.topics.leases, self.topics.heartbeat], self._on_journal
-        )
-        self._lanes_tail = TopicTail(
+        settings = self.state.settings
+        self._producer = make_producer(bootstrap, settings)
+        self._fold = {
+            self.topics.leases: self._on_journal,
+            self.topics.heartbeat: self._on_journal,
+            self.topics.control: self._on_control,
+            self.topics.notices: self._on_notice,
+            self.topics.deadletter: self._on_lane_record,
+            **dict.fromkeys(self.topics.lanes(), self._on_lane_record),
+        }
+        self._tail = TopicTail(
             bootstrap,
-            [*self.topics.lanes(), self.topics.deadletter],
-            self._on_lane_record,
-            fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
+            list(self._fold),
+            self._on_record,
+            fetch_max_wait_ms=max(settings.fetch_max_wait_ms, JOURNAL_FETCH_WAIT_MS),
+            idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
+            max_partition_fetch_bytes=2 * settings.max_message_bytes,
         )
-        self._control_tail = TopicTail(bootstrap, [self.topics.control], self._on_control)
+        self._work = WorkLoop(
+            WorkerContext(
+                new_consumer=lambda: make_consumer(
+                    bootstrap, settings, max_partition_fetch_bytes=2 * settings.max_message_bytes
+                ),
+                new_producer=lambda: make_producer(bootstrap, settings),
+                may_work=self.may_work,
+                on_first_output=self._first_output,
+                clock=self.state.clock,
+                ack_timeout=self.ttl.total_seconds(),
+            )
+        )
         await self.producer.start()
         await self._journals.start()
-        await self._lanes.start()
-        await self._control_tail.start()
+        await self.work.start()
+        self._enter(HubPhase.CATCHING_UP)
         await self._open_checks()
+        # leases, beats, teams and notices known before this hub takes any work
         await self._journals.catch_up()
-        await self._control_tail.catch_up()  # teams known before this hub takes any work
         self._history_read = True  # beats read so far are history, not signs of life
         self._started_at = self.state.clock()
         await self.beat()
+        self._enter(HubPhase.RUNNING)
         self._loop = asyncio.create_task(self._coordinate_forever(), name="coordinate")
 
+    def _enter(self, phase: HubPhase) -> None:
+        self.phase = advance(self.phase, phase)
+        log.info("hub-phase", hub=self.state.hub, phase=phase.value)
+
     async def stop(self) -> None:
+        """Hand every lease on with its final positions, say goodbye, disconnect."""
+        if self.phase in (HubPhase.STOPPING, HubPhase.STOPPED):
+            return
+        connected = self.phase is not HubPhase.STARTING
+        self._enter(HubPhase.STOPPING)
+        if not connected:  # start failed before the journals: nothing to hand on
+            for client in (self._work, self._tail, self._producer):
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.stop()
+            self._enter(HubPhase.STOPPED)
+            return
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
         now = self.state.clock()
-        for unit, worker in list(self.workers.items()):
-            final = await worker.stop()
-            await self._write(Release(unit, self.me, worker.epoch, now, final))
+        for unit, term in list(self.workers.items()):
+            final = await self.work.remove(unit)
+            await self._write(Release(unit, self.me, term.epoch, now, final))
             await self._journal(
                 "lease-released",
                 unit,
-                {"unit": unit, "epoch": worker.epoch, "reason": "shutdown", "positions": final},
+                {"unit": unit, "epoch": term.epoch, "reason": "shutdown", "positions": final},
             )
-        self.workers.clear()
         await self.beat(leaving=True)
         await self.producer.flush()
-        await self._lanes.stop()
-        if self._control_tail is not None:
-            await self._control_tail.stop()
+        await self.work.stop()
         await self._journals.stop()
-        if self._notices_tail is not None:
-            await self._notices_tail.stop()
         if self.databases is not None:
             self.databases.close()
         await self.producer.stop()
+        self._enter(HubPhase.STOPPED)
 
     async def _open_checks(self) -> None:
-        """Open the databases (built once per data dir), fold the notices topic into the
-        nominal index and keep following it, and register the checks desk."""
+        """Open the databases (built once per data dir) and register the checks desk; the
+        journals' tail folds the notices topic into the nominal index meanwhile."""
         self.databases = await asyncio.to_thread(open_configured, self.state.settings, self.nominal)
-        self._notices_tail = TopicTail(
-            self.state.bootstrap,
-            [self.topics.notices],
-            lambda record: self._on_notice(record),
-            fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
-        )
-        await self._notices_tail.start()
-        await self._notices_tail.catch_up()
+        await self._journals.catch_up()
         self.desk.register(CheckDesk(self.state, self.databases))
         log.info(
             "checks-desk-open",
@@ -261,6 +302,9 @@ class HubRuntime:
             await asyncio.sleep(TICK)
 
     # --- journals -----------------------------------------------------------------
+
+    def _on_record(self, record: ReceivedRecord) -> None:
+        self._fold[record.topic](record)
 
     def _on_journal(self, record: ReceivedRecord) -> None:
         if record.topic == self.topics.leases:
@@ -292,11 +336,28 @@ class HubRuntime:
         if b'"diffusion-re' in record.value:  # recorded or recalled by any hub
             with contextlib.suppress(ValueError):
                 self.notice_desk.fold_journal(json.loads(record.value))
+        if b'"acknowledged"' in record.value:
+            self._on_relayed_acknowledgement(record)
         learned = self.teams.fold_record(record)
         if learned:
             self.state.directory = self.state.directory.with_identities(learned)
             for identity in learned:
                 log.info("team-identity-learned", hub=self.state.hub, team=identity.participant)
+
+    def _on_relayed_acknowledgement(self, record: ReceivedRecord) -> None:
+        """Another hub read an acknowledgement for a clock that runs here: cross it off."""
+        try:
+            event = json.loads(record.value)
+        except ValueError:
+            return
+        if (
+            isinstance(event, dict)
+            and event.get("event") == "acknowledged"
+            and event.get("hub") != self.state.hub
+        ):
+            self.state.clocks.acknowledge(
+                str(event.get("message_id")), str(event.get("recipient")), self.state.clock()
+            )
 
     async def provision_team_inboxes(self) -> None:
         """Create the inboxes of teams the desk approved, before its outputs are produced."""
@@ -329,7 +390,7 @@ class HubRuntime:
             sequence=self._sequence,
             sent_at=self.state.clock(),
             lanes=tuple(sorted(self.workers)),
-            backlog=sum(worker.backlog() for worker in self.workers.values()),
+            backlog=self._work.backlog() if self._work is not None else 0,
             leaving=leaving,
             incarnation=self.incarnation,
         )
@@ -346,9 +407,9 @@ class HubRuntime:
         ends at or before that position, so a stale hub's timer output is fenced too."""
         units = [INTAKE] if INTAKE in self.workers else sorted(self.workers)
         for unit in units:
-            worker = self.workers[unit]
-            if self.may_work(unit, worker.epoch):
-                return FenceTag(unit, worker.epoch, 0, worker.positions.get(0, 0))
+            term = self.workers[unit]
+            if self.may_work(unit, term.epoch):
+                return FenceTag(unit, term.epoch, 0, term.positions.get(0, 0))
         return None
 
     def may_work(self, unit: str, epoch: int) -> bool:
@@ -365,143 +426,123 @@ class HubRuntime:
         """Whether this hub holds intake now: the one hub that runs the CCC's desk clocks."""
         return self.book.owner_at(INTAKE, self.state.clock()) == self.me
 
-    def alive(self, now: datetime) -> set[str]:
-        assert self._started_at is not None
-        if now < self._started_at + self.ttl:  # not heard everyone yet: assume the best
-            return set(HUB_SITES)
-        others = {s for s in HUB_SITES if s != self.me}
-        return {self.me} | {
-            s for s in others if assess(self.views.get(s), now, self.policy) is Liveness.ALIVE
-        }
-
     async def coordinate(self) -> None:
+        """One pass: ask the pure core what to do (``streams.coordination.step``), do it."""
         now = self.state.clock()
         intake = self.book.lease(INTAKE)
         self.intake_progress.forget(intake.epoch, intake.positions)
-        alive = self.alive(now)
-        await self._note_liveness(alive, now)
-        await self._drop_lost_units()
-        wanted = desired_owners(topics=self.topics, roster=self.state.roster, now=now, alive=alive)
-        claims: list[tuple[str, int, ClaimReason, dict[str, Any]]] = []
-        last_offset = -1
-        for move in plan_leases(
+        assert self._started_at is not None
+        moves = step(
             me=self.me,
-            book=self.book,
-            wanted=wanted,
             now=now,
+            book=self.book,
+            views=self.views,
+            declared=self.declared,
+            running={unit: term.epoch for unit, term in self.workers.items()},
             last_renewed=self.last_renewed,
             renew_every=self.renew_every,
-            running={unit: worker.epoch for unit, worker in self.workers.items()},
-        ):
-            unit = move.unit
-            if move.intent is Intent.RENEW:
-                worker = self.workers.get(unit)
-                positions = worker.positions if worker else dict(self.book.lease(unit).positions)
+            policy=self.policy,
+            started_at=self._started_at,
+            topics=self.topics,
+            roster=self.state.roster,
+        )
+        claims: list[tuple[ClaimUnit, dict[str, Any]]] = []
+        last_offset = -1
+        for move in moves:
+            if isinstance(move, Declare):
+                await self._declare(move, now)
+            elif isinstance(move, Drop):
+                await self._drop(move)
+            elif isinstance(move, RenewUnit):
+                term = self.workers.get(move.unit)
+                positions = (
+                    dict(term.positions) if term else dict(self.book.lease(move.unit).positions)
+                )
                 await self._write(
-                    Renew(unit, self.me, move.epoch, now, self.ttl, positions), wait=False
+                    Renew(move.unit, self.me, move.epoch, now, self.ttl, positions), wait=False
                 )
-                self.last_renewed[unit] = now
-            elif move.intent is Intent.RELEASE:
-                worker = self.workers.pop(unit, None)
-                final = await worker.stop() if worker else dict(self.book.lease(unit).positions)
-                await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
-                await self._journal(
-                    "lease-released",
-                    unit,
-                    {
-                        "unit": unit,
-                        "epoch": move.epoch,
-                        "reason": "handover",
-                        "handing_to": move.handing_to,
-                        "positions": {str(p): o for p, o in final.items()},
-                    },
-                )
+                self.last_renewed[move.unit] = now
+            elif isinstance(move, ReleaseUnit):
+                await self._release(move)
             else:
-                reason = claim_reason(
-                    unit,
-                    me=self.me,
-                    book=self.book,
-                    topics=self.topics,
-                    roster=self.state.roster,
-                    now=now,
-                )
-                previous = self.book.lease(unit)
-                prior_owner = previous.owner or (
-                    previous.terms[-1].owner if previous.terms else None
-                )
-                view = self.views.get(prior_owner) if prior_owner else None
-                seen: dict[int, int] = {}
-                if unit == INTAKE and previous.owner is not None:
-                    # an unreleased term: start at the first input it left without an output
-                    await self._lanes.catch_up()
-                    seen = self.intake_progress.resume_from(previous.epoch, previous.positions)
-                offset = await self._write(Claim(unit, self.me, move.epoch, now, self.ttl, seen))
-                last_offset = max(last_offset, offset or 0)
-                claims.append(
-                    (
-                        unit,
-                        move.epoch,
-                        reason,
-                        {
-                            "previous_owner": prior_owner,
-                            "previous_epoch": previous.epoch,
-                            "last_heard": _iso(view.last_received if view else None),
-                            "detected_at": _iso(self.dead_since.get(prior_owner or "")),
-                            "lease_expired_at": _iso(previous.expires_at),
-                            "claimed_at": _iso(now),
-                        },
-                    )
-                )
+                offset, timing = await self._claim(move, now)
+                last_offset = max(last_offset, offset)
+                claims.append((move, timing))
         if claims:
             await asyncio.wait_for(self._journals.wait_past(self.topics.leases, last_offset), 30)
-            for unit, epoch, reason, timing in claims:
-                await self._take(unit, epoch, reason, timing)
+            for claim, timing in claims:
+                await self._take(claim.unit, claim.epoch, claim.reason, timing)
         if not self._ready:
             self._ready = True
             await self._journal("hub-ready", self.state.hub, {"units": sorted(self.workers)})
 
-    async def _note_liveness(self, alive: set[str], now: datetime) -> None:
-        for site in HUB_SITES:
-            if site == self.me:
-                continue
-            state = Liveness.ALIVE if site in alive else Liveness.DEAD
-            if self.declared.get(site, Liveness.ALIVE) is state:
-                continue
-            self.declared[site] = state
-            view = self.views.get(site)
-            if state is Liveness.DEAD:
-                self.dead_since[site] = now
-            await self._journal(
-                f"hub-{state.value}",
-                site,
-                {
-                    "site": site,
-                    "last_heard": _iso(view.last_received if view else None),
-                    "declared_at": _iso(now),
-                },
-            )
+    async def _declare(self, move: Declare, now: datetime) -> None:
+        self.declared[move.site] = move.liveness
+        view = self.views.get(move.site)
+        if move.liveness is Liveness.DEAD:
+            self.dead_since[move.site] = now
+        await self._journal(
+            f"hub-{move.liveness.value}",
+            move.site,
+            {
+                "site": move.site,
+                "last_heard": _iso(view.last_received if view else None),
+                "declared_at": _iso(now),
+            },
+        )
 
-    async def _drop_lost_units(self) -> None:
-        for unit, worker in list(self.workers.items()):
-            lease = self.book.lease(unit)
-            if (lease.owner, lease.epoch) == (self.me, worker.epoch) and not worker.done:
-                continue
-            del self.workers[unit]
-            positions = await worker.stop(grace=0)
-            if (lease.owner, lease.epoch) == (self.me, worker.epoch):  # crashed: same term again
-                log.warning("unit-worker-restarted", unit=unit, epoch=worker.epoch)
-                await self._start_worker(unit, worker.epoch, positions)
-                continue
-            await self._journal(
-                "lease-lost",
-                unit,
-                {
-                    "unit": unit,
-                    "epoch": worker.epoch,
-                    "now_owner": lease.owner,
-                    "now_epoch": lease.epoch,
-                },
-            )
+    async def _drop(self, move: Drop) -> None:
+        await self.work.remove(move.unit, grace=0)
+        await self._journal(
+            "lease-lost",
+            move.unit,
+            {
+                "unit": move.unit,
+                "epoch": move.epoch,
+                "now_owner": move.now_owner,
+                "now_epoch": move.now_epoch,
+            },
+        )
+
+    async def _release(self, move: ReleaseUnit) -> None:
+        unit = move.unit
+        final = (
+            await self.work.remove(unit)
+            if unit in self.workers
+            else dict(self.book.lease(unit).positions)
+        )
+        await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
+        await self._journal(
+            "lease-released",
+            unit,
+            {
+                "unit": unit,
+                "epoch": move.epoch,
+                "reason": "handover",
+                "handing_to": move.handing_to,
+                "positions": {str(p): o for p, o in final.items()},
+            },
+        )
+
+    async def _claim(self, move: ClaimUnit, now: datetime) -> tuple[int, dict[str, Any]]:
+        """Write the claim; return its offset and the timings its journal entry carries."""
+        previous = self.book.lease(move.unit)
+        view = self.views.get(move.previous_owner) if move.previous_owner else None
+        seen: dict[int, int] = {}
+        if move.unit == INTAKE and move.unreleased:
+            # an unreleased term: start at the first input it left without an output
+            await self._journals.catch_up()
+            seen = self.intake_progress.resume_from(previous.epoch, previous.positions)
+        offset = await self._write(Claim(move.unit, self.me, move.epoch, now, self.ttl, seen))
+        timing = {
+            "previous_owner": move.previous_owner,
+            "previous_epoch": move.previous_epoch,
+            "last_heard": _iso(view.last_received if view else None),
+            "detected_at": _iso(self.dead_since.get(move.previous_owner or "")),
+            "lease_expired_at": _iso(previous.expires_at),
+            "claimed_at": _iso(now),
+        }
+        return offset or 0, timing
 
     async def _take(
         self, unit: str, epoch: int, reason: ClaimReason, timing: dict[str, Any]
@@ -528,23 +569,11 @@ class HubRuntime:
         await self._journal("lease-claimed", unit, fields)
 
     async def _start_worker(self, unit: str, epoch: int, start: dict[int, int]) -> None:
-        context = WorkerContext(
-            bootstrap=self.state.bootstrap,
-            new_producer=lambda: make_producer(self.state.bootstrap, self.state.settings),
-            may_work=self.may_work,
-            fetch_max_wait_ms=self.state.settings.fetch_max_wait_ms,
-            max_fetch_bytes=2 * self.state.settings.max_message_bytes,
-            on_first_output=self._first_output,
-            clock=self.state.clock,
-            ack_timeout=self.ttl.total_seconds(),
-        )
         if unit == INTAKE:
-            await self._lanes.catch_up()  # know everything admitted before this term
-            worker = UnitWorker(context, unit, self.topics.inbound, epoch, start, self._intake)
+            await self._journals.catch_up()  # know everything admitted before this term
+            await self.work.add(unit, self.topics.inbound, epoch, start, self._intake)
         else:
-            worker = UnitWorker(context, unit, unit, epoch, start, LaneDelivery(self).handle)
-        await worker.start()
-        self.workers[unit] = worker
+            await self.work.add(unit, unit, epoch, start, LaneDelivery(self).handle)
 
     async def _first_output(self, unit: str, epoch: int, at: datetime) -> None:
         claim = self.claims.get((unit, epoch), {})

@@ -1,6 +1,6 @@
 """What one hub process keeps, and the records it writes about itself: dead letters, journal.
 
-Shared by the hub's runtime (leases, workers) and its faust app.
+Shared by the hub's runtime (leases, the work loop) and its service (timers).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Theory of operation: ``admit`` takes one received record and everything it depends on
 (the key directory, the replay memory, the roster, ``now``) and returns one outcome:
 
-* ``Admitted``: well formed, signed by its sender, addressed to known participants none
-  of which is a closed response team (``revocations``), fresh, not seen before; it
-  carries its assessed precedence and the lane record to produce;
+* ``Admitted``: well formed, signed and keyed by its sender, addressed to known
+  participants none of which is a closed response team (``revocations``), fresh, not
+  seen before; it carries its assessed precedence and the lane record to produce;
 * ``Refused``: why not (a ``RejectReason`` and a detail); the shell dead-letters the record
   untouched;
 * ``Redelivered``: a record already admitted from the same offset. Under lane leases
@@ -13,6 +13,9 @@ Theory of operation: ``admit`` takes one received record and everything it depen
   term, so readers fence it: ``again`` is the copy to write in its place.
 
 Checks run cheapest-first and stop at the first failure, so a refusal names one reason.
+The key-is-sender check follows the signature check on purpose: the key is bound in the
+signed associated data, so a record re-keyed in transit is ``tampered``, and only a record
+its sender *sealed* under another key is ``key-not-sender``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Protocol
 
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.errors import (
+    KeyNotSender,
     MalformedMessage,
     RejectedMessage,
     RejectReason,
@@ -153,6 +157,8 @@ def admit(
         sealed = parse_envelope(record.value, max_bytes=policy.max_bytes)
         message_id = sealed.header.message_id
         header = verify(sealed, topic=record.topic, key=record.key, directory=directory)
+        if record.key != header.sender.encode():
+            raise KeyNotSender(record.key, sender=header.sender, message_id=header.message_id)
         _check_recipients(header, directory)
         if revocations is not None:
             revocations.check_recipients(header.recipients, now)

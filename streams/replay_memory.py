@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from brokers.access import process_security
 from brokers.records import ReceivedRecord
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages
@@ -36,7 +37,10 @@ async def rebuild_seen_messages(
 ) -> int:
     """Load every admitted id still inside the freshness horizon; return how many."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        **process_security(),
     )
     await consumer.start()
     loaded = 0

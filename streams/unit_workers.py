@@ -1,18 +1,25 @@
-"""The work a hub does on a unit it holds: intake, or delivery from one lane.
+"""The work a hub does on the units it holds: intake, and delivery from its lanes.
 
-Theory of operation: a worker lives for one lease term. It reads its unit's topic from
-the term's start positions with a group-less consumer, hands each record to the pure core
-(``admit`` or ``plan_delivery``), produces what comes back tagged with its unit, epoch and
-input offset (``schemas.leases.fence_headers``), and only after the broker acknowledged a
-batch's outputs moves its ``positions``, which the hub reports with its renewals. It
-checks, record by record, that its lease is still good by its own clock and the journal,
-so a hub that wakes from a stall stops instead of pressing on; readers fence the rest.
-Each worker has a producer of its own (aiokafka keeps one produce request in flight per
-connection, so a shared one queued every unit behind the others), and waits once per
-fetched batch for its outputs' acknowledgements. A batch not acknowledged within
-``ack_timeout`` (the lease TTL) ends the worker with ``OutputsNotAcknowledged``: the hub
-restarts the term from the last positions with a new worker and producer, rather than hold
-a lease it cannot work (Tansu can refuse a partition's produce for many seconds).
+Theory of operation: one ``WorkLoop`` per hub carries every unit the hub holds, each for
+one lease term (a ``Term``: unit, topic, epoch, positions, handler), on ONE group-less
+consumer and ONE producer. As leases change the loop assigns and unassigns partitions and
+seeks each term's partitions to its start positions, always between two batches, so the
+consumer's position of a partition equals its term's positions there. Each fetched batch
+is handled in precedence order (``handling_order``: FLASH lane records first, then
+IMMEDIATE, PRIORITY, ROUTINE, then intake), each record by the pure core (``admit`` or
+``plan_delivery``) through its term's handler; the outputs are produced tagged with
+unit, epoch and input offset (``schemas.leases.fence_headers``). The loop waits once per
+batch for all outputs' acknowledgements, and only then moves the terms' ``positions``,
+which the hub reports with its renewals.
+
+It checks, record by record, that each term's lease is still good by its own clock and
+the journal; a term that may not work has its partitions paused, so a hub that wakes from
+a stall stops instead of pressing on; readers fence the rest. A batch not acknowledged
+within ``ack_timeout`` (the lease TTL) raises ``OutputsNotAcknowledged`` inside the loop:
+it restarts every term from its last positions with a fresh producer, rather than hold
+leases it cannot work (Tansu can refuse a partition's produce for many seconds). A
+handler that fails on a record pauses its term for a second and retries from the term's
+positions; the other terms go on.
 """
 
 from __future__ import annotations
@@ -20,21 +27,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
+from schemas.header import Precedence
 from schemas.leases import FenceTag, FenceVerdict, fence_headers, fence_tag
 
-__all__ = ["OutputsNotAcknowledged", "RecordHandler", "UnitWorker", "WorkerContext"]
+__all__ = [
+    "OutputsNotAcknowledged",
+    "RecordHandler",
+    "Term",
+    "WorkLoop",
+    "WorkerContext",
+    "handling_order",
+    "lane_rank",
+    "upstream_verdict",
+]
 
 log = structlog.get_logger("i247.hub")
+
+BATCH_RECORDS = 500  # records handled per batch (one acknowledgement wait each)
+RETRY_SECONDS = 1.0  # a term whose handler failed waits this long before reading again
+YIELD_SECONDS = 0.01
+"""Longest stretch of handling before the loop lets other tasks run: the handlers are CPU
+work, and a 500-record batch on a busy machine held the event loop for seconds, so the
+hub's renewals and heartbeats came late and its successor took its leases over."""
 
 
 class RecordHandler(Protocol):
@@ -43,165 +67,276 @@ class RecordHandler(Protocol):
 
 @dataclass
 class WorkerContext:
-    """What a worker needs from its hub."""
+    """What the work loop needs from its hub."""
 
-    bootstrap: str
-    new_producer: Callable[[], AIOKafkaProducer]  # each worker's own (see the docstring)
+    new_consumer: Callable[[], AIOKafkaConsumer]
+    new_producer: Callable[[], AIOKafkaProducer]  # fresh after an unacknowledged batch
     may_work: Callable[[str, int], bool]
-    fetch_max_wait_ms: int
-    max_fetch_bytes: int
     on_first_output: Callable[[str, int, datetime], Awaitable[None]]
     clock: Callable[[], datetime]
     ack_timeout: float = 3.0  # seconds a batch's outputs may wait for the broker's acks
 
 
 class OutputsNotAcknowledged(RuntimeError):
-    """The broker did not acknowledge a batch's outputs in time: the worker restarts (with a
-    fresh producer) from its last positions; nothing past them was counted as done."""
+    """The broker did not acknowledge a batch's outputs in time: the loop restarts (with a
+    fresh producer) every term from its last positions; nothing past them counted as done."""
 
 
-class UnitWorker:
-    """One unit, one term: consume from ``start``, produce tagged outputs, track positions."""
+def lane_rank(topic: str) -> int:
+    """0 for a FLASH lane up to 3 for ROUTINE; 4 for anything else (intake's inbound)."""
+    suffix = topic.rsplit(".", 1)[-1].upper()
+    try:
+        return Precedence(suffix).rank
+    except ValueError:
+        return len(Precedence)
 
-    def __init__(
-        self,
-        context: WorkerContext,
-        unit: str,
-        topic: str,
-        epoch: int,
-        start: dict[int, int],
-        handle: RecordHandler,
-    ) -> None:
+
+def handling_order(
+    batch: Mapping[TopicPartition, Sequence[Any]], rank: Callable[[str], int] = lane_rank
+) -> list[tuple[TopicPartition, Sequence[Any]]]:
+    """A fetched batch's partitions in the order to handle them: most urgent lane first,
+    intake last; the same rank keeps topic and partition order (offsets stay in order)."""
+    return sorted(batch.items(), key=lambda item: (rank(item[0].topic), item[0]))
+
+
+@dataclass
+class Term:
+    """One unit held for one lease term: where it stands and who handles its records."""
+
+    unit: str
+    topic: str
+    epoch: int
+    positions: dict[int, int]
+    handle: RecordHandler
+    partitions: list[TopicPartition] = field(default_factory=list)
+    produced_any: bool = False
+    retry_at: float = 0.0  # monotonic time before which a failed term does not read
+    processed: int = 0
+
+
+class WorkLoop:
+    """Every term a hub holds, on one consumer and one producer (see the module doc)."""
+
+    def __init__(self, context: WorkerContext) -> None:
         self.context = context
-        self.unit = unit
-        self.topic = topic
-        self.epoch = epoch
-        self.positions = dict(start)
-        self._handle = handle
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=context.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=context.fetch_max_wait_ms,
-            max_partition_fetch_bytes=context.max_fetch_bytes,
-        )
+        self.terms: dict[str, Term] = {}
+        self._consumer = context.new_consumer()
         self._producer = context.new_producer()
         self._task: asyncio.Task[None] | None = None
+        self._reassign = False
+        self._paused: set[TopicPartition] = set()
+        self._in_hand: set[str] = set()  # units of the batch being handled
+        self._between = asyncio.Event()
+        self._between.set()
         self._stopping = False
-        self._produced_any = False
-        self.processed = 0
 
     async def start(self) -> None:
         await self._producer.start()
         await self._consumer.start()
-        found = self._consumer.partitions_for_topic(self.topic) or {0}
-        partitions = [TopicPartition(self.topic, p) for p in sorted(found)]
-        self._consumer.assign(partitions)
-        for tp in partitions:
-            self._consumer.seek(tp, self.positions.get(tp.partition, 0))
-        self._task = asyncio.create_task(self._run(), name=f"unit:{self.unit}@{self.epoch}")
+        self._task = asyncio.create_task(self._run(), name="work-loop")
 
-    async def stop(self, grace: float = 5.0) -> dict[int, int]:
-        """Finish the batch in hand (up to ``grace`` s), stop, and return final positions."""
+    async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), grace)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            except Exception:  # the failure was logged where it happened
-                log.warning("unit-worker-failed", unit=self.unit, epoch=self.epoch)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         await self._consumer.stop()
         with contextlib.suppress(Exception):  # a producer stuck on unacked batches must not hang us
             await asyncio.wait_for(self._producer.stop(), 2.0)
-        return dict(self.positions)
 
-    def backlog(self) -> int:
-        """Records known to the broker that this term has not finished (from the last fetch's
-        high watermark; Tansu can under-report it, so read it as a floor)."""
+    async def add(
+        self, unit: str, topic: str, epoch: int, start: dict[int, int], handle: RecordHandler
+    ) -> Term:
+        """Carry ``unit`` for term ``epoch`` from ``start``; reading begins at the next batch."""
+        # the consumer's metadata tracks only the topics assigned so far: ask the broker
+        metadata = await self._consumer._client.fetch_all_metadata()
+        found = metadata.partitions_for_topic(topic) or {0}
+        term = Term(unit, topic, epoch, dict(start), handle)
+        term.partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        self.terms[unit] = term
+        self._reassign = True
+        return term
+
+    async def remove(self, unit: str, grace: float = 5.0) -> dict[int, int]:
+        """Stop carrying ``unit`` once the batch in hand is done (up to ``grace`` s); return
+        its final positions (what the broker acknowledged)."""
+        term = self.terms.get(unit)
+        if term is None:
+            return {}
+        if grace > 0 and unit in self._in_hand:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._between.wait(), grace)
+        if self.terms.get(unit) is term:
+            del self.terms[unit]
+            self._reassign = True
+        return dict(term.positions)
+
+    def backlog(self, unit: str | None = None) -> int:
+        """Records known to the broker that the terms have not finished (from the last
+        fetch's high watermarks; Tansu can under-report them, so read it as a floor)."""
         total = 0
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                total += max(0, highwater - self.positions.get(tp.partition, 0))
+        for term in self.terms.values():
+            if unit is not None and term.unit != unit:
+                continue
+            for tp in term.partitions:
+                with contextlib.suppress(Exception):  # not assigned yet
+                    highwater = self._consumer.highwater(tp)
+                    if highwater is not None:
+                        total += max(0, highwater - term.positions.get(tp.partition, 0))
         return total
 
-    @property
-    def done(self) -> bool:
-        return self._task is not None and self._task.done()
+    # --- the loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
-        try:
-            while not self._stopping:
-                if not self.context.may_work(self.unit, self.epoch):
+        while not self._stopping:
+            try:
+                if self._reassign:
+                    self._assign()
+                self._sync_pauses()
+                if not self.terms:
                     await asyncio.sleep(0.05)
                     continue
-                batch = await self._consumer.getmany(timeout_ms=100, max_records=500)
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=BATCH_RECORDS)
+                if self._reassign:
+                    continue  # terms changed meanwhile: read again from their positions
                 if batch:
                     await self._process(batch)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("unit-worker-crashed", unit=self.unit, epoch=self.epoch)
-            raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as failure:
+                log.exception("work-loop-restarted", units=sorted(self.terms))
+                await self._restart(failure)
 
-    async def _process(self, batch: dict[TopicPartition, list[object]]) -> None:
-        """Handle a fetched batch (every partition), wait once for all of its outputs'
-        acknowledgements, then move the positions: a hop costs one round trip, not one per
-        partition."""
-        pending: list[asyncio.Future[object]] = []
-        topics: dict[asyncio.Future[object], str] = {}
-        advanced: dict[int, int] = {}
-        for tp, records in batch.items():
+    def _assign(self) -> None:
+        """Assign every held term's partitions and seek them to the terms' positions."""
+        self._reassign = False
+        partitions = [tp for term in self.terms.values() for tp in term.partitions]
+        self._consumer.assign(partitions)
+        self._paused.clear()
+        for term in self.terms.values():
+            for tp in term.partitions:
+                self._consumer.seek(tp, term.positions.get(tp.partition, 0))
+
+    def _sync_pauses(self) -> None:
+        """Pause the partitions of terms that may not work now (lapsed lease, retry wait)."""
+        now = time.monotonic()
+        wanted: set[TopicPartition] = set()
+        for term in self.terms.values():
+            if now < term.retry_at or not self.context.may_work(term.unit, term.epoch):
+                wanted.update(term.partitions)
+        if wanted - self._paused:
+            self._consumer.pause(*(wanted - self._paused))
+        if self._paused - wanted:
+            self._consumer.resume(*(self._paused - wanted))
+        self._paused = wanted
+
+    async def _restart(self, failure: Exception) -> None:
+        """After a failed batch: a fresh producer, every term again from its positions."""
+        old = self._producer
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.stop(), 2.0)
+        for term in self.terms.values():
+            log.warning(
+                "unit-worker-restarted",
+                unit=term.unit,
+                epoch=term.epoch,
+                cause=type(failure).__name__,
+            )
+        self._producer = self.context.new_producer()
+        try:
+            await self._producer.start()
+        except Exception:
+            log.exception("work-producer-start-failed")
+        self._reassign = True
+        self._between.set()
+        self._in_hand.clear()
+        await asyncio.sleep(0.2)
+
+    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Handle a fetched batch (most urgent first), wait once for all of its outputs'
+        acknowledgements, then move the positions: a hop costs one round trip per batch."""
+        by_topic = {term.topic: term for term in self.terms.values()}
+        self._in_hand = {by_topic[tp.topic].unit for tp in batch if tp.topic in by_topic}
+        self._between.clear()
+        try:
+            await self._handle_batch(batch, by_topic)
+        finally:
+            self._in_hand = set()
+            self._between.set()
+
+    async def _handle_batch(
+        self, batch: dict[TopicPartition, list[Any]], by_topic: dict[str, Term]
+    ) -> None:
+        pending: list[asyncio.Future[Any]] = []
+        topics: dict[asyncio.Future[Any], str] = {}
+        advanced: list[tuple[Term, int, int]] = []
+        first: list[Term] = []
+        send = self._producer.send
+        yielded = time.monotonic()
+        for tp, records in handling_order(batch):
+            term = by_topic.get(tp.topic)
+            if term is None:
+                continue
             for raw in records:
-                if not self.context.may_work(self.unit, self.epoch):
+                if time.monotonic() - yielded > YIELD_SECONDS:
+                    await asyncio.sleep(0)  # renewals and heartbeats run between records
+                    yielded = time.monotonic()
+                if self.terms.get(term.unit) is not term:
+                    break  # released or lost meanwhile: its successor starts at its positions
+                if not self.context.may_work(term.unit, term.epoch):
                     # the lease lapsed mid-batch: read the rest again if it is renewed, else
                     # the next term starts from the reported positions anyway
-                    self._consumer.seek(tp, raw.offset)  # type: ignore[attr-defined]
+                    self._consumer.seek(tp, raw.offset)
                     break
                 record = received_from_kafka(raw)
-                outputs = await self._handle(record, self.epoch)
-                tag = FenceTag(self.unit, self.epoch, record.partition, record.offset)
-                for out in outputs:
-                    headers = fence_headers(out.headers, tag)
-                    asked = time.monotonic()
-                    future = await self._producer.send(
-                        out.topic, out.value, key=out.key, headers=list(headers)
+                try:
+                    outputs = await term.handle(record, term.epoch)
+                except Exception:
+                    log.exception(
+                        "unit-worker-crashed", unit=term.unit, epoch=term.epoch, offset=raw.offset
                     )
-                    if time.monotonic() - asked > 1.0:
-                        log.warning(
-                            "unit-worker-send-slow",
-                            unit=self.unit,
-                            topic=out.topic,
-                            seconds=round(time.monotonic() - asked, 2),
-                        )
+                    term.retry_at = time.monotonic() + RETRY_SECONDS
+                    self._reassign = True  # back to the acknowledged positions
+                    break
+                tag = FenceTag(term.unit, term.epoch, record.partition, record.offset)
+                for out in outputs:
+                    future = await send(
+                        out.topic,
+                        out.value,
+                        key=out.key,
+                        headers=list(fence_headers(out.headers, tag)),
+                    )
                     topics[future] = out.topic
                     pending.append(future)
-                advanced[tp.partition] = record.offset + 1
-                self.processed += 1
+                if outputs and not term.produced_any:
+                    term.produced_any = True
+                    first.append(term)
+                advanced.append((term, record.partition, record.offset + 1))
+                term.processed += 1
         if pending:
             _, waiting = await asyncio.wait(pending, timeout=self.context.ack_timeout)
             if waiting:
                 unacknowledged = sorted({topics[f] for f in waiting})
                 log.warning(
                     "unit-worker-outputs-unacknowledged",
-                    unit=self.unit,
-                    epoch=self.epoch,
+                    units=sorted({term.unit for term, _, _ in advanced}),
                     waiting=len(waiting),
                     topics=unacknowledged,
                     seconds=self.context.ack_timeout,
                 )
+                for term in first:
+                    term.produced_any = False
                 raise OutputsNotAcknowledged(
                     f"{len(waiting)} outputs to {unacknowledged} not acknowledged in "
                     f"{self.context.ack_timeout} s"
                 )
-            await asyncio.gather(*pending)
-            if not self._produced_any:
-                self._produced_any = True
-                await self.context.on_first_output(self.unit, self.epoch, self.context.clock())
-        self.positions.update(advanced)
+            for future in pending:
+                future.result()  # a produce error raises here, before any position moves
+        for term, partition, position in advanced:
+            term.positions[partition] = position
+        for term in first:
+            await self.context.on_first_output(term.unit, term.epoch, self.context.clock())
 
 
 def upstream_verdict(

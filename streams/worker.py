@@ -1,7 +1,8 @@
-"""``i247 hub --site S``: one CCC hub as its own process (a faust worker)."""
+"""``i247 hub --site S``: one CCC hub as its own process (a plain asyncio service)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from brokers.logs import configure_logging
 from brokers.settings import Settings
 from schemas.keys import load_directory, load_identity
 from schemas.participants import hub_id
-from streams.hub import build_hub_app
+from streams.hub import HubService
 from streams.hub_state import HubState
 from streams.roster import DutyRoster
 
@@ -21,8 +22,6 @@ __all__ = ["run_hub"]
 
 def run_hub(settings: Settings, site: str) -> int:
     """Run until SIGTERM/SIGINT. Needs ``I247_BOOTSTRAP``: a hub never starts a broker."""
-    from faust.worker import Worker
-
     log_path = os.environ.get("I247_LOG_FILE")
     configure_logging(settings.log_level, Path(log_path) if log_path else None)
     install_connect_via()
@@ -38,12 +37,12 @@ def run_hub(settings: Settings, site: str) -> int:
         identity=load_identity(keys_dir, hub_id(site)),
         roster=DutyRoster(shift_seconds=settings.shift_seconds),
     )
-    app, _ = build_hub_app(state)
     structlog.get_logger("i247.hub").info(
         "hub-starting", hub=state.hub, bootstrap=settings.bootstrap
     )
-    worker = Worker(
-        app, loglevel="WARNING", quiet=True, redirect_stdouts=False, override_logging=False
-    )
-    worker.execute_from_commandline()
+    asyncio.run(_serve(state))
     return 0
+
+
+async def _serve(state: HubState) -> None:
+    await HubService(state).run()

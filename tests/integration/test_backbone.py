@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -14,6 +15,7 @@ import pytest
 
 from agents.faults import (
     forge_signature,
+    key_as_another,
     make_malformed,
     make_oversized,
     tamper_body,
@@ -183,6 +185,38 @@ async def test_each_bad_record_is_dead_lettered_with_its_reason_and_good_ones_pa
         assert record.header("i247.dlq.detail")
     inboxes = await backbone.inboxes(["DEU"], until=lambda rs: len(rs) >= len(good_ids))
     assert sorted(opened_ids(inboxes["DEU"])) == sorted(good_ids)
+
+
+async def test_a_record_keyed_by_another_bureau_is_refused_and_never_delivered(
+    backbone: Backbone,
+) -> None:
+    fra = backbone.adapter("FRA")
+    header, good = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    as_deu_header, plain = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    as_deu = key_as_another(
+        plain,
+        as_deu_header,
+        BODY,
+        sender=fra.identity,
+        directory=backbone.directory,
+        key=b"DEU",
+    )
+    rekeyed_header, signed = fra.compose(["DEU"], BODY, now=now(), random_bytes=os.urandom)
+    rekeyed = dataclasses.replace(signed, key=b"ITA")
+    for record in (as_deu, rekeyed, good):
+        await backbone.send(record)
+
+    topics = backbone.settings.topics
+    dead = await backbone.read([topics.deadletter], until=lambda rs: len(rs) >= 2)
+    by_id = {(r.header("ce_id") or b"").decode(): r for r in dead}
+    assert set(by_id) == {as_deu_header.message_id, rekeyed_header.message_id}
+    refused = by_id[as_deu_header.message_id]
+    assert refused.header("i247.dlq.reason") == b"key-not-sender"
+    assert b"record key 'DEU' is not the sender 'FRA'" in (refused.header("i247.dlq.detail") or b"")
+    assert (refused.key, refused.value) == (b"DEU", as_deu.value)
+    assert by_id[rekeyed_header.message_id].header("i247.dlq.reason") == b"tampered"
+    inboxes = await backbone.inboxes(["DEU"], until=lambda rs: len(rs) >= 1)
+    assert opened_ids(inboxes["DEU"]) == [header.message_id]
 
 
 async def test_flash_is_assessed_flash_and_an_over_declared_routine_message_is_not(

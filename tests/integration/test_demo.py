@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,11 @@ def test_the_demo_runs_every_duty_and_loses_nothing(settings: Settings, tmp_path
         I247_DB_SCALE="0.01",
     )
     env.pop("I247_KEYS_DIR", None)
+    with socket.socket() as probe:  # a free port for the dashboard the demo starts
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     command = [sys.executable, "-m", "agents.cli", "demo", "--no-live", "--no-archive"]
+    command += ["--dashboard-port", str(port)]
     options = ["--duration", "14", "--rate", "20", "--check-rate", "8", "--notice-every", "2"]
     done = subprocess.run(
         [*command, *options, "--summary-json", str(summary_path)],
@@ -41,6 +46,9 @@ def test_the_demo_runs_every_duty_and_loses_nothing(settings: Settings, tmp_path
     )
     output = done.stdout.decode(errors="replace")[-3000:] + done.stderr.decode()[-3000:]
     assert done.returncode == 0, output
+    assert f"dashboard: http://127.0.0.1:{port}/" in done.stdout.decode(errors="replace")
+    served = (tmp_path / "demo" / "dashboard.out").read_text()
+    assert f"dashboard: http://127.0.0.1:{port}/" in served, served[-2000:]
     summary = json.loads(summary_path.read_text())
 
     assert summary["lost"]["total"] == 0

@@ -61,12 +61,22 @@ def compose() -> dict[str, Any]:
 
 
 def kafka_nodes(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if "apache/kafka" in s.get("image", "")}
+    """The Kafka nodes (not the one-shot services run from the same image)."""
+    return {
+        n: s
+        for n, s in compose["services"].items()
+        if "apache/kafka" in s.get("image", "") and "KAFKA_NODE_ID" in s.get("environment", {})
+    }
 
 
 def backbone_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The services built from our Dockerfile."""
     return {n: s for n, s in compose["services"].items() if "build" in s}
+
+
+def kafka_clients(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Our services that connect to the cluster (``keys`` and ``tls`` only write files)."""
+    return {n: s for n, s in backbone_services(compose).items() if "I247_BOOTSTRAP" in env(s)}
 
 
 def env(service: dict[str, Any]) -> dict[str, str]:
@@ -118,9 +128,11 @@ class TestKafkaCluster:
     def test_each_node_keeps_its_log_on_its_own_volume(self, compose: dict[str, Any]) -> None:
         mounts = set()
         for node in kafka_nodes(compose).values():
-            [mount] = node["volumes"]
-            volume, path = mount.split(":")
-            assert path == env(node)["KAFKA_LOG_DIRS"]
+            [volume] = [
+                m.split(":")[0]
+                for m in node["volumes"]
+                if m.split(":")[1] == env(node)["KAFKA_LOG_DIRS"]
+            ]
             mounts.add(volume)
         assert len(mounts) == 3
         assert mounts <= set(compose["volumes"])
@@ -146,12 +158,10 @@ class TestBackboneServices:
         self, compose: dict[str, Any]
     ) -> None:
         internal = {
-            listeners(env(n)["KAFKA_ADVERTISED_LISTENERS"])[
-                env(n)["KAFKA_INTER_BROKER_LISTENER_NAME"]
-            ]
+            listeners(env(n)["KAFKA_ADVERTISED_LISTENERS"])["SASL_SSL"]
             for n in kafka_nodes(compose).values()
         }
-        for service in backbone_services(compose).values():
+        for service in kafka_clients(compose).values():
             settings = Settings.from_env(env(service))
             assert set((settings.bootstrap or "").split(",")) == internal
             assert settings.replication_factor == 3
@@ -170,6 +180,24 @@ class TestBackboneServices:
         ("service", "command"),
         [
             ("keys", ["i247", "keys", "init", "--dir", "/keys"]),
+            (
+                "tls",
+                [
+                    "i247",
+                    "keys",
+                    "tls",
+                    "--dir",
+                    "/tls",
+                    "--host",
+                    "kafka-1",
+                    "--host",
+                    "kafka-2",
+                    "--host",
+                    "kafka-3",
+                    "--kafka",
+                ],
+            ),
+            ("acls", ["i247", "acls", "--apply", "--simulator"]),
             ("provision", ["i247", "provision"]),
             ("hub-lyon", ["i247", "hub", "--site", "lyon"]),
             ("hub-buenos-aires", ["i247", "hub", "--site", "buenos-aires"]),
@@ -203,13 +231,98 @@ class TestBackboneServices:
         self, compose: dict[str, Any]
     ) -> None:
         services = compose["services"]
-        assert set(services["provision"]["depends_on"]) == set(kafka_nodes(compose))
-        assert all(
-            c == {"condition": "service_healthy"}
-            for c in services["provision"]["depends_on"].values()
-        )
+        before = services["provision"]["depends_on"]
+        assert set(before) == {*kafka_nodes(compose), "scram-users", "acls"}
+        assert all(before[n] == {"condition": "service_healthy"} for n in kafka_nodes(compose))
+        for setup in ("scram-users", "acls"):  # principals exist and may act before traffic
+            assert before[setup] == {"condition": "service_completed_successfully"}
+            assert set(services[setup]["depends_on"]) == set(kafka_nodes(compose))
         for name in ("hub-lyon", "hub-buenos-aires", "hub-singapore", "archiver", "simulator"):
             for before in ("keys", "provision"):
                 assert services[name]["depends_on"][before] == {
                     "condition": "service_completed_successfully"
                 }
+
+
+def protocols(node: dict[str, Any]) -> dict[str, str]:
+    """Listener name -> security protocol."""
+    pairs = env(node)["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    return dict(pair.split(":") for pair in pairs)
+
+
+class TestBrokerAccess:
+    def test_clients_reach_the_brokers_only_with_sasl_over_tls(
+        self, compose: dict[str, Any]
+    ) -> None:
+        for node in kafka_nodes(compose).values():
+            variables = env(node)
+            mapping = protocols(node)
+            internal = {variables["KAFKA_INTER_BROKER_LISTENER_NAME"]}
+            internal |= {variables["KAFKA_CONTROLLER_LISTENER_NAMES"]}
+            assert "PLAINTEXT" not in mapping.values()
+            for name in listeners(variables["KAFKA_LISTENERS"]):
+                expected = "SASL_PLAINTEXT" if name in internal else "SASL_SSL"
+                assert mapping[name] == expected, name
+            assert "SCRAM-SHA-512" in variables["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+            # the image turns TLS on only when an advertised listener is literally SSL://
+            assert "SSL://" in variables["KAFKA_ADVERTISED_LISTENERS"]
+
+    def test_an_authorizer_denies_what_no_acl_grants_and_only_admin_is_super(
+        self, compose: dict[str, Any]
+    ) -> None:
+        for node in kafka_nodes(compose).values():
+            variables = env(node)
+            assert variables["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+            assert variables["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+            assert variables["KAFKA_SUPER_USERS"] == "User:admin"
+
+    def test_each_service_connects_as_its_own_principal_with_a_granted_role(
+        self, compose: dict[str, Any]
+    ) -> None:
+        from brokers.acls import acl_set
+        from schemas.participants import HUB_SITES
+        from schemas.registry import default_registry
+
+        grants = acl_set(
+            Settings().topics, ncbs=default_registry().codes(), sites=HUB_SITES, simulator=True
+        )
+        granted = {g.principal.removeprefix("User:") for g in grants}
+        users: dict[str, str] = {}
+        for name, service in kafka_clients(compose).items():
+            settings = Settings.from_env(env(service))
+            assert settings.security == "sasl_tls", name
+            assert settings.tls_ca == Path("/tls/ca.pem")
+            user = settings.sasl_username or ""
+            assert settings.sasl_password_file == Path(f"/tls/passwords/{user}")
+            assert any(m.split(":")[:2] == ["tls", "/tls"] for m in service["volumes"]), name
+            assert user == "admin" or user in granted, f"{name} connects as {user}, not granted"
+            users[name] = user
+        assert users["acls"] == "admin"  # the one super user applies the ACLs
+        assert len(set(users.values())) == len(users), "two services share a principal"
+        assert users["hub-lyon"] == "hub-lyon"
+
+    def test_the_secrets_the_cluster_reads_are_what_keys_tls_writes(
+        self, compose: dict[str, Any], tmp_path: Path
+    ) -> None:
+        from datetime import UTC, datetime
+
+        from agents.access_commands import COMPOSE_PRINCIPALS
+        from brokers.tls_keyring import make_tls_dir, write_kafka_secrets
+
+        files = make_tls_dir(tmp_path, hosts=["kafka-1"], now=datetime.now(UTC))
+        passwords = write_kafka_secrets(files, COMPOSE_PRINCIPALS)
+        written = {p.name for p in tmp_path.iterdir()}
+        for node in kafka_nodes(compose).values():
+            variables = env(node)
+            assert "tls:/etc/kafka/secrets:ro" in node["volumes"]
+            for key in ("KEYSTORE_FILENAME", "KEYSTORE_CREDENTIALS", "KEY_CREDENTIALS"):
+                assert variables[f"KAFKA_SSL_{key}"] in written
+            jaas = variables["KAFKA_OPTS"].split("=", 1)[1]
+            assert jaas.removeprefix("/etc/kafka/secrets/") in written
+        users = {Settings.from_env(env(s)).sasl_username for s in kafka_clients(compose).values()}
+        assert users <= set(passwords)
+        script = (tmp_path / "scram-users.sh").read_text()
+        assert all(f"--entity-name {u}\n" in script for u in users - {"admin"})
+        assert (
+            compose["services"]["scram-users"]["command"][1] == "/etc/kafka/secrets/scram-users.sh"
+        )

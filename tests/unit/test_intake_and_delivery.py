@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from agents.accounting import Accounting
+from agents.faults import key_as_another
 from agents.ncb import NcbAdapter, Receipted
+from agents.simulator import Simulator
+from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import AcknowledgementBody, MessageBody, UrgentRequestBody
 from schemas.errors import RejectReason
-from schemas.header import HeaderFlag, Precedence
+from schemas.header import HeaderFlag, Language, Precedence
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages
 from streams.delivery import DeliveryLedger, plan_delivery, receipt_id_for, receipt_records
@@ -82,6 +89,73 @@ def test_a_record_without_key_is_malformed() -> None:
     outcome = run_admit(ReceivedRecord(record.topic, 0, 0, 0, None, record.value))
     assert isinstance(outcome, Refused)
     assert outcome.reason is RejectReason.MALFORMED
+
+
+def _sealed_under(key: bytes, record_key: bytes) -> ReceivedRecord:
+    """FRA's message sealed for ``key``, published under ``record_key``."""
+    directory, ids = small_keyring()
+    a = adapter("FRA")
+    header, record = a.compose(["DEU"], BODY, now=T0, random_bytes=os.urandom)
+    if key != b"FRA":
+        record = key_as_another(
+            record, header, BODY, sender=ids["FRA"], directory=directory, key=key
+        )
+    return as_received(dataclasses.replace(record, key=record_key))
+
+
+@pytest.mark.parametrize(
+    ("sealed_for", "keyed", "reason", "detail"),
+    [
+        # FRA seals for DEU's key and publishes under it: signed, but not its own key
+        (b"DEU", b"DEU", RejectReason.KEY_NOT_SENDER, "record key 'DEU' is not the sender 'FRA'"),
+        (b"fra", b"fra", RejectReason.KEY_NOT_SENDER, "keyed and sealed with the sender's own id"),
+        (b"\xff", b"\xff", RejectReason.KEY_NOT_SENDER, "record key '\ufffd'"),
+        # re-keyed after sealing (in transit, by anyone): the signed key differs
+        (b"FRA", b"DEU", RejectReason.TAMPERED, "routing header, topic or key"),
+        (b"DEU", b"FRA", RejectReason.TAMPERED, "routing header, topic or key"),
+        (b"FRA", b"FRA", None, None),
+    ],
+)
+def test_intake_refuses_a_record_not_keyed_by_its_sender(
+    sealed_for: bytes, keyed: bytes, reason: RejectReason | None, detail: str | None
+) -> None:
+    outcome = run_admit(_sealed_under(sealed_for, keyed))
+    if reason is None:
+        assert isinstance(outcome, Admitted)
+        assert outcome.header.sender == "FRA"
+        return
+    assert isinstance(outcome, Refused)
+    assert outcome.reason is reason
+    assert detail is not None
+    assert detail in outcome.detail
+    assert outcome.message_id is not None
+
+
+def _simulator() -> Simulator:
+    directory, ids = small_keyring()
+    return Simulator(
+        topics=TOPICS,
+        directory=directory,
+        identities=ids,
+        mix=TrafficMix({"europe": ["DEU", "ESP", "FRA", "ITA"]}, {}, seed=1),
+        producer=cast(AIOKafkaProducer, None),  # build() never sends
+        books=Accounting(),
+        max_bytes=IntakePolicy().max_bytes,
+        freshness=IntakePolicy().freshness,
+        clock=lambda: T0,
+    )
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_every_spoiled_record_the_demo_sends_earns_its_expected_reason(fault: Fault) -> None:
+    simulator, seen = _simulator(), SeenMessages()
+    plan = Planned("FRA", ("DEU",), BODY, Precedence.ROUTINE, Language.EN)
+    _, good = simulator.build(plan)
+    assert isinstance(run_admit(as_received(good, 0), seen), Admitted)
+    _, spoiled = simulator.build(dataclasses.replace(plan, fault=fault))
+    outcome = run_admit(as_received(spoiled, 1), seen)
+    assert isinstance(outcome, Refused)
+    assert outcome.reason is EXPECTED_REASON[fault]
 
 
 @pytest.mark.parametrize(

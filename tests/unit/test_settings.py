@@ -31,6 +31,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1500,
         "fetch_max_wait_ms": 10,
+        "idle_fetch_wait_ms": 250,
         "max_message_bytes": 1_048_576,
         "replication_factor": 1,
         "inbound_partitions": 4,
@@ -43,6 +44,14 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "shift_seconds": None,
         "log_level": "info",
         "db_scale": 1.0,
+        "security": "plaintext",
+        "tls_ca": None,
+        "tls_cert": None,
+        "tls_key": None,
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": None,
+        "sasl_password": None,
+        "sasl_password_file": None,
     }
     assert settings.database_sizes == {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
 
@@ -184,6 +193,20 @@ def test_every_field_has_a_variable_and_every_variable_is_documented() -> None:
 
 def test_every_field_describes_what_it_accepts() -> None:
     assert all(field.description for field in Settings.model_fields.values())
+
+
+def test_a_sasl_password_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "hub-lyon"
+    secret.write_text("s3cret\n")
+    env = {
+        "I247_SECURITY": "sasl_tls",
+        "I247_SASL_USERNAME": "hub-lyon",
+        "I247_SASL_PASSWORD_FILE": str(secret),
+    }
+    assert Settings.from_env(env).sasl_secret() == "s3cret"
+    missing = Settings.from_env({**env, "I247_SASL_PASSWORD_FILE": str(tmp_path / "missing")})
+    with pytest.raises(SettingsError, match="I247_SASL_PASSWORD_FILE"):
+        missing.sasl_secret()  # read when connecting, so settings parse before secrets exist
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,42 @@
+"""The adaptive fetch wait: short while records flow, a share of the silence when quiet."""
+
+from __future__ import annotations
+
+import pytest
+
+from brokers.fetch_wait import AdaptiveFetchWait
+
+
+@pytest.mark.parametrize(
+    ("polls", "expected"),
+    [
+        ([(0, 0)], 10),  # the first poll starts the clock at the short wait
+        ([(3, 0), (0, 20)], 10),  # 20 ms of silence: a quarter is 5 ms, below the floor
+        ([(3, 0), (0, 100)], 25),  # a quarter of the silence
+        ([(3, 0), (0, 100), (0, 400)], 100),
+        ([(3, 0), (0, 5_000)], 250),  # capped at the idle wait
+        ([(3, 0), (0, 5_000), (1, 5_010)], 10),  # records: back to the short wait at once
+        ([(3, 0), (0, 5_000), (1, 5_010), (0, 5_050)], 10),
+    ],
+)
+def test_the_wait_follows_the_silence(polls: list[tuple[int, float]], expected: int) -> None:
+    policy = AdaptiveFetchWait(short_ms=10, idle_ms=250)
+    waits = [policy.observe(records, now_ms) for records, now_ms in polls]
+    assert waits[-1] == expected
+    assert policy.wait_ms == expected
+
+
+def test_an_idle_cap_below_the_short_wait_never_shortens_it() -> None:
+    policy = AdaptiveFetchWait(short_ms=100, idle_ms=50)
+    policy.observe(1, 0)
+    assert policy.observe(0, 10_000) == 100
+    assert policy.idle_ms == 100
+
+
+def test_a_record_after_a_silence_waited_at_most_a_quarter_of_it() -> None:
+    policy = AdaptiveFetchWait(short_ms=10, idle_ms=250)
+    policy.observe(1, 0)
+    for silence in (40, 80, 200, 600, 1_000, 60_000):
+        wait = policy.observe(0, silence)
+        assert wait <= max(10, silence / 4)
+        assert wait <= 250
