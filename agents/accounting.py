@@ -3,6 +3,8 @@
 Pure bookkeeping fed by observations of the real topics (lanes, dead letters, inboxes);
 ``summary()`` is the ``--summary-json`` document. *Lost* is every (message, recipient)
 pair the CCC accepted that the recipient never opened (for ``ccc``: never receipted).
+What is outstanding and undecided is kept up to date as observations arrive, so the live
+table and the drain can ask for it several times a second at no cost that grows with the run.
 """
 
 from __future__ import annotations
@@ -25,11 +27,21 @@ class Accepted:
     recipients: tuple[str, ...]
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
+def _percentile(ordered: list[float], q: float) -> float | None:
+    """The ``q`` quantile of values already sorted."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _spread(values: list[float]) -> dict[str, float | int | None]:
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "p50_ms": _percentile(ordered, 0.50),
+        "p99_ms": _percentile(ordered, 0.99),
+        "mean_ms": statistics.fmean(ordered) if ordered else None,
+    }
 
 
 @dataclass
@@ -48,6 +60,11 @@ class Accounting:
     breaches: int = 0
     fenced: int = 0  # deliveries refused: made by a hub outside its lease term
     latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    reader_lag_ms: list[float] = field(default_factory=list)  # delivery produced -> opened
+    simulator_lag_ms: list[float] = field(default_factory=list)  # fetched -> opened
+    offered: dict[str, float] = field(default_factory=dict)  # the pump's pacing, when done
+    _outstanding: dict[tuple[str, str], None] = field(default_factory=dict, repr=False)
+    _undecided: set[str] = field(default_factory=set, repr=False)
 
     def on_sent(self, message_id: str, kind: str, expected_refusal: str | None) -> None:
         self.sent[kind] += 1
@@ -55,41 +72,67 @@ class Accounting:
             self.sent_ids.add(message_id)
         if expected_refusal:
             self.expected_refusals[message_id] = expected_refusal
+            self._undecided.discard(message_id)
+        elif message_id and not (
+            message_id in self.accepted
+            or message_id in self.refused_ids
+            or message_id in self.expected_refusals
+        ):
+            self._undecided.add(message_id)
 
     def on_accepted(self, message_id: str, accepted: Accepted) -> None:
-        self.accepted.setdefault(message_id, accepted)
+        if message_id in self.accepted:
+            return
+        self.accepted[message_id] = accepted
+        self._undecided.discard(message_id)
+        for recipient in accepted.recipients:
+            if (message_id, recipient) not in self.delivered:
+                self._outstanding[(message_id, recipient)] = None
 
     def on_refused(self, message_id: str | None, reason: str) -> None:
         self.refused[reason] += 1
         if message_id:
             self.refused_ids[message_id] = reason
+            self._undecided.discard(message_id)
 
-    def on_delivered(self, message_id: str, recipient: str, latency_ms: float | None) -> None:
+    def on_delivered(
+        self,
+        message_id: str,
+        recipient: str,
+        latency_ms: float | None,
+        reader_lag_ms: float | None = None,
+        simulator_lag_ms: float | None = None,
+    ) -> None:
+        """A first opening of ``message_id`` by ``recipient`` (a second is a duplicate).
+
+        ``latency_ms`` is created -> opened; ``reader_lag_ms`` the part of it after the hub
+        produced the delivery (its send queue, the broker, the inbox fetch, the simulator);
+        ``simulator_lag_ms`` the part after the inbox reader fetched it: the simulator's own.
+        """
         pair = (message_id, recipient)
         if pair in self.delivered:
             self.duplicates_suppressed["recipient"] += 1
             return
         self.delivered.add(pair)
+        self._outstanding.pop(pair, None)
         accepted = self.accepted.get(message_id)
         if accepted:
             self.delivered_by[(accepted.hub, accepted.precedence.value)] += 1
             if latency_ms is not None:
                 self.latency_ms[accepted.precedence.value].append(latency_ms)
+            if reader_lag_ms is not None:
+                self.reader_lag_ms.append(reader_lag_ms)
+            if simulator_lag_ms is not None:
+                self.simulator_lag_ms.append(simulator_lag_ms)
 
     def undecided(self) -> list[str]:
         """Messages sent that the CCC has neither accepted nor refused (yet): lost at intake,
         once the backbone has drained. Spoiled records are counted by their refusals."""
-        decided = self.accepted.keys() | self.refused_ids.keys() | self.expected_refusals.keys()
-        return sorted(self.sent_ids - decided)
+        return sorted(self._undecided)
 
     def outstanding(self) -> list[tuple[str, str]]:
         """Accepted pairs not yet delivered: lost, once the backbone has drained."""
-        return [
-            (message_id, recipient)
-            for message_id, accepted in self.accepted.items()
-            for recipient in accepted.recipients
-            if (message_id, recipient) not in self.delivered
-        ]
+        return list(self._outstanding)
 
     def misjudged(self) -> dict[str, dict[str, str | None]]:
         """Spoiled records the CCC did not refuse for the expected reason."""
@@ -101,16 +144,7 @@ class Accounting:
         return wrong
 
     def latency_summary(self) -> dict[str, dict[str, float | int | None]]:
-        result: dict[str, dict[str, float | int | None]] = {}
-        for precedence in Precedence:
-            values = self.latency_ms.get(precedence.value, [])
-            result[precedence.value] = {
-                "count": len(values),
-                "p50_ms": _percentile(values, 0.50),
-                "p99_ms": _percentile(values, 0.99),
-                "mean_ms": statistics.fmean(values) if values else None,
-            }
-        return result
+        return {p.value: _spread(self.latency_ms.get(p.value, [])) for p in Precedence}
 
     def summary(self) -> dict[str, Any]:
         lost = self.outstanding()
@@ -133,6 +167,8 @@ class Accounting:
                 "to_ccc": sum(1 for _, r in self.delivered if r == CCC),
                 "by_hub": {hub: dict(c) for hub, c in sorted(by_hub.items())},
                 "latency": self.latency_summary(),
+                "reader_lag": _spread(self.reader_lag_ms),
+                "simulator_lag": _spread(self.simulator_lag_ms),
                 "receipts": self.receipts,
             },
             "duplicates_suppressed": {
@@ -144,4 +180,5 @@ class Accounting:
             "unopened": dict(self.unopened),
             "breaches": self.breaches,
             "fenced": self.fenced,
+            "offered": dict(self.offered),
         }

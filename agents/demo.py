@@ -80,6 +80,12 @@ __all__ = [
 IMEST = "team:imest-summer-games"
 """The standing IMEST at the demo's major event, screening arriving travellers."""
 
+GATEWAY_BATCH_BYTES = 1_048_576
+"""Batch size of the bureaus' one producer. aiokafka holds ``send`` while a partition's
+batch is full and keeps one request in flight per broker, so at aiokafka's 16 KB (about
+eight sealed messages) the whole gateway (the send schedule and the inbox reader, whose
+acknowledgements it sends) waits on every produce round trip once the broker slows."""
+
 log = structlog.get_logger("i247.demo")
 
 
@@ -156,7 +162,7 @@ def _start(
 async def kafka_clients(
     settings: Settings, bootstrap: str, group: str
 ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
-    producer = make_producer(bootstrap, settings)
+    producer = make_producer(bootstrap, settings, max_batch_size=GATEWAY_BATCH_BYTES)
     inbox = make_consumer(bootstrap, settings, group_id=group, enable_auto_commit=True)
     observer = make_consumer(bootstrap, settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
     async with contextlib.AsyncExitStack() as stack:  # a failed start closes those started

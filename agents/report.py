@@ -56,6 +56,14 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     totals.add_column("what")
     totals.add_column("count", justify="right")
     totals.add_column("breakdown")
+    offered = summary.get("offered") or {}
+    if offered:
+        totals.add_row(
+            "offered",
+            str(offered["sent"]),
+            f"{offered['achieved_rate']}/s of {offered['rate']}/s asked over "
+            f"{offered['seconds']} s (most behind: {offered['max_behind']} messages)",
+        )
     totals.add_row(
         "sent",
         str(summary["sent"]["total"]),
@@ -102,6 +110,14 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
     latency = summary["delivered"]["latency"]
     delivered.add_row("p50 ms", *(_ms(latency[p.value]["p50_ms"]) for p in Precedence))
     delivered.add_row("p99 ms", *(_ms(latency[p.value]["p99_ms"]) for p in Precedence))
+    lag = summary["delivered"].get("reader_lag") or {}
+    own = summary["delivered"].get("simulator_lag") or {}
+    if lag.get("count") and own.get("count"):
+        delivered.caption = (
+            f"delivery produced → opened: p50 {_ms(lag['p50_ms'])} / p99 {_ms(lag['p99_ms'])}"
+            f" ms, of which the simulator's own (fetched → opened): p50 {_ms(own['p50_ms'])}"
+            f" / p99 {_ms(own['p99_ms'])} ms"
+        )
     tables = [totals, delivered]
     if "notices" in summary:
         tables.append(duties_table(summary))

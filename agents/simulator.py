@@ -48,6 +48,8 @@ __all__ = ["Observer", "Simulator", "received_from"]
 log = structlog.get_logger("i247.simulator")
 
 _ACKED = frozenset({MessageType.MESSAGE, MessageType.DIFFUSION})
+_YIELD_EVERY = 20  # inbox records opened between two turns of the event loop (~5 ms)
+_ACKS_HELD = 200  # acknowledgements deferred at most, while a batch is being opened
 
 
 def utc_now() -> datetime:
@@ -80,6 +82,7 @@ class Simulator:
     _last_good: dict[str, OutboundRecord] = field(default_factory=dict)
     _outsider: NcbAdapter = field(init=False)
     _inflight: set[asyncio.Future[object]] = field(default_factory=set)
+    _acks_due: list[tuple[NcbAdapter, Opened]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.adapters = {
@@ -176,21 +179,38 @@ class Simulator:
         await self._send(record)
 
     async def pump(self, rate: float, duration: float, stop: asyncio.Event) -> None:
-        """Send at ``rate`` messages per second for ``duration`` seconds (or until ``stop``)."""
+        """Send at ``rate`` messages per second for ``duration`` seconds (or until ``stop``).
+
+        Each message is stamped when it is built, just before it is sent; if the simulator
+        falls behind its schedule it sends what is due at once, and the books say how far
+        behind it fell (``offered``), so a run that did not offer its rate shows it.
+        """
         start = time.monotonic()
         sent = 0
+        behind = 0
+        elapsed = 0.0
         while not stop.is_set():
             elapsed = time.monotonic() - start
             if elapsed >= duration:
                 break
             due = int(elapsed * rate) + 1
+            behind = max(behind, due - sent - 1)
             while sent < due:
                 await self.send_next()
                 sent += 1
+                if sent % _YIELD_EVERY == 0:  # catching up: let the inbox reader in
+                    await asyncio.sleep(0)
             if self.desks is not None:
                 await self.send_all(self.desks.due(elapsed, self.clock()))
             await asyncio.sleep(0.005)
         await self.producer.flush()
+        self.books.offered = {
+            "rate": rate,
+            "seconds": round(elapsed, 3),
+            "sent": sent,
+            "achieved_rate": round(sent / elapsed, 1) if elapsed else 0.0,
+            "max_behind": behind,
+        }
 
     async def send_all(self, records: list[OutboundRecord]) -> None:
         """Send records composed elsewhere (answers, desk traffic), entered in the books."""
@@ -200,9 +220,20 @@ class Simulator:
             await self._send(record)
 
     def on_inbox_record(
-        self, record: ReceivedRecord, leases: LeaseBook | None = None
+        self,
+        record: ReceivedRecord,
+        leases: LeaseBook | None = None,
+        fetched_at: datetime | None = None,
+        *,
+        defer_acks: bool = False,
     ) -> list[OutboundRecord]:
-        """Hand a record to its adapter; return what it answers (acknowledgement, desk)."""
+        """Hand a record to its adapter; return what it answers (acknowledgement, desk).
+
+        ``fetched_at`` (when the consumer handed the record over) lets the books tell the
+        simulator's own queueing apart from the backbone's latency. With ``defer_acks`` the
+        acknowledgement is sealed later, by ``acknowledgements()``: a batch of deliveries
+        is opened (and its latency taken) before the costlier seals of its answers.
+        """
         adapter = self._by_inbox.get(record.topic)
         if adapter is None:
             return []
@@ -233,24 +264,53 @@ class Simulator:
         now = self.clock()
         header = result.header
         latency = (now - header.created_at).total_seconds() * 1000
-        self.books.on_delivered(header.message_id, adapter.participant, latency)
+        lag = now.timestamp() * 1000 - record.timestamp_ms if record.timestamp_ms > 0 else None
+        own = (now - fetched_at).total_seconds() * 1000 if fetched_at is not None else None
+        self.books.on_delivered(header.message_id, adapter.participant, latency, lag, own)
         out: list[OutboundRecord] = []
         if self.desks is not None:
             out += self.desks.on_opened(adapter.participant, result, now)
         if header.message_type in _ACKED and kind_of(header.sender) is ParticipantKind.NCB:
-            out.append(adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes))
+            if defer_acks:
+                self._acks_due.append((adapter, result))
+            else:
+                out.append(adapter.acknowledgement(result, now=now, random_bytes=self.random_bytes))
         return out
+
+    def acknowledgements(self) -> list[OutboundRecord]:
+        """Seal the acknowledgements deferred so far, each stamped when it is sealed."""
+        due, self._acks_due = self._acks_due, []
+        return [
+            adapter.acknowledgement(opened, now=self.clock(), random_bytes=self.random_bytes)
+            for adapter, opened in due
+        ]
 
     async def read_inboxes(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event, leases: LeaseReader | None = None
     ) -> None:
+        """Open what reaches the inboxes, then acknowledge it; hand the loop back every few
+        records so that a large batch does not hold the pump (and its send schedule) back.
+
+        A batch is opened first and its acknowledgements sealed after (at most
+        ``_ACKS_HELD`` at a time): each opening is stamped when it really happens, and no
+        longer waits behind the seals of the answers to the records before it.
+        """
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=2000)
+            fetched_at = self.clock()
+            handled = 0
             for records in batch.values():
                 for raw in records:
                     record = received_from(raw)
                     book = await leases.ready_for(record) if leases is not None else None
-                    await self.send_all(self.on_inbox_record(record, book))
+                    answers = self.on_inbox_record(record, book, fetched_at, defer_acks=True)
+                    await self.send_all(answers)
+                    if len(self._acks_due) >= _ACKS_HELD:
+                        await self.send_all(self.acknowledgements())
+                    handled += 1
+                    if handled % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+            await self.send_all(self.acknowledgements())
 
 
 @dataclass
@@ -296,6 +356,10 @@ class Observer:
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            handled = 0
             for records in batch.values():
                 for raw in records:
                     self.on_record(received_from(raw))
+                    handled += 1
+                    if handled % (10 * _YIELD_EVERY) == 0:
+                        await asyncio.sleep(0)

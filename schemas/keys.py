@@ -168,13 +168,20 @@ class PrivateIdentity:
     signing_key: Ed25519PrivateKey
     signing_kid: str
     kem_keys: Mapping[str, KemPrivateKey]  # by kid, including retired keys for old traffic
+    signing_public: bytes = field(init=False, repr=False, compare=False)
+    """Raw public key of ``signing_key``, derived once (deriving costs ~25 µs a time)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signing_public", self.signing_key.public_key().public_bytes_raw())
 
     def public(self) -> PublicIdentity:
         current: dict[Suite, KemPublicKey] = {}
         for key in self.kem_keys.values():
             current[key.suite] = key.public
         return PublicIdentity(
-            self.participant, {self.signing_kid: self.signing_key.public_key()}, current
+            self.participant,
+            {self.signing_kid: Ed25519PublicKey.from_public_bytes(self.signing_public)},
+            current,
         )
 
     def to_json(self) -> dict[str, Any]:

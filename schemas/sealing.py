@@ -26,7 +26,7 @@ import os
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -45,6 +45,7 @@ from schemas.errors import (
 from schemas.header import MAX_RECIPIENTS, RoutingHeader, Suite
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import CCC
+from schemas.sealing_memo import envelopes, remember_signature, verify_signature
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -171,19 +172,35 @@ class SealedMessage:
     body_digest: bytes
     signature_kid: str
     signature: bytes
+    raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """The record bytes, when this process made them (``seal``); a copy made with
+    ``dataclasses.replace`` has none and is written afresh."""
 
     def to_bytes(self) -> bytes:
-        """The Kafka record value (UTF-8 JSON)."""
-        envelope = {
-            "envelope": ENVELOPE_VERSION,
-            "header": json.loads(self.canonical_header),
-            "wrapped_keys": [{"recipient": r, "kid": k, "enc": _b64e(e)} for r, k, e in self.wraps],
-            "nonce": _b64e(self.nonce),
-            "ciphertext": _b64e(self.ciphertext),
-            "digests": {"header": self.header_digest.hex(), "body": self.body_digest.hex()},
-            "signature": {"kid": self.signature_kid, "value": _b64e(self.signature)},
-        }
-        return json.dumps(envelope, separators=(",", ":")).encode()
+        """The Kafka record value (UTF-8 JSON).
+
+        Written piece by piece: the canonical header is spliced in as it is (it is already
+        the compact, ASCII-escaped JSON a full ``json.dumps`` of the envelope would write),
+        saving a JSON parse and a dump of the whole envelope per message.
+        """
+        if self.raw is not None:
+            return self.raw
+        wraps = ",".join(
+            f'{{"recipient":{json.dumps(r)},"kid":{json.dumps(k)},"enc":"{_b64e(e)}"}}'
+            for r, k, e in self.wraps
+        )
+        return b"".join(
+            (
+                b'{"envelope":%d,"header":' % ENVELOPE_VERSION,
+                self.canonical_header,
+                f',"wrapped_keys":[{wraps}],"nonce":"{_b64e(self.nonce)}",'.encode(),
+                f'"ciphertext":"{_b64e(self.ciphertext)}",'.encode(),
+                f'"digests":{{"header":"{self.header_digest.hex()}",'.encode(),
+                f'"body":"{self.body_digest.hex()}"}},'.encode(),
+                f'"signature":{{"kid":{json.dumps(self.signature_kid)},'.encode(),
+                f'"value":"{_b64e(self.signature)}"}}}}'.encode(),
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +234,24 @@ def _check_wire_forms(document: dict[str, Any]) -> None:
 
 
 def parse_envelope(raw: bytes, *, max_bytes: int) -> SealedMessage:
-    """Parse a record value into a ``SealedMessage``; no key is needed, nothing is trusted yet."""
+    """Parse a record value into a ``SealedMessage``; no key is needed, nothing is trusted yet.
+
+    The same bytes parse to the same message: a process remembers the last few thousand
+    (``schemas.sealing_memo``), including those it sealed itself.
+    """
     if len(raw) > max_bytes:
         raise OversizedMessage(f"record is {len(raw)} bytes, over the limit of {max_bytes}")
+    if type(raw) is not bytes:
+        return _parse(raw)
+    remembered = envelopes.get(raw)
+    if remembered is not None:
+        return remembered
+    sealed = _parse(raw)
+    envelopes.put(raw, sealed)
+    return sealed
+
+
+def _parse(raw: bytes) -> SealedMessage:
     try:
         document = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -297,8 +329,9 @@ def seal(
         wraps.append((holder, public.kid, enc))
     h_digest = hashlib.sha256(ad).digest()
     b_digest = body_digest(nonce, ciphertext, wraps)
-    signature = sender.signing_key.sign(SIG_LABEL + h_digest + b_digest)
-    return SealedMessage(
+    signed = SIG_LABEL + h_digest + b_digest
+    signature = sender.signing_key.sign(signed)
+    sealed = SealedMessage(
         header,
         canonical,
         tuple(wraps),
@@ -309,6 +342,11 @@ def seal(
         sender.signing_kid,
         signature,
     )
+    raw = sealed.to_bytes()
+    object.__setattr__(sealed, "raw", raw)
+    envelopes.put(raw, sealed)
+    remember_signature(sender.signing_public, signed, signature)
+    return sealed
 
 
 def verify(sealed: SealedMessage, *, topic: str, key: bytes, directory: Directory) -> RoutingHeader:
@@ -334,7 +372,9 @@ def verify(sealed: SealedMessage, *, topic: str, key: bytes, directory: Director
             f"signed with key {sealed.signature_kid}, not one of {sender.participant}'s; {whose}"
         )
     try:
-        public.verify(sealed.signature, SIG_LABEL + sealed.header_digest + sealed.body_digest)
+        verify_signature(
+            public, sealed.signature, SIG_LABEL + sealed.header_digest + sealed.body_digest
+        )
     except InvalidSignature:
         raise BadSignature(
             f"signature does not verify with {sender.participant}'s key {sealed.signature_kid}"

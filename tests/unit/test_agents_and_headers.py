@@ -86,6 +86,28 @@ def test_a_message_sent_and_never_accepted_nor_refused_is_undecided() -> None:
     assert books.undecided() == []
 
 
+def test_the_books_keep_up_whatever_order_the_observations_come_in() -> None:
+    """A recipient can open a message before the Observer reads its lane, and a replay
+    reuses a message id: outstanding and undecided must come out as the full scan did."""
+    books = Accounting()
+    books.on_sent("m1", "message", None)
+    books.on_delivered("m1", "DEU", None)  # opened before the lane was read
+    books.on_accepted("m1", Accepted("hub:lyon", Precedence.ROUTINE, ("DEU", "ITA", "ESP")))
+    books.on_accepted("m1", Accepted("hub:lima", Precedence.FLASH, ("FRA",)))  # seen twice
+    assert books.outstanding() == [("m1", "ITA"), ("m1", "ESP")]
+    books.on_delivered("m1", "ESP", 20.0, reader_lag_ms=4.0, simulator_lag_ms=1.0)
+    assert books.outstanding() == [("m1", "ITA")]
+    books.on_sent("m1", "replayed", RejectReason.REPLAYED.value)
+    books.on_sent("m1", "message", None)  # an id with an expected refusal is decided
+    books.on_refused("m5", RejectReason.MALFORMED.value)
+    books.on_sent("m5", "message", None)  # refused before its sending was booked
+    assert books.undecided() == []
+    delivered = books.summary()["delivered"]
+    assert delivered["reader_lag"]["p50_ms"] == 4.0
+    assert delivered["simulator_lag"]["p99_ms"] == 1.0
+    assert delivered["latency"]["ROUTINE"]["count"] == 1
+
+
 def test_a_spoiled_record_refused_for_another_reason_is_misjudged() -> None:
     books = Accounting()
     books.on_sent("m1", "tampered-body", RejectReason.TAMPERED.value)
