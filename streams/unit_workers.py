@@ -114,6 +114,18 @@ class Term:
     processed: int = 0
 
 
+@dataclass
+class _BatchRun:
+    """What handling one fetched batch has produced so far (and when it last yielded)."""
+
+    by_topic: dict[str, Term]
+    pending: list[asyncio.Future[Any]] = field(default_factory=list)
+    topics: dict[asyncio.Future[Any], str] = field(default_factory=dict)
+    advanced: list[tuple[Term, int, int]] = field(default_factory=list)
+    first: list[Term] = field(default_factory=list)
+    yielded: float = field(default_factory=time.monotonic)
+
+
 class WorkLoop:
     """Every term a hub holds, on one consumer and one producer (see the module doc)."""
 
@@ -268,52 +280,82 @@ class WorkLoop:
     async def _handle_batch(
         self, batch: dict[TopicPartition, list[Any]], by_topic: dict[str, Term]
     ) -> None:
-        pending: list[asyncio.Future[Any]] = []
-        topics: dict[asyncio.Future[Any], str] = {}
-        advanced: list[tuple[Term, int, int]] = []
-        first: list[Term] = []
-        send = self._producer.send
-        yielded = time.monotonic()
+        run = _BatchRun(by_topic)
         for tp, records in handling_order(batch):
-            term = by_topic.get(tp.topic)
-            if term is None:
-                continue
-            for raw in records:
-                if time.monotonic() - yielded > YIELD_SECONDS:
-                    await asyncio.sleep(0)  # renewals and heartbeats run between records
-                    yielded = time.monotonic()
-                if self.terms.get(term.unit) is not term:
-                    break  # released or lost meanwhile: its successor starts at its positions
-                if not self.context.may_work(term.unit, term.epoch):
-                    # the lease lapsed mid-batch: read the rest again if it is renewed, else
-                    # the next term starts from the reported positions anyway
-                    self._consumer.seek(tp, raw.offset)
-                    break
-                record = received_from_kafka(raw)
-                try:
-                    outputs = await term.handle(record, term.epoch)
-                except Exception:
-                    log.exception(
-                        "unit-worker-crashed", unit=term.unit, epoch=term.epoch, offset=raw.offset
-                    )
-                    term.retry_at = time.monotonic() + RETRY_SECONDS
-                    self._reassign = True  # back to the acknowledged positions
-                    break
-                tag = FenceTag(term.unit, term.epoch, record.partition, record.offset)
-                for out in outputs:
-                    future = await send(
-                        out.topic,
-                        out.value,
-                        key=out.key,
-                        headers=list(fence_headers(out.headers, tag)),
-                    )
-                    topics[future] = out.topic
-                    pending.append(future)
-                if outputs and not term.produced_any:
-                    term.produced_any = True
-                    first.append(term)
-                advanced.append((term, record.partition, record.offset + 1))
-                term.processed += 1
+            await self._handle_records(run, tp, records)
+        await self._settle(run)
+
+    def _urgent_partitions(self, by_topic: dict[str, Term]) -> list[TopicPartition]:
+        """The FLASH lanes' partitions this loop reads now (not paused)."""
+        return [
+            tp
+            for topic, term in by_topic.items()
+            if lane_rank(topic) == 0
+            for tp in term.partitions
+            if tp not in self._paused
+        ]
+
+    async def _take_urgent(self, run: _BatchRun) -> None:
+        """FLASH records fetched while a lower lane's batch is in hand are handled at once,
+        not after it: a lane record admitted after the batch was fetched would otherwise
+        wait behind up to ``BATCH_RECORDS`` routine deliveries."""
+        urgent = self._urgent_partitions(run.by_topic)
+        if not urgent:
+            return
+        extra = await self._consumer.getmany(*urgent, timeout_ms=0)
+        for tp, records in extra.items():
+            term = run.by_topic.get(tp.topic)
+            if term is not None and records:
+                self._in_hand.add(term.unit)
+                await self._handle_records(run, tp, records)
+
+    async def _handle_records(self, run: _BatchRun, tp: TopicPartition, records: Any) -> None:
+        term = run.by_topic.get(tp.topic)
+        if term is None:
+            return
+        preemptible = lane_rank(tp.topic) > 0
+        for raw in records:
+            if time.monotonic() - run.yielded > YIELD_SECONDS:
+                await asyncio.sleep(0)  # renewals and heartbeats run between records
+                run.yielded = time.monotonic()
+                if preemptible:
+                    await self._take_urgent(run)
+            if self.terms.get(term.unit) is not term:
+                break  # released or lost meanwhile: its successor starts at its positions
+            if not self.context.may_work(term.unit, term.epoch):
+                # the lease lapsed mid-batch: read the rest again if it is renewed, else
+                # the next term starts from the reported positions anyway
+                self._consumer.seek(tp, raw.offset)
+                break
+            record = received_from_kafka(raw)
+            try:
+                outputs = await term.handle(record, term.epoch)
+            except Exception:
+                log.exception(
+                    "unit-worker-crashed", unit=term.unit, epoch=term.epoch, offset=raw.offset
+                )
+                term.retry_at = time.monotonic() + RETRY_SECONDS
+                self._reassign = True  # back to the acknowledged positions
+                break
+            tag = FenceTag(term.unit, term.epoch, record.partition, record.offset)
+            for out in outputs:
+                future = await self._producer.send(
+                    out.topic,
+                    out.value,
+                    key=out.key,
+                    headers=list(fence_headers(out.headers, tag)),
+                )
+                run.topics[future] = out.topic
+                run.pending.append(future)
+            if outputs and not term.produced_any:
+                term.produced_any = True
+                run.first.append(term)
+            run.advanced.append((term, record.partition, record.offset + 1))
+            term.processed += 1
+
+    async def _settle(self, run: _BatchRun) -> None:
+        """Wait once for the batch's outputs' acknowledgements, then move the positions."""
+        pending, topics, advanced, first = run.pending, run.topics, run.advanced, run.first
         if pending:
             _, waiting = await asyncio.wait(pending, timeout=self.context.ack_timeout)
             if waiting:
