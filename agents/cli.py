@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the live backbone with simulated traffic")
     demo.add_argument("--duration", type=positive, default=30.0, help="seconds of traffic")
-    demo.add_argument("--rate", type=positive, default=50.0, help="messages per second")
+    demo.add_argument("--rate", type=positive, default=200.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=2477, help="traffic seed")
     demo.add_argument(
         "--fault-share",
