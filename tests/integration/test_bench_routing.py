@@ -42,8 +42,10 @@ async def test_routing_saturation_counts_inbox_and_receipt_and_reports_rate_rati
 
     costs = step_costs(adapters, settings)
     costs.update(await client_costs(bootstrap, settings, b"x" * 2000, n=200))
-    base = await baseline(bootstrap, settings, 200, None, "t")
-    assert base.messages == 200
+    # enough records that the baseline's first and last arrive in different fetches (its rate
+    # is measured from the first record received to the last)
+    base = await baseline(bootstrap, settings, 3000, None, "t")
+    assert base.messages == 3000
     figures = routing_json(base, routed, costs)
     assert figures["ratio_to_baseline"] > 0
     assert figures["goal_ratio"] == GOAL_RATIO
