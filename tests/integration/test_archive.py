@@ -264,14 +264,14 @@ async def test_an_archiver_killed_mid_stream_resumes_without_gap_or_duplicate(
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
 
-    total = 600
+    total = 1500  # ~8 s of trickle: the archiver's start (interpreter, broker check) takes seconds
     values = [f"message {n}".encode() for n in range(total)]
     async with make_producer(settings) as producer:
 
         async def trickle() -> None:
             for first in range(0, total, 20):
                 await _produce(producer, topics.inbound, values[first : first + 20])
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
 
         sending = asyncio.create_task(trickle())
         archiver = start()
