@@ -151,11 +151,21 @@ def _open_writable(path: Path) -> sqlite3.Connection:
 def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")  # a signed head never covers a lost batch
-    connection.executescript(_SCHEMA)
+    # the tables and the format row in one transaction: a reader that opens the file while
+    # it is being created finds either no archive yet or a whole one, never a format-less one
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
     columns = {row[1] for row in connection.execute("PRAGMA table_info(tree_heads)")}
     if "published" not in columns:  # an archive from before heads were tracked: all were sent
         connection.execute("ALTER TABLE tree_heads ADD COLUMN published INTEGER NOT NULL DEFAULT 1")
-    connection.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
     return connection
 
 

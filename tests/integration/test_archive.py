@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agents.audit import verify_archive
-from brokers.archive_store import ArchiveStore, iter_archive
+from brokers.archive_store import ArchiveStore, ArchiveUnreadable, iter_archive
 from brokers.clients import make_producer, terminate
 from brokers.provisioning import provision
 from brokers.settings import Settings
@@ -40,7 +40,7 @@ def _archived(path: Path) -> list[Any]:
         return []
     try:
         return list(iter_archive(path))
-    except sqlite3.OperationalError:  # the writer is creating the file right now
+    except (sqlite3.OperationalError, ArchiveUnreadable):  # the writer is creating it now
         return []
 
 
