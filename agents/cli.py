@@ -4,6 +4,8 @@ i247 demo        the live backbone on the embedded broker, with simulated traffi
 i247 hub         run one CCC hub (a plain asyncio service)
 i247 simulate    run the 196 simulated NCBs against a broker
 i247 keys init   generate keys for every NCB, hub and the auditor
+i247 keys rotate issue a participant a new key (the old one verifies for a grace period)
+i247 keys revoke revoke a key at once: hubs refuse it (key-revoked); journaled
 i247 keys tls    make a local CA and broker certificates (--kafka: compose's secrets)
 i247 acls        print or --apply the Kafka ACLs derived from the participants
 i247 provision   create every topic (idempotent)
@@ -41,6 +43,7 @@ from agents.cli_help import finish_help, non_negative, package_version, positive
 from agents.contract_command import register_contract
 from agents.dashboard import register_dashboard, tcp_port
 from agents.dlq_commands import register_dlq_commands
+from agents.key_commands import register_key_lifecycle
 from agents.replay_command import register_replay
 from agents.status_command import register_status
 from brokers.access import client_security
@@ -57,6 +60,8 @@ _READS: dict[str, tuple[str, ...]] = {
     "hub": _ALL,
     "simulate": _ALL,
     "keys": ("files", "other"),
+    "keys rotate": ("broker", "topics", "files", "other"),
+    "keys revoke": ("broker", "topics", "files", "other"),
     "provision": ("broker", "topics", "other"),
     "bench": _ALL,
     "archive": ("broker", "topics", "files", "logs", "metrics", "other"),
@@ -212,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     init = key_commands.add_parser("init", help="generate keys for every participant")
     init.add_argument("--dir", type=Path, help="keys directory (I247_KEYS_DIR)")
     init.add_argument("--overwrite", action="store_true", help="replace existing keys")
+    register_key_lifecycle(key_commands)
     register_access(commands, key_commands)
 
     commands.add_parser("provision", help="create every topic of the backbone")
@@ -395,6 +401,8 @@ def _needs_broker(args: argparse.Namespace) -> bool:
         return args.archive is None or bool(args.publish)
     if args.command == "audit":
         return args.audit_command == "bench" and bool(args.full)
+    if args.command == "keys":
+        return args.keys_command in {"rotate", "revoke"}
     return args.command in {
         "demo",
         "simulate",

@@ -32,6 +32,8 @@ from brokers.connect_via import InvalidConnectVia
 from brokers.embedded import EmbeddedBrokerError
 from brokers.provisioning import BrokerUnreachable, ProvisionError, TopicsNotProvisioned
 from brokers.settings import SettingsError
+from schemas.errors import UnknownParticipant
+from schemas.key_directory import KeyEntryRefused
 from schemas.keys import KeyFileError
 
 __all__ = [
@@ -83,6 +85,8 @@ _USAGE = (
     AclError,
     NotRedrivable,
     DeadLetterNotFound,
+    KeyEntryRefused,
+    UnknownParticipant,
 )
 _ENVIRONMENT = (
     BrokerUnreachable,

@@ -4,11 +4,15 @@ An NCB gateway folds ``i247.hub.leases`` from its start into a ``LeaseBook`` and
 each inbox record's fence tag against it (``NcbAdapter.receive(..., leases=book)``). A
 delivery made under an epoch the gateway has not folded yet is held until that epoch's
 claim arrives: the claim was in the journal before the delivery was made.
+
+The same tail (one consumer) can fold other small journals beside it (``also``: topic ->
+fold), as the bureau's client does with the key directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -22,11 +26,21 @@ log = structlog.get_logger("i247.ncb")
 
 
 class LeaseReader:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        also: Mapping[str, Callable[[ReceivedRecord], None]] | None = None,
+    ) -> None:
         self.book = LeaseBook.empty()
-        self._tail = TopicTail(bootstrap, [topic], self._fold)
+        self._topic = topic
+        self._also = dict(also or {})
+        self._tail = TopicTail(bootstrap, [topic, *self._also], self._fold)
 
     def _fold(self, record: ReceivedRecord) -> None:
+        if record.topic != self._topic:
+            self._also[record.topic](record)
+            return
         event = LeaseRecord.model_validate_json(record.value).event()
         with contextlib.suppress(LeaseRefused):  # every reader refuses the same events
             self.book = self.book.apply(event)

@@ -14,6 +14,11 @@ position as committed offsets of its own consumer group (assigned, never joined,
 ``brokers.clients``) and what it handed over in a state file (``agents.client_state``),
 written before the position is committed. So each message is handed to the application
 once: nothing re-opened, nothing skipped. docs/ncb-client.md has the details.
+
+The same reader folds the key directory topic (``schemas.key_directory``): peers' rotated
+keys are sealed for and verified as soon as it reads them, revoked ones refused; when the
+entry is this participant's own and names a new active key, the client reloads its
+private keys from the keys directory (where ``i247 keys rotate`` wrote them).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from brokers.settings import Settings
 from brokers.tail import received_from_kafka
 from schemas.bodies import Body
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
-from schemas.keys import load_directory, load_identity
+from schemas.key_directory import KeyDirectory, KeyEntryRefused, key_directory_for
+from schemas.keys import KeyFileError, load_directory, load_identity
 from schemas.markings import HandlingCode, Tlp
 from schemas.participants import ParticipantKind, kind_of
 
@@ -115,6 +121,7 @@ class NcbClient:
         if not settings.bootstrap:
             raise ValueError("NcbClient needs a broker: set I247_BOOTSTRAP (settings.bootstrap)")
         keys = keys_dir if keys_dir is not None else Path(settings.keys_dir)
+        self.keys_dir = keys
         self.settings = settings
         self.adapter = NcbAdapter(
             load_identity(keys, participant),
@@ -122,6 +129,7 @@ class NcbClient:
             settings.topics,
             max_bytes=settings.max_message_bytes,
         )
+        self.keys: KeyDirectory = key_directory_for(self.adapter.directory)
         self.group_id = f"{settings.topic_prefix}.client.{participant}"
         self.state_file = state_file or state_path(Path(settings.data_dir), participant)
         self.counts: Counter[str] = Counter()
@@ -162,7 +170,11 @@ class NcbClient:
             await self._consumer.start()
             await self._assign(self._consumer)
             if self._fence:
-                self._leases = LeaseReader(bootstrap, self.settings.topics.leases)
+                self._leases = LeaseReader(
+                    bootstrap,
+                    self.settings.topics.leases,
+                    also={self.settings.topics.keys: self._on_key_entry},
+                )
                 await self._leases.start()
         except BaseException:
             await self.stop()
@@ -173,6 +185,29 @@ class NcbClient:
             positions={f"{tp.topic}/{tp.partition}": o for tp, o in self._next.items()},
             opened=len(self._state.opened),
         )
+
+    def _on_key_entry(self, record: ReceivedRecord) -> None:
+        """A key set changed: seal for and verify with it; take up our own new key."""
+        try:
+            self.keys = self.keys.fold(record.value)
+        except KeyEntryRefused as refusal:
+            log.warning("key-entry-refused", participant=self.participant, detail=str(refusal))
+            return
+        adapter = self.adapter
+        adapter.directory = self.keys.overlay(adapter.directory)
+        active = self.keys.sealing_key_for(self.participant)
+        if active is None or active == adapter.identity.signing_kid:
+            return
+        try:
+            identity = load_identity(self.keys_dir, self.participant)
+        except KeyFileError as missing:
+            log.error("own-key-missing", participant=self.participant, detail=str(missing))
+            return
+        if identity.signing_kid != active:
+            log.error("own-key-not-installed", participant=self.participant, active=active)
+            return
+        adapter.identity = identity
+        log.info("own-key-rotated", participant=self.participant, kid=active)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.adapter.inbox

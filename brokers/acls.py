@@ -10,14 +10,16 @@ service does (``i247 acls --apply``). Kafka denies whatever is not granted
 * a bureau (``User:ncb-FRA``) writes the inbound topic and reads its own inbox (with its
   own consumer group ``<prefix>.client.FRA``); it also reads the lease journal, which its
   gateway folds to refuse deliveries from a hub outside its term, and the notices state
-  its notice board keeps. Nothing else: no other inbox, no lane, no journal write;
+  its notice board keeps, and the key directory (peers' rotated keys). Nothing else: no
+  other inbox, no lane, no journal write;
 * a hub (``User:hub-lyon``) reads the inbound topic, the lanes and journals, writes lanes,
   journals, inboxes and dead letters, and creates team inboxes; it joins no consumer group
   (leases, not group membership, say what it works on);
 * the archiver (``User:archiver``, the auditor's process) reads every topic and writes
   signed tree heads to the control journal;
-* an operator (``User:operator``: ``i247 provision``, replays) creates and describes
-  topics, reads them all, and writes replay topics only;
+* an operator (``User:operator``: ``i247 provision``, replays, ``i247 keys rotate|revoke``)
+  creates and describes topics, reads them all, and writes replay topics, the key
+  directory and (for revocations) the control journal;
 * a response team (``User:team-<name>``), when listed, reads its own inbox only;
 * the compose cluster's traffic generator (``User:simulator``, all 196 bureaus in one
   process, with the books it keeps) is granted only with ``simulator=True``.
@@ -100,7 +102,7 @@ def _ncb(topics: TopicCatalog, code: str) -> list[Acl]:
     who = principal(code)
     return [
         *_write(who, topics.inbound),
-        *_read(who, topics.inbox(code), topics.leases, topics.notices),
+        *_read(who, topics.inbox(code), topics.leases, topics.notices, topics.keys),
         Acl(who, Operation.READ, "group", ncb_group(topics, code)),
     ]
 
@@ -111,7 +113,7 @@ def _hub(topics: TopicCatalog, site: str) -> list[Acl]:
     journals = (topics.control, topics.notices, topics.deadletter)
     inboxes = (f"{topics.prefix}.ncb.", f"{topics.prefix}.team.")
     return [
-        *_read(who, topics.inbound, *journals),
+        *_read(who, topics.inbound, topics.keys, *journals),
         *_write(who, *journals),
         Acl(who, Operation.READ, "topic", hub_prefix, Pattern.PREFIXED),
         Acl(who, Operation.WRITE, "topic", hub_prefix, Pattern.PREFIXED),
@@ -152,11 +154,13 @@ def acl_set(
         for op in (Operation.CREATE, Operation.DESCRIBE, Operation.READ)
     ]
     grants.append(Acl(operator, Operation.WRITE, "topic", topics.replay_prefix, Pattern.PREFIXED))
+    grants += _write(operator, topics.keys, topics.control)
     if simulator:
         sim = principal("simulator")
         grants += [
             *_write(sim, topics.inbound),
-            *_read(sim, topics.leases, topics.notices, topics.control, topics.deadletter),
+            *_read(sim, topics.leases, topics.notices, topics.keys, topics.control),
+            *_read(sim, topics.deadletter),
             Acl(sim, Operation.READ, "topic", f"{topics.prefix}.ncb.", Pattern.PREFIXED),
             Acl(sim, Operation.READ, "topic", f"{topics.prefix}.hub.", Pattern.PREFIXED),
             Acl(sim, Operation.READ, "group", f"{topics.prefix}-ncb-gateway"),

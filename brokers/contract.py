@@ -32,6 +32,7 @@ from schemas.bodies import BODY_ADAPTER
 from schemas.control_events import COMMON_FIELDS, CONTROL_EVENTS, ControlEventSpec
 from schemas.header import Precedence, RoutingHeader
 from schemas.heartbeat import Heartbeat
+from schemas.key_directory import DirectoryEntry
 from schemas.leases import LeaseRecord
 from schemas.participants import HUB_SITES
 from schemas.receipts import ReceiptBatch
@@ -70,6 +71,7 @@ def _schemas() -> dict[str, Schema]:
         "LeaseRecord": LeaseRecord,
         "Deployment": Deployment,
         "ReceiptBatch": ReceiptBatch,
+        "DirectoryEntry": DirectoryEntry,
     }
     found: dict[str, Schema] = {}
     for name, root in roots.items():
@@ -92,6 +94,10 @@ def _schemas() -> dict[str, Schema]:
     found["Body"]["description"] = (
         "The plaintext sealed inside an envelope's ciphertext (§9); its type equals the "
         "routing header's message_type. Never on the wire in clear."
+    )
+    found["DirectoryEntry"]["description"] = (
+        "One participant's whole key set (active, retiring until verify_until, revoked), "
+        "signed by the CCC's directory authority (docs/wire-format.md, key directory)."
     )
     found.update(_header_schemas())
     return {name: _strip(found[name]) for name in sorted(found)}
@@ -233,6 +239,16 @@ def _messages() -> dict[str, Schema]:
             _ref("LeaseRecord"),
             contentType="application/json",
         ),
+        "key-entry": _message(
+            "key-entry",
+            "A participant's key set",
+            "Published by `i247 keys rotate|revoke`; hubs and bureaus fold the latest per "
+            "participant into their key directory (docs/wire-format.md, key directory).",
+            "the participant id (FRA, hub:lyon, team:...)",
+            _ref("NoHeaders"),
+            _ref("DirectoryEntry"),
+            contentType="application/json",
+        ),
         "dead-letter": _message(
             "dead-letter",
             "A refused record",
@@ -332,6 +348,12 @@ def _channels(topics: TopicCatalog) -> dict[str, Schema]:
         "The operations journal: leases, liveness, desks' decisions, teams.",
         [f"control-{name}" for name in CONTROL_EVENTS],
     )
+    channels["keys"] = _channel(
+        topics.keys,
+        "The key directory: each participant's keys, rotated and revoked at run time.",
+        ["key-entry"],
+        **compacted,
+    )
     channels["deadletter"] = _channel(
         topics.deadletter, "Every refused record, with the reason in headers.", ["dead-letter"]
     )
@@ -359,6 +381,8 @@ _OPERATIONS = (
     ("foldLeases", "receive", "leases", "Hubs and inbox readers fold the lease journal."),
     ("journal", "send", "control", "Hubs journal operations events."),
     ("readJournal", "receive", "control", "Hubs, tools and dashboards read the journal."),
+    ("publishKeys", "send", "keys", "`i247 keys rotate|revoke` publish a key set."),
+    ("foldKeys", "receive", "keys", "Hubs and bureaus fold the key directory."),
     ("deadLetter", "send", "deadletter", "Intake dead-letters what it refuses."),
     ("replay", "send", "replay", "`i247 replay --publish` re-publishes recorded traffic."),
 )

@@ -477,6 +477,22 @@ _OPERATIONS = (
         offset=_INT,
         by=_STR,
     ),
+    *(
+        _e(
+            f"key-{verb}",
+            "the participant id",
+            f"An operator {verb} a participant's key (`i247 keys {command}`) and published "
+            "its key set on the key directory topic; written by the command line, `hub` is "
+            "`operator`.",
+            participant=_STR,
+            kid={"type": "string", "description": f"the key {verb}"},
+            new_kid={"type": ["string", "null"], "description": "the key that replaced it"},
+            sequence={"type": "integer", "description": "the key directory entry's sequence"},
+            reason=_STR_OR_NULL,
+            by=_STR,
+        )
+        for verb, command in (("rotated", "rotate"), ("revoked", "revoke"))
+    ),
 )
 
 CONTROL_EVENTS: dict[str, ControlEventSpec] = {

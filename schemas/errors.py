@@ -11,7 +11,9 @@ from enum import StrEnum
 
 __all__ = [
     "BadSignature",
+    "KeyExpired",
     "KeyNotSender",
+    "KeyRevoked",
     "MalformedMessage",
     "NotARecipient",
     "OversizedMessage",
@@ -39,6 +41,8 @@ class RejectReason(StrEnum):
     REPLAYED = "replayed"
     RECIPIENT_REVOKED = "recipient-revoked"
     KEY_NOT_SENDER = "key-not-sender"
+    KEY_REVOKED = "key-revoked"
+    KEY_EXPIRED = "key-expired"
 
 
 class RejectedMessage(Exception):
@@ -137,4 +141,33 @@ class RevokedRecipient(RejectedMessage):
             f"recipient {team!r} is a response team whose deployment closed at {closed_at}; "
             f"its keys are revoked for new traffic: address {instead} instead, and drop "
             f"{team!r} from your recipients"
+        )
+
+
+class KeyRevoked(RejectedMessage):
+    """Signed with (or sealed for) a key the CCC revoked (``i247 keys revoke``): never trusted
+    again, whatever the message's age."""
+
+    reason = RejectReason.KEY_REVOKED
+
+    def __init__(self, participant: str, kid: str, *, revoked_at: str, why: str) -> None:
+        self.participant = participant
+        self.kid = kid
+        super().__init__(
+            f"key {kid} of {participant} was revoked at {revoked_at} ({why}); "
+            f"{participant} must seal with its current key (the key directory topic has it)"
+        )
+
+
+class KeyExpired(RejectedMessage):
+    """Signed with a rotated-out key after its grace period (``verify_until``) ended."""
+
+    reason = RejectReason.KEY_EXPIRED
+
+    def __init__(self, participant: str, kid: str, *, verify_until: str) -> None:
+        self.participant = participant
+        self.kid = kid
+        super().__init__(
+            f"key {kid} of {participant} was rotated out and verified only until "
+            f"{verify_until}; {participant} must load its current key and send again"
         )

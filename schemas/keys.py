@@ -5,6 +5,12 @@ per HPKE suite. Each key has a *key id* (``kid``): the first 16 hex digits of SH
 its raw public bytes, so a key can rotate while older messages still name the key they
 used. The directory (public keys of everyone) is ``directory.json``; each private identity
 is ``private/<participant>.json`` with mode 0600. Layout: docs/wire-format.md, "Keys".
+
+Keys change at run time through the key-directory topic (``schemas.key_directory``): a
+``Directory`` then also knows which key ids are revoked and until when a rotated-out key
+still verifies; ``check_signing_key`` answers that before any signature is checked.
+The directory authority (``private/directory-authority.json``, public half in
+``directory.json``) signs those entries, so no bureau can publish a key for another.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +29,8 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.errors import UnknownParticipant
-from schemas.header import Suite
+from schemas.errors import KeyExpired, KeyRevoked, UnknownParticipant
+from schemas.header import Suite, format_timestamp
 from schemas.participants import AUDITOR, CCC, HUB_SITES, hub_id
 
 __all__ = [
@@ -34,17 +41,22 @@ __all__ = [
     "KeyFileError",
     "PrivateIdentity",
     "PublicIdentity",
+    "RevokedKey",
     "generate_identity",
     "init_keyring",
     "key_id",
+    "load_authority",
     "load_directory",
     "load_identity",
     "private_key_path",
     "save_identity",
+    "write_directory",
 ]
 
 DIRECTORY_FORMAT = "i247-directory/1"
 PRIVATE_FORMAT = "i247-private/1"
+AUTHORITY_FORMAT = "i247-authority/1"
+AUTHORITY_FILE = "directory-authority.json"
 
 HpkePublic = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
 HpkePrivate = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
@@ -226,12 +238,28 @@ def generate_identity(participant: str, suites: Iterable[Suite] = tuple(Suite)) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RevokedKey:
+    """A key id the CCC revoked: whose, when, and why (from the key-directory topic)."""
+
+    participant: str
+    revoked_at: datetime
+    reason: str
+
+
 @dataclass(frozen=True)
 class Directory:
-    """Everyone's public keys; resolves senders and expands logical recipients to key holders."""
+    """Everyone's public keys; resolves senders and expands logical recipients to key holders.
+
+    ``revoked`` and ``verify_until`` (by key id) come from the key-directory topic: a
+    revoked key never verifies; a rotated-out key verifies until its grace deadline.
+    """
 
     identities: Mapping[str, PublicIdentity]
     _ccc: tuple[str, ...] = field(init=False)
+    authority: Ed25519PublicKey | None = None
+    revoked: Mapping[str, RevokedKey] = field(default_factory=dict)
+    verify_until: Mapping[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         holders = [hub_id(site) for site in HUB_SITES] + [AUDITOR]
@@ -261,6 +289,24 @@ class Directory:
             return self._ccc
         return (recipient,)
 
+    def check_signing_key(self, participant: str, kid: str, at: datetime | None) -> None:
+        """Refuse ``participant``'s key ``kid`` if revoked, or (given ``at``) past its grace.
+
+        Called before a signature is checked, so no remembered verification
+        (``schemas.sealing_memo``) can answer for a revoked key.
+        """
+        revoked = self.revoked.get(kid)
+        if revoked is not None and revoked.participant == participant:
+            raise KeyRevoked(
+                participant,
+                kid,
+                revoked_at=format_timestamp(revoked.revoked_at),
+                why=revoked.reason,
+            )
+        until = self.verify_until.get(kid)
+        if at is not None and until is not None and at > until:
+            raise KeyExpired(participant, kid, verify_until=format_timestamp(until))
+
     def signing_key_owner(self, kid: str) -> str | None:
         """Whose signing key ``kid`` is, to say so when a message is signed with the wrong one."""
         for participant, identity in self.identities.items():
@@ -271,19 +317,47 @@ class Directory:
     def with_identities(self, extra: Iterable[PublicIdentity]) -> Directory:
         merged = dict(self.identities)
         merged.update((i.participant, i) for i in extra)
-        return Directory(merged)
+        return self.replaced(merged)
+
+    def replaced(
+        self,
+        identities: Mapping[str, PublicIdentity],
+        *,
+        revoked: Mapping[str, RevokedKey] | None = None,
+        verify_until: Mapping[str, datetime] | None = None,
+    ) -> Directory:
+        """This directory with other identities (and key states), its authority kept."""
+        return Directory(
+            identities,
+            authority=self.authority,
+            revoked=self.revoked if revoked is None else revoked,
+            verify_until=self.verify_until if verify_until is None else verify_until,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "format": DIRECTORY_FORMAT,
             "participants": {p: i.to_json() for p, i in sorted(self.identities.items())},
         }
+        if self.authority is not None:
+            raw = self.authority.public_bytes_raw()
+            document["authority"] = {"kid": key_id(raw), "public": _b64(raw)}
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Directory:
         if data.get("format") != DIRECTORY_FORMAT:
             raise KeyFileError(f"not an {DIRECTORY_FORMAT} file")
-        return cls({p: PublicIdentity.from_json(p, d) for p, d in data["participants"].items()})
+        authority = None
+        if "authority" in data:
+            raw = _unb64(data["authority"]["public"])
+            if key_id(raw) != data["authority"]["kid"]:
+                raise KeyFileError("the directory authority's key id does not match its key")
+            authority = Ed25519PublicKey.from_public_bytes(raw)
+        return cls(
+            {p: PublicIdentity.from_json(p, d) for p, d in data["participants"].items()},
+            authority=authority,
+        )
 
 
 def private_key_path(keys_dir: Path, participant: str) -> Path:
@@ -330,11 +404,46 @@ def init_keyring(
             identity = generate_identity(participant)
             _write_private(path, json.dumps(identity.to_json(), indent=1))
         identities[participant] = identity.public()
-    directory = Directory(identities)
+    authority = _authority(keys_dir, overwrite=overwrite)
+    directory = Directory(identities, authority=authority.public_key())
+    write_directory(keys_dir, directory)
+    return directory
+
+
+def write_directory(keys_dir: Path, directory: Directory) -> None:
+    """Replace ``directory.json`` atomically (``init_keyring``, ``i247 keys rotate``)."""
     tmp = keys_dir / "directory.json.tmp"
     tmp.write_text(json.dumps(directory.to_json(), indent=1), encoding="utf-8")
     tmp.replace(keys_dir / "directory.json")
-    return directory
+
+
+def _authority(keys_dir: Path, *, overwrite: bool) -> Ed25519PrivateKey:
+    path = keys_dir / "private" / AUTHORITY_FILE
+    if path.exists() and not overwrite:
+        return load_authority(keys_dir)
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes_raw()
+    document = {
+        "format": AUTHORITY_FORMAT,
+        "kid": key_id(raw),
+        "private": _b64(key.private_bytes_raw()),
+    }
+    _write_private(path, json.dumps(document, indent=1))
+    return key
+
+
+def load_authority(keys_dir: Path) -> Ed25519PrivateKey:
+    """The directory authority's signing key: only the CCC's operators hold this file."""
+    path = keys_dir / "private" / AUTHORITY_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"no directory authority key at {path}; run `i247 keys init --dir {keys_dir}`"
+        ) from None
+    if document.get("format") != AUTHORITY_FORMAT:
+        raise KeyFileError(f"{path} is not an {AUTHORITY_FORMAT} file")
+    return Ed25519PrivateKey.from_private_bytes(_unb64(document["private"]))
 
 
 def load_directory(keys_dir: Path) -> Directory:

@@ -27,6 +27,7 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -37,12 +38,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from schemas.bodies import BODY_ADAPTER, Body
 from schemas.errors import (
     BadSignature,
+    KeyRevoked,
     MalformedMessage,
     NotARecipient,
     OversizedMessage,
     TamperedMessage,
 )
-from schemas.header import MAX_RECIPIENTS, RoutingHeader, Suite
+from schemas.header import MAX_RECIPIENTS, RoutingHeader, Suite, format_timestamp
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import CCC
 from schemas.sealing_memo import envelopes, remember_signature, verify_signature
@@ -325,6 +327,14 @@ def seal(
         )
         if public is None:
             raise ValueError(f"{holder} has no key for suite {header.suite.value}")
+        revoked = directory.revoked.get(public.kid)
+        if revoked is not None:  # a directory entry always names a live key: not expected
+            raise KeyRevoked(
+                holder,
+                public.kid,
+                revoked_at=format_timestamp(revoked.revoked_at),
+                why=revoked.reason,
+            )
         enc = suite.encrypt(dek, public.key, info=_wrap_info(header.message_id, holder))
         wraps.append((holder, public.kid, enc))
     h_digest = hashlib.sha256(ad).digest()
@@ -349,9 +359,22 @@ def seal(
     return sealed
 
 
-def verify(sealed: SealedMessage, *, topic: str, key: bytes, directory: Directory) -> RoutingHeader:
-    """Check that the sender sealed exactly this, for this topic and key; return the header."""
+def verify(
+    sealed: SealedMessage,
+    *,
+    topic: str,
+    key: bytes,
+    directory: Directory,
+    at: datetime | None = None,
+) -> RoutingHeader:
+    """Check that the sender sealed exactly this, for this topic and key; return the header.
+
+    A signing key the directory says is revoked is refused (``KeyRevoked``) before anything
+    else about the signature; with ``at`` (intake's clock), so is a rotated-out key past
+    its grace deadline (``KeyExpired``).
+    """
     sender = directory.get(sealed.header.sender, role="sender")
+    directory.check_signing_key(sender.participant, sealed.signature_kid, at)
     ad = associated_data(topic, key, sealed.canonical_header)
     if not hmac.compare_digest(hashlib.sha256(ad).digest(), sealed.header_digest):
         raise TamperedMessage(

@@ -7,6 +7,8 @@ inputs and nothing else: the record bytes for a parse, and (the signer's *raw pu
 the signed bytes, the signature) for a check. Nothing keyed by a participant or a key id
 is cached, so a key rotated in the directory (other public bytes) can never be answered
 from memory, and a record altered by one bit is a miss that is parsed and checked afresh.
+A *revoked* key keeps its public bytes, so ``schemas.sealing.verify`` asks the directory
+about the key id (``Directory.check_signing_key``) before this memo is consulted.
 Only successes are remembered; every refusal is computed again, with its reason.
 
 Why it pays: the simulator opens nearly every envelope it sealed itself (a delivery carries

@@ -27,6 +27,7 @@ class TopicKind(StrEnum):
     HEARTBEAT = "heartbeat"
     LEASES = "leases"
     CONTROL = "control"
+    KEYS = "keys"
     DEADLETTER = "deadletter"
     REPLAY = "replay"
 
@@ -76,6 +77,11 @@ class TopicCatalog:
         return f"{self.prefix}.control"
 
     @property
+    def keys(self) -> str:
+        """The key directory: each participant's key set, signed by the CCC (compacted)."""
+        return f"{self.prefix}.keys"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
@@ -120,6 +126,7 @@ class TopicCatalog:
             TopicSpec(self.heartbeat, TopicKind.HEARTBEAT, compacted=True),
             TopicSpec(self.leases, TopicKind.LEASES),
             TopicSpec(self.control, TopicKind.CONTROL),
+            TopicSpec(self.keys, TopicKind.KEYS, compacted=True),
             TopicSpec(self.deadletter, TopicKind.DEADLETTER),
         ]
         return specs

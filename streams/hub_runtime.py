@@ -21,7 +21,11 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   learned), the diffusion ledger, and the acknowledgements other hubs relay for clocks
   this hub holds. The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
   intake refuses traffic for a closed team (``recipient-revoked``);
-* the compacted notices topic, into the notices desk and the nominal index.
+* the compacted notices topic, into the notices desk and the nominal index;
+* the compacted key directory (``i247.keys``), into a ``KeyDirectory`` laid over this
+  hub's directory: a rotated key verifies until its grace deadline, a revoked one is
+  refused at intake (``key-revoked``) as soon as this tail reads it (within the idle fetch
+  wait, well inside a lease TTL), and desks seal only for each participant's active key.
 
 The life cycle is explicit (``streams.coordination.HubPhase``): starting, catching-up
 (folding the journals' history), running, stopping, stopped; each pass of ``coordinate``
@@ -49,6 +53,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
 from schemas.errors import RejectedMessage
 from schemas.header import format_timestamp
+from schemas.key_directory import KeyEntryRefused, key_directory_for
 from schemas.leases import (
     Claim,
     FenceTag,
@@ -138,6 +143,7 @@ class HubRuntime:
         self.desk = CccDesk()
         self.intake_progress = IntakeProgress()  # which inputs each intake term wrote out
         self.teams = TeamRegistry()
+        self.keys = key_directory_for(state.directory)
         self.team_desk = TeamDesk(
             state,
             self.teams,
@@ -194,6 +200,7 @@ class HubRuntime:
             self.topics.heartbeat: self._on_journal,
             self.topics.control: self._on_control,
             self.topics.notices: self._on_notice,
+            self.topics.keys: self._on_key_entry,
             self.topics.deadletter: self._on_lane_record,
             **dict.fromkeys(self.topics.lanes(), self._on_lane_record),
         }
@@ -343,6 +350,21 @@ class HubRuntime:
             self.state.directory = self.state.directory.with_identities(learned)
             for identity in learned:
                 log.info("team-identity-learned", hub=self.state.hub, team=identity.participant)
+
+    def _on_key_entry(self, record: ReceivedRecord) -> None:
+        """A participant's key set changed: lay it over the directory intake and desks use."""
+        try:
+            self.keys = self.keys.fold(record.value)
+        except KeyEntryRefused as refusal:
+            log.warning("key-entry-refused", hub=self.state.hub, detail=str(refusal))
+            return
+        self.state.directory = self.keys.overlay(self.state.directory)
+        log.info(
+            "key-directory-updated",
+            hub=self.state.hub,
+            participant=(record.key or b"").decode(errors="replace"),
+            offset=record.offset,
+        )
 
     def _on_relayed_acknowledgement(self, record: ReceivedRecord) -> None:
         """Another hub read an acknowledgement for a clock that runs here: cross it off."""

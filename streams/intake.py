@@ -7,7 +7,8 @@ Theory of operation: ``admit`` takes one received record and everything it depen
   participants none of which is a closed response team (``revocations``), fresh, not
   seen before; it carries its assessed precedence and the lane record to produce;
 * ``Refused``: why not (a ``RejectReason`` and a detail); the shell dead-letters the record
-  untouched;
+  untouched. A record signed with a revoked key is ``key-revoked``, with a rotated-out key
+  past its grace deadline ``key-expired`` (the directory's key states, ``verify``);
 * ``Redelivered``: a record already admitted from the same offset. Under lane leases
   (``schemas.leases``) the earlier copy was written past the end of a previous intake
   term, so readers fence it: ``again`` is the copy to write in its place.
@@ -156,7 +157,7 @@ def admit(
             raise MalformedMessage("record has no key; inbound records are keyed by sender id")
         sealed = parse_envelope(record.value, max_bytes=policy.max_bytes)
         message_id = sealed.header.message_id
-        header = verify(sealed, topic=record.topic, key=record.key, directory=directory)
+        header = verify(sealed, topic=record.topic, key=record.key, directory=directory, at=now)
         if record.key != header.sender.encode():
             raise KeyNotSender(record.key, sender=header.sender, message_id=header.message_id)
         _check_recipients(header, directory)

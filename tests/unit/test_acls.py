@@ -70,8 +70,14 @@ def test_a_bureau_writes_inbound_and_reads_its_own_inbox_and_nothing_else(code: 
     who = principal(code)
     assert can(who, Operation.WRITE) == {TOPICS.inbound}
     # its inbox, and the two journals its gateway folds: the lease journal (to refuse a
-    # delivery from a hub outside its term) and the notices state (its notice board)
-    assert can(who, Operation.READ) == {TOPICS.inbox(code), TOPICS.leases, TOPICS.notices}
+    # delivery from a hub outside its term) and the notices state (its notice board), and
+    # the key directory (its peers' rotated and revoked keys)
+    assert can(who, Operation.READ) == {
+        TOPICS.inbox(code),
+        TOPICS.leases,
+        TOPICS.notices,
+        TOPICS.keys,
+    }
     assert can(who, Operation.CREATE) == set()
     assert allowed(who, Operation.READ, "group", ncb_group(TOPICS, code))
     assert {g.name for g in GRANTS if g.principal == who and g.resource == "group"} == {
@@ -87,7 +93,9 @@ def test_a_hub_reads_intake_and_lanes_and_writes_lanes_journals_and_every_inbox(
     lanes = {TOPICS.lane(s, p) for s in HUB_SITES for p in Precedence}
     journals = {TOPICS.leases, TOPICS.heartbeat, TOPICS.control, TOPICS.notices}
     inboxes = {TOPICS.inbox(c) for c in NCBS} | {TOPICS.inbox("team:imest-summer-games")}
-    assert can(who, Operation.READ) == {TOPICS.inbound, TOPICS.deadletter} | lanes | journals
+    assert can(who, Operation.READ) == {TOPICS.inbound, TOPICS.deadletter, TOPICS.keys} | (
+        lanes | journals
+    )
     assert can(who, Operation.WRITE) == lanes | journals | inboxes | {TOPICS.deadletter}
     assert can(who, Operation.CREATE) == {TOPICS.inbox("team:imest-summer-games")}
     assert not any(allowed(who, Operation.READ, "group", f"i247-ccc-{s}") for s in HUB_SITES)
@@ -99,10 +107,11 @@ def test_the_archiver_reads_every_topic_and_writes_only_its_tree_heads() -> None
     assert can(who, Operation.WRITE) == {TOPICS.control}
 
 
-def test_an_operator_provisions_and_reads_but_writes_only_replay_topics() -> None:
+def test_an_operator_provisions_and_reads_but_writes_only_replays_keys_and_journal() -> None:
     who = principal("operator")
     assert can(who, Operation.CREATE) == set(EVERY_TOPIC)
-    assert can(who, Operation.WRITE) == {TOPICS.replay("drill-1")}
+    # replays; `i247 keys rotate|revoke` (the key directory, the revocation's journal event)
+    assert can(who, Operation.WRITE) == {TOPICS.replay("drill-1"), TOPICS.keys, TOPICS.control}
 
 
 def test_a_team_reads_its_own_inbox_only() -> None:

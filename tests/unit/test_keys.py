@@ -73,8 +73,10 @@ def test_init_writes_the_directory_and_one_private_file_per_participant(tmp_path
         "DEU.json",
         "FRA.json",
         "auditor.json",
+        "directory-authority.json",  # signs key directory entries (schemas.key_directory)
         "hub_lyon.json",
     ]
+    assert directory.authority is not None
     assert private_key_path(tmp_path, "hub:lyon") == tmp_path / "private" / "hub_lyon.json"
     assert set(directory.identities) == set(PARTICIPANTS)
     assert load_directory(tmp_path).to_json() == directory.to_json()
