@@ -11,6 +11,7 @@ fold), as the bureau's client does with the key directory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 
@@ -50,6 +51,11 @@ class LeaseReader:
 
     async def stop(self) -> None:
         await self._tail.stop()
+
+    async def catch_up(self, timeout: float = 10.0) -> None:
+        """Fold what was written before this call (e.g. a key rotated a moment ago)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tail.catch_up(), timeout)
 
     async def ready_for(self, record: ReceivedRecord, timeout: float = 30.0) -> LeaseBook:
         """The book, once it knows the epoch ``record`` was delivered under (or timeout)."""

@@ -176,6 +176,7 @@ class NcbClient:
                     also={self.settings.topics.keys: self._on_key_entry},
                 )
                 await self._leases.start()
+                await self._leases.catch_up()  # the key directory known before any inbox read
         except BaseException:
             await self.stop()
             raise
@@ -347,6 +348,13 @@ class NcbClient:
             return None
         book = await self._leases.ready_for(record) if self._leases is not None else None
         result: Inbound = self.adapter.receive(record, leases=book)
+        if (
+            isinstance(result, Unopened)
+            and result.reason == "bad-signature"
+            and self._leases is not None
+        ):  # perhaps signed with a key rotated a moment ago: read the directory, try again
+            await self._leases.catch_up()
+            result = self.adapter.receive(record, leases=book)
         if isinstance(result, Duplicate):
             self.counts["duplicate"] += 1
             return None

@@ -86,7 +86,7 @@ from streams.databases.nominal import NominalIndex
 from streams.delivery import DeliveryLedger, plan_delivery, receipt_records
 from streams.duty import INTAKE, ClaimReason
 from streams.hub_state import HubState, dead_letter, journal_record
-from streams.intake import Admitted, Redelivered, Refused, admit
+from streams.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.intake_progress import IntakeProgress
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
 from streams.nominal_feed import NominalFeed
@@ -616,9 +616,9 @@ class HubRuntime:
 
     # --- the work -----------------------------------------------------------------
 
-    async def _intake(self, record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
+    def _admit(self, record: ReceivedRecord) -> Outcome:
         state = self.state
-        outcome = admit(
+        return admit(
             record,
             now=state.clock(),
             directory=state.directory,
@@ -629,6 +629,15 @@ class HubRuntime:
             route_to=self.me,
             revocations=self.teams.roster,
         )
+
+    async def _intake(self, record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
+        state = self.state
+        outcome = self._admit(record)
+        if unknown_signing_key(outcome, record, state.directory, state.policy.max_bytes):
+            # a key rotated a moment ago: its entry precedes its first use, so read it and retry
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._journals.catch_up(), self.ttl.total_seconds())
+            outcome = self._admit(record)
         if isinstance(outcome, Admitted):
             state.counts["admitted"] += 1
             state.metrics.admitted()

@@ -53,6 +53,7 @@ __all__ = [
     "Revocations",
     "admit",
     "forwarding_headers",
+    "unknown_signing_key",
 ]
 
 
@@ -191,3 +192,17 @@ def admit(
     if verdict is Verdict.REDELIVERY:
         return Redelivered(header.message_id, admitted)
     return admitted
+
+
+def unknown_signing_key(
+    outcome: Outcome, record: ReceivedRecord, directory: Directory, max_bytes: int
+) -> bool:
+    """Whether ``outcome`` refused a signature by a key id no participant has (yet): a key
+    rotated after this hub last read the key directory, worth one catch-up and a retry."""
+    if not isinstance(outcome, Refused) or outcome.reason is not RejectReason.BAD_SIGNATURE:
+        return False
+    try:
+        kid = parse_envelope(record.value, max_bytes=max_bytes).signature_kid
+    except RejectedMessage:
+        return False
+    return kid not in directory.revoked and directory.signing_key_owner(kid) is None
