@@ -139,6 +139,8 @@ def plan_revocation(
 ) -> KeyChange:
     """Revoke ``kid``; if it is the active key, ``replacement`` becomes active (required)."""
     held = current_keys(keys, base, participant)
+    if any(k.kid == kid and k.state is KeyState.REVOKED for k in held):
+        raise KeyEntryRefused(f"{participant}'s key {kid} is already revoked")
     after = revoke(held, kid, now=now, reason=reason)
     was_active = any(k.kid == kid and k.state is KeyState.ACTIVE for k in held)
     if was_active:

@@ -24,7 +24,7 @@ def load_all(
     keys_dir: Path, participants: list[str]
 ) -> tuple[Directory, dict[str, PrivateIdentity]]:
     """The directory and the private identities of ``participants`` (creating keys if absent)."""
-    if not (keys_dir / "directory.json").exists():
-        init_all(keys_dir)
+    if not (keys_dir / "directory.json").exists() or load_directory(keys_dir).authority is None:
+        init_all(keys_dir)  # existing keys kept; a keyring from before gains its authority
     directory = load_directory(keys_dir)
     return directory, {p: load_identity(keys_dir, p) for p in participants}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -163,3 +165,62 @@ async def test_a_revoked_key_is_refused_by_the_hub_within_one_lease_ttl(
     assert revoked["kid"] == old_kid
     assert revoked["reason"] == "gateway host compromised"
     assert revoked["new_kid"] == change.new_kid
+
+
+async def i247(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """``i247 ARGS`` in a subprocess against this test's broker and keyring."""
+    env = dict(
+        os.environ,
+        I247_BOOTSTRAP=settings.bootstrap or "",
+        I247_TOPIC_PREFIX=settings.topic_prefix,
+        I247_KEYS_DIR=str(settings.keys_dir),
+        I247_DATA_DIR=str(settings.data_dir),
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "agents.cli", *args],
+        env=env,
+        capture_output=True,
+        timeout=GUARD,
+        check=False,
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+async def test_the_commands_rotate_and_revoke_print_one_line_and_refuse_what_cannot_be(
+    settings: Settings, keys_dir: Path, tmp_path: Path
+) -> None:
+    own = tmp_path / "own-keys"
+    shutil.copytree(keys_dir, own)
+    identities = {"FRA": load_identity(own, "FRA")}
+    async with running(
+        settings, own, (load_directory(own), identities), tmp_path, start_hub=False
+    ) as rig:
+        settings = rig.settings
+        old = identities["FRA"].signing_kid
+        code, out, err = await i247(settings, "keys", "rotate", "--participant", "FRA")
+        assert (code, err) == (0, "")
+        new = load_identity(own, "FRA").signing_kid
+        assert out.splitlines() == [out.strip()]
+        assert f"FRA: key {new} active" in out
+        assert f"{old} verifies until" in out
+        assert set(load_directory(own).get("FRA").signing) == {old, new}
+
+        code, out, err = await i247(
+            settings, "keys", "revoke", "--participant", "FRA", "--key-id", old, "--reason", "x"
+        )
+        assert (code, err) == (0, "")
+        assert f"FRA: key {old} revoked" in out
+        assert "journaled key-revoked" in out
+        assert set(load_directory(own).get("FRA").signing) == {new}
+
+        for kid, says in ((old, "already revoked"), ("0" * 16, "no key 0000000000000000")):
+            code, out, err = await i247(
+                settings, "keys", "revoke", "--participant", "FRA", "--key-id", kid, "--reason", "x"
+            )
+            assert code == 2
+            assert says in err
+            assert len(err.splitlines()) == 1
+
+        entries = await rig.read_all([settings.topics.keys])
+        assert [r.key for r in entries] == [b"FRA", b"FRA"]

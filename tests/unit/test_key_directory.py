@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.cli import main
 from agents.key_lifecycle import plan_revocation, plan_rotation, successor
 from agents.ncb import NcbAdapter
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -242,3 +243,15 @@ def test_any_history_keeps_one_live_active_key_and_refuses_its_own_past(moves: l
     for old in entries:  # every entry already applied, including the last, is refused
         with pytest.raises(KeyEntryRefused, match="not after"):
             keys.apply(old)
+
+
+def test_the_commands_need_a_broker_and_a_key_id(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("I247_BOOTSTRAP", raising=False)
+    assert main(["keys", "rotate", "--participant", "FRA"]) == 2
+    assert "I247_BOOTSTRAP" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["keys", "revoke", "--participant", "FRA", "--key-id", "K", "--reason", "x"])
+    assert usage.value.code == 2
+    assert "not a key id" in capsys.readouterr().err
