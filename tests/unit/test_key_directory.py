@@ -30,6 +30,7 @@ from schemas.keys import Directory, PrivateIdentity
 from schemas.sealing import parse_envelope, verify
 from schemas.sealing_memo import signatures
 from schemas.topics import TopicCatalog
+from streams.ccc_desk import seal_from_hub
 from streams.dedup import SeenMessages
 from streams.intake import IntakePolicy, Refused, admit
 from streams.roster import DutyRoster
@@ -255,3 +256,32 @@ def test_the_commands_need_a_broker_and_a_key_id(
         main(["keys", "revoke", "--participant", "FRA", "--key-id", "K", "--reason", "x"])
     assert usage.value.code == 2
     assert "not a key id" in capsys.readouterr().err
+
+
+def test_a_desk_wraps_data_keys_only_for_the_current_key_after_a_revocation() -> None:
+    base, ids, keys = world()
+    fra = ids["FRA"]
+    change = plan_revocation(
+        keys, base, "FRA", fra.signing_kid, reason="seized", now=T0, replacement=successor(fra)
+    )
+    directory = keys.apply(sign_entry(change.entry, AUTHORITY)).overlay(base)
+    _, records = seal_from_hub(
+        BODY,
+        ["FRA", "DEU"],
+        hub=ids["hub:lyon"],
+        directory=directory,
+        topics=TOPICS,
+        now=T0,
+        random_bytes=os.urandom,
+    )
+    wrapped = {
+        (holder, kid)
+        for record in records
+        for holder, kid, _ in parse_envelope(record.value, max_bytes=1 << 20).wraps
+    }
+    assert change.identity is not None
+    fra_kids = {kid for holder, kid in wrapped if holder == "FRA"}
+    assert fra_kids == {k.kid for k in change.identity.public().kem.values()} & fra_kids
+    assert fra_kids
+    assert not fra_kids & set(fra.kem_keys)
+    assert set(directory.revoked) >= set(fra.kem_keys) | {fra.signing_kid}
