@@ -302,7 +302,7 @@ async def run_traffic(
             settings.max_message_bytes,
             on_control=desks.teams.on_control if desks is not None else None,
         )
-        leases = LeaseReader(bootstrap, topics.leases)
+        leases = LeaseReader(bootstrap, topics.leases, {topics.keys: simulator.fold_key_entry})
         await leases.start()
         inbox.subscribe(simulator.inboxes)
         observer_consumer.assign(observer.partitions())

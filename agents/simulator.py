@@ -37,6 +37,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
+from schemas.key_directory import KeyDirectory, KeyEntryRefused, key_directory_for
 from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.leases import LeaseBook
 from schemas.participants import ParticipantKind, kind_of
@@ -83,6 +84,7 @@ class Simulator:
     _outsider: NcbAdapter = field(init=False)
     _inflight: set[asyncio.Future[object]] = field(default_factory=set)
     _acks_due: list[tuple[NcbAdapter, Opened]] = field(default_factory=list)
+    _keys: KeyDirectory | None = None
 
     def __post_init__(self) -> None:
         self.adapters = {
@@ -95,6 +97,18 @@ class Simulator:
         if outsider is None:
             outsider = generate_identity("XKX")
         self._outsider = NcbAdapter(outsider, self.directory, self.topics, self.max_bytes)
+
+    def fold_key_entry(self, record: ReceivedRecord) -> None:
+        """A key directory entry (``i247.keys``): every bureau seals for and verifies with it."""
+        keys = self._keys if self._keys is not None else key_directory_for(self.directory)
+        try:
+            self._keys = keys.fold(record.value)
+        except KeyEntryRefused as refusal:
+            log.warning("key-entry-refused", detail=str(refusal))
+            return
+        self.directory = self._keys.overlay(self.directory)
+        for adapter in (*self.adapters.values(), *self._by_inbox.values(), self._outsider):
+            adapter.directory = self._keys.overlay(adapter.directory)
 
     @property
     def inboxes(self) -> list[str]:

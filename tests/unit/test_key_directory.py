@@ -6,15 +6,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import timedelta
+from typing import cast
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.accounting import Accounting
 from agents.cli import main
 from agents.key_lifecycle import plan_revocation, plan_rotation, successor
 from agents.ncb import NcbAdapter
+from agents.simulator import Simulator
+from agents.traffic import TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import MessageBody
 from schemas.errors import KeyExpired, KeyRevoked, RejectReason
@@ -285,3 +290,29 @@ def test_a_desk_wraps_data_keys_only_for_the_current_key_after_a_revocation() ->
     assert fra_kids
     assert not fra_kids & set(fra.kem_keys)
     assert set(directory.revoked) >= set(fra.kem_keys) | {fra.signing_kid}
+
+
+def test_the_simulators_bureaus_seal_for_a_peers_rotated_key_once_the_entry_is_read() -> None:
+    base, ids, keys = world()
+    simulator = Simulator(
+        topics=TOPICS,
+        directory=base,
+        identities=ids,
+        mix=TrafficMix({"europe": ["DEU", "ESP", "FRA", "ITA"]}, {}, seed=1),
+        producer=cast(AIOKafkaProducer, None),  # nothing is sent here
+        books=Accounting(),
+        max_bytes=IntakePolicy().max_bytes,
+        freshness=IntakePolicy().freshness,
+        clock=lambda: T0,
+    )
+    _, new, entry = rotated(keys, base, ids["FRA"])
+    value = entry.model_dump_json().encode()
+    simulator.fold_key_entry(ReceivedRecord(TOPICS.keys, 0, 0, 0, b"FRA", value, ()))
+    simulator.fold_key_entry(ReceivedRecord(TOPICS.keys, 0, 1, 0, b"FRA", value, ()))  # refused
+    deu = simulator.adapters["DEU"]
+    record = deu.compose(["FRA"], BODY, now=T0, random_bytes=os.urandom)[1]
+    wraps = parse_envelope(record.value, max_bytes=1 << 20).wraps
+    assert {kid for holder, kid, _ in wraps if holder == "FRA"} <= {
+        k.kid for k in new.public().kem.values()
+    }
+    assert new.signing_kid in simulator.directory.get("FRA").signing
