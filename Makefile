@@ -18,7 +18,7 @@ PARSER := tools/asyncapi/node_modules/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,otlp]'
 	touch $(STAMP)
 
 $(PARSER): tools/asyncapi/package-lock.json

@@ -54,7 +54,7 @@ from schemas.participants import HUB_SITES
 
 __all__ = ["main"]
 
-_ALL = ("broker", "topics", "files", "ccc", "logs", "metrics", "other")
+_ALL = ("broker", "topics", "files", "ccc", "logs", "metrics", "traces", "other")
 _READS: dict[str, tuple[str, ...]] = {
     "demo": _ALL,
     "hub": _ALL,
@@ -68,8 +68,8 @@ _READS: dict[str, tuple[str, ...]] = {
     "audit": ("topics", "files", "other"),
     "audit bench": _ALL,
     "replay": ("broker", "topics", "files", "other"),
-    "send": ("broker", "topics", "files", "other"),
-    "inbox": ("broker", "topics", "files", "other"),
+    "send": ("broker", "topics", "files", "traces", "other"),
+    "inbox": ("broker", "topics", "files", "traces", "other"),
     "contract": ("topics", "other"),
     "dashboard": ("broker", "topics", "ccc", "logs", "other"),
     "status": ("broker", "topics", "ccc", "other"),

@@ -147,6 +147,8 @@ def _start(
         env["I247_CALENDAR_SCALE"] = str(settings.calendar_scale)
     if settings.shift_seconds is not None:
         env["I247_SHIFT_SECONDS"] = str(settings.shift_seconds)
+    env["I247_TRACES"] = settings.traces
+    env["I247_TRACE_SAMPLE"] = str(settings.trace_sample)
     program = ["-m", "streams.databases"] if command == ["-"] else ["-m", "agents.cli", *command]
     with (log_dir / f"{name}.out").open("ab") as out:
         return subprocess.Popen(

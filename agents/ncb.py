@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from brokers.record_headers import envelope_headers, is_receipt_batch
+from brokers.record_headers import TraceParent, envelope_headers, is_receipt_batch
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import AcknowledgementBody, Body
 from schemas.errors import RejectedMessage, RejectReason
@@ -113,8 +113,12 @@ class NcbAdapter:
         handling: HandlingCode = HandlingCode.H0,
         tlp: Tlp = Tlp.AMBER,
         suite: Suite = Suite.X25519,
+        trace: TraceParent | None = None,
     ) -> tuple[RoutingHeader, OutboundRecord]:
-        """Seal ``body`` for ``recipients`` as a record for the inbound topic."""
+        """Seal ``body`` for ``recipients`` as a record for the inbound topic.
+
+        ``trace``: the sender's span (trace id, span id, sampled) when it traces; the header's
+        ``trace_id`` and the record's ``traceparent`` then name it. Else both are drawn."""
         header = RoutingHeader(
             message_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
             sender=self.participant,
@@ -125,7 +129,7 @@ class NcbAdapter:
             language=language,
             case_id=case_id,
             correlation_id=correlation_id,
-            trace_id=random_bytes(16).hex(),
+            trace_id=trace.trace_id if trace else random_bytes(16).hex(),
             handling=handling,
             tlp=tlp,
             flags=list(flags),
@@ -145,7 +149,9 @@ class NcbAdapter:
             self.topics.inbound,
             key,
             sealed.to_bytes(),
-            envelope_headers(header, random_bytes(8).hex()),
+            envelope_headers(header, trace.parent_id, sampled=trace.sampled)
+            if trace
+            else envelope_headers(header, random_bytes(8).hex()),
         )
         return header, record
 

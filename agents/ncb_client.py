@@ -19,6 +19,11 @@ The same reader folds the key directory topic (``schemas.key_directory``): peers
 keys are sealed for and verified as soon as it reads them, revoked ones refused; when the
 entry is this participant's own and names a new active key, the client reloads its
 private keys from the keys directory (where ``i247 keys rotate`` wrote them).
+
+With ``I247_TRACES`` on (or a ``Tracing`` given), ``send`` is a ``send`` span whose trace id
+is the message's ``trace_id`` and whose context the record carries, and each inbox record
+read is a ``process`` span under the context its hub wrote (docs/tracing.md): the
+sender's, the hubs' and the recipient's spans of one message form one trace.
 """
 
 from __future__ import annotations
@@ -31,18 +36,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Span, format_span_id, format_trace_id
 
 from agents.client_state import ClientState, HandedOver, state_path
 from agents.lease_reader import LeaseReader
 from agents.ncb import Duplicate, Fenced, Inbound, NcbAdapter, Opened, Receipted, Unopened
 from brokers.clients import make_consumer, make_producer
+from brokers.record_headers import TraceParent, header_value
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from brokers.tail import received_from_kafka
+from brokers.tracing import (
+    Tracing,
+    extract_context,
+    messaging_attributes,
+    span_kind,
+    span_name,
+    start_tracing,
+)
 from schemas.bodies import Body
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
 from schemas.key_directory import KeyDirectory, KeyEntryRefused, key_directory_for
@@ -117,6 +134,7 @@ class NcbClient:
         *,
         fence: bool = True,
         state_file: Path | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if not settings.bootstrap:
             raise ValueError("NcbClient needs a broker: set I247_BOOTSTRAP (settings.bootstrap)")
@@ -141,6 +159,8 @@ class NcbClient:
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._generation = 0  # the latest inbox() call; an older one may not read on
+        self._owns_tracing = tracing is None  # started from I247_TRACES: flushed at stop
+        self.tracing = tracing or start_tracing(settings, f"i247-client-{self.participant}")
 
     @property
     def participant(self) -> str:
@@ -240,6 +260,8 @@ class NcbClient:
                 if self._state is not None:
                     stack.callback(self._state.close)
                     self._state = None
+                if self._owns_tracing:
+                    stack.callback(self.tracing.shutdown)
                 for client in (producer, leases, consumer):
                     if client is not None:
                         stack.push_async_callback(client.stop)
@@ -258,20 +280,55 @@ class NcbClient:
         flags: Sequence[HeaderFlag] = (),
     ) -> str:
         """Seal ``body`` for ``to``, publish it once the broker has it; return its message id."""
+        options: dict[str, Any] = {
+            "precedence": precedence,
+            "language": language,
+            "case_id": case_id,
+            "correlation_id": correlation_id,
+            "handling": handling,
+            "tlp": tlp,
+            "flags": flags,
+        }
+        tracer = self.tracing.tracer
+        if tracer is None:
+            return await self._send(to, body, None, **options)
+        inbound = self.adapter.topics.inbound
+        span = tracer.start_span(  # the message's trace is this span's
+            span_name("send", inbound),
+            kind=span_kind("send"),
+            attributes=messaging_attributes("send", inbound, key=self.participant.encode()),
+        )
+        with trace.use_span(span, end_on_exit=True):
+            return await self._send(to, body, span, **options)
+
+    async def _send(self, to: Sequence[str], body: Body, span: Span | None, **options: Any) -> str:
+        context = span.get_span_context() if span is not None else None
         header, record = self.adapter.compose(
             to,
             body,
             now=datetime.now(UTC),
             random_bytes=os.urandom,
-            precedence=precedence,
-            language=language,
-            case_id=case_id,
-            correlation_id=correlation_id,
-            handling=handling,
-            tlp=tlp,
-            flags=flags,
+            trace=TraceParent(
+                format_trace_id(context.trace_id),
+                format_span_id(context.span_id),
+                context.trace_flags.sampled,
+            )
+            if context is not None
+            else None,
+            **options,
         )
-        await self._produce(record)
+        partition, offset = await self._produce(record)
+        if span is not None:
+            span.set_attributes(
+                messaging_attributes(
+                    "send",
+                    record.topic,
+                    partition=partition,
+                    offset=offset,
+                    message_id=header.message_id,
+                    body_size=len(record.value),
+                )
+            )
         log.info(
             "client-sent",
             message_id=header.message_id,
@@ -296,12 +353,14 @@ class NcbClient:
         log.info("client-acked", message_id=message.message_id, ack_id=ack_id)
         return ack_id
 
-    async def _produce(self, record: OutboundRecord) -> None:
+    async def _produce(self, record: OutboundRecord) -> tuple[int, int]:
+        """Publish ``record`` once the broker has it; its partition and offset."""
         if self._producer is None:
             raise RuntimeError("NcbClient is not started: use `async with NcbClient(...)`")
-        await self._producer.send_and_wait(
+        metadata = await self._producer.send_and_wait(
             record.topic, record.value, key=record.key, headers=list(record.headers)
         )
+        return int(metadata.partition), int(metadata.offset)
 
     async def inbox(self, *, follow: bool = False, idle_ms: int = 500) -> AsyncIterator[InboxItem]:
         """What this participant opened since its last position, in inbox order.
@@ -330,7 +389,7 @@ class NcbClient:
                     for raw in records:
                         if generation != self._generation:
                             return  # a newer inbox() reads on from here
-                        item = await self._take(received_from_kafka(raw))
+                        item = await self._read(received_from_kafka(raw))
                         self._next[tp] = raw.offset + 1
                         if item is not None:
                             yield item
@@ -338,6 +397,35 @@ class NcbClient:
         finally:
             if self._consumer is not None and generation == self._generation:
                 await self._commit()
+
+    async def _read(self, record: ReceivedRecord) -> InboxItem | None:
+        """``_take``, inside a ``process`` span under the delivering hub's when tracing."""
+        tracer = self.tracing.tracer
+        if tracer is None:
+            return await self._take(record)
+        message_id = header_value(record.headers, "ce_id")
+        attributes = messaging_attributes(
+            "process",
+            record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            message_id=message_id.decode(errors="replace") if message_id else None,
+            body_size=len(record.value),
+        )
+        attributes["messaging.consumer.group.name"] = self.group_id
+        span = tracer.start_span(
+            span_name("process", record.topic),
+            context=extract_context(record.headers),
+            kind=span_kind("process"),
+            attributes=attributes,
+        )
+        with trace.use_span(span, end_on_exit=True):
+            before = self.counts.copy()
+            item = await self._take(record)
+            outcome = sorted((self.counts - before).keys())
+            span.set_attribute("i247.outcome", outcome[0] if outcome else "none")
+            return item
 
     async def _take(self, record: ReceivedRecord) -> InboxItem | None:
         """Judge and open one inbox record; record what is handed over before handing it."""

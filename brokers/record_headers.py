@@ -235,8 +235,11 @@ def envelope_message_type(headers: Headers) -> str | None:
     return text[len(prefix) : -len(suffix)] or None
 
 
-def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, bytes], ...]:
-    """The headers of a sealed record (docs/wire-format.md §7)."""
+def envelope_headers(
+    header: RoutingHeader, span_id: str, *, sampled: bool = True
+) -> tuple[tuple[str, bytes], ...]:
+    """The headers of a sealed record (docs/wire-format.md §7); its ``traceparent`` names
+    the header's trace and the sender's span ``span_id``."""
     return (
         *cloudevent_headers(
             header.message_id,
@@ -244,7 +247,7 @@ def envelope_headers(header: RoutingHeader, span_id: str) -> tuple[tuple[str, by
             envelope_type(header.message_type),
             header.created_at,
         ),
-        (TRACEPARENT, traceparent(header.trace_id, span_id).encode()),
+        (TRACEPARENT, traceparent(header.trace_id, span_id, sampled=sampled).encode()),
     )
 
 

@@ -32,6 +32,8 @@ names, so these names are a contract:
 | ``I247_SASL_PASSWORD`` | unset | its password (required with ``sasl_tls``; never logged) |
 | ``I247_SASL_PASSWORD_FILE`` | unset | a file holding the password instead (compose's secrets) |
 | ``I247_METRICS_PORT`` | 0: off | 0-65535; a hub's or the archiver's /metrics, /healthz, /readyz |
+| ``I247_TRACES`` | ``off`` | ``off``, ``console`` (spans on stdout), ``otlp`` (OTLP/HTTP) |
+| ``I247_TRACE_SAMPLE`` | 1.0 | 0-1: share of traces recorded (by trace id, alike everywhere) |
 
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
@@ -86,6 +88,7 @@ _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 Security = Literal["plaintext", "tls", "sasl_tls"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+TraceExport = Literal["off", "console", "otlp"]
 
 GROUPS: dict[str, str] = {
     "broker": "reaching the broker",
@@ -94,6 +97,7 @@ GROUPS: dict[str, str] = {
     "ccc": "the CCC's clocks and limits",
     "logs": "logs",
     "metrics": "metrics and health probes (a hub, the archiver)",
+    "traces": "traces (OpenTelemetry spans: hubs and bureaus' clients)",
     "other": "other",
 }
 """Help groups of variables; each command's help lists the groups it reads ("other", a
@@ -257,6 +261,19 @@ class Settings(BaseModel):
         description="a TCP port 1-65535, or 0 for no metrics server",
         json_schema_extra=_group("metrics", "0: off"),
     )
+    traces: TraceExport = Field(
+        "off",
+        description="one of off, console (spans on stdout), otlp (to OTEL_EXPORTER_OTLP_ENDPOINT)",
+        json_schema_extra=_group("traces"),
+    )
+    trace_sample: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="a share 0-1 of traces recorded, decided by trace id (alike in every process)",
+        json_schema_extra=_group("traces"),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -286,7 +303,7 @@ class Settings(BaseModel):
         TopicCatalog(value)  # the catalog owns the rule and its message
         return value
 
-    @field_validator("log_level", "security", mode="before")
+    @field_validator("log_level", "security", "traces", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -86,6 +86,7 @@ from streams.databases.nominal import NominalIndex
 from streams.delivery import DeliveryLedger, plan_delivery, receipt_records
 from streams.duty import INTAKE, ClaimReason
 from streams.hub_state import HubState, dead_letter, journal_record
+from streams.hub_tracing import traced_intake, traced_lane
 from streams.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.intake_progress import IntakeProgress
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
@@ -592,11 +593,15 @@ class HubRuntime:
         await self._journal("lease-claimed", unit, fields)
 
     async def _start_worker(self, unit: str, epoch: int, start: dict[int, int]) -> None:
+        tracer, hub = self.state.tracer, self.state.hub
         if unit == INTAKE:
             await self._journals.catch_up()  # know everything admitted before this term
-            await self.work.add(unit, self.topics.inbound, epoch, start, self._intake)
+            intake = traced_intake(self._intake, tracer, hub=hub, topics=self.topics)
+            await self.work.add(unit, self.topics.inbound, epoch, start, intake)
         else:
-            await self.work.add(unit, unit, epoch, start, LaneDelivery(self).handle)
+            lane = LaneDelivery(self).handle
+            traced = traced_lane(lane, tracer, hub=hub, unit=unit, topics=self.topics)
+            await self.work.add(unit, unit, epoch, start, traced)
 
     async def _first_output(self, unit: str, epoch: int, at: datetime) -> None:
         claim = self.claims.get((unit, epoch), {})

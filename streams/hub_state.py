@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from opentelemetry.trace import Tracer
 
 from brokers.record_headers import cloudevent_headers, dead_letter_headers
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -55,6 +56,7 @@ class HubState:
     policy: IntakePolicy = field(init=False)
     counts: Counter[str] = field(default_factory=Counter)
     metrics: HubMetrics = field(default_factory=HubMetrics)
+    tracer: Tracer | None = None  # None: I247_TRACES=off (streams.hub_tracing)
 
     def __post_init__(self) -> None:
         self.seen = SeenMessages(horizon=self.settings.freshness_seconds)

@@ -11,6 +11,7 @@ import structlog
 from brokers.connect_via import install_connect_via
 from brokers.logs import configure_logging
 from brokers.settings import Settings
+from brokers.tracing import start_tracing
 from schemas.keys import load_directory, load_identity
 from schemas.participants import hub_id
 from streams.hub import HubService
@@ -29,6 +30,7 @@ def run_hub(settings: Settings, site: str) -> int:
         raise SystemExit("i247 hub needs I247_BOOTSTRAP (the demo sets it for the hubs it starts)")
     keys_dir = Path(settings.keys_dir)
     directory = load_directory(keys_dir)
+    tracing = start_tracing(settings, f"i247-{hub_id(site).replace(':', '-')}")
     state = HubState(
         settings=settings,
         site=site,
@@ -36,11 +38,15 @@ def run_hub(settings: Settings, site: str) -> int:
         directory=directory,
         identity=load_identity(keys_dir, hub_id(site)),
         roster=DutyRoster(shift_seconds=settings.shift_seconds),
+        tracer=tracing.tracer,
     )
     structlog.get_logger("i247.hub").info(
         "hub-starting", hub=state.hub, bootstrap=settings.bootstrap
     )
-    asyncio.run(_serve(state))
+    try:
+        asyncio.run(_serve(state))
+    finally:
+        tracing.shutdown()  # export the spans still buffered
     return 0
 
 

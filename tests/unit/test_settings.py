@@ -53,6 +53,8 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
         "sasl_password": None,
         "sasl_password_file": None,
         "metrics_port": 0,
+        "traces": "off",
+        "trace_sample": 1.0,
     }
     assert settings.database_sizes == {"sltd": 1_000_000, "smv": 200_000, "works_of_art": 47_000}
 

@@ -1,0 +1,163 @@
+"""Spans of a hub's work: intake and delivery, each record's hop as a child of the last.
+
+Theory of operation: the hub's record handlers (``HubRuntime._intake``, ``LaneDelivery``)
+stay untouched; ``traced_intake`` and ``traced_lane`` wrap them when the hub traces, and
+return them unchanged when it does not (``I247_TRACES=off``), so tracing off costs nothing
+per record. Around one input record a wrapper opens a ``process`` span (CONSUMER) whose
+parent is the context in the record's ``traceparent``; for each record the handler makes
+that continues the message (a lane record from intake, an inbox copy from a lane) it
+opens and ends a ``create`` span (PRODUCER) under it and writes that span's context into
+the output's ``traceparent``. The work loop produces the outputs afterwards, one
+acknowledgement wait per batch, so ``create`` marks where the message was made, not a
+send's round trip.
+
+So a message sent by a tracing client is one trace: ``send i247.inbound`` → ``process
+i247.inbound`` (intake) → ``create i247.hub.<site>.<lane>`` → ``process`` (the lane) →
+``create i247.ncb.{participant}.inbox`` → the recipient's ``process`` span. Whatever hub
+does a hop reads its parent from the record, so after a failover the successor's spans
+join the same trace (the dead hub's last spans may be lost with it: they were buffered).
+
+Dead letters keep the refused record untouched, traceparent and all: the intake span is
+marked with the refusal (``error.type`` = the reason). Receipt batches and journal
+records keep the headers their makers gave them.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Tracer
+
+from brokers.record_headers import header_value, is_receipt_batch
+from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.tracing import (
+    Operation,
+    extract_context,
+    inject_context,
+    messaging_attributes,
+    record_refusal,
+    span_kind,
+    span_name,
+)
+from schemas.header_names import CE_ID, DLQ_PREFIX
+from schemas.topics import TopicCatalog
+from streams.unit_workers import RecordHandler
+
+__all__ = ["traced_intake", "traced_lane"]
+
+_REASON = DLQ_PREFIX + "reason"
+
+
+def _process_span(tracer: Tracer, record: ReceivedRecord, hub: str, unit: str, epoch: int) -> Span:
+    message_id = header_value(record.headers, CE_ID)
+    attributes = messaging_attributes(
+        "process",
+        record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        message_id=message_id.decode("utf-8", errors="replace") if message_id else None,
+        body_size=len(record.value),
+    )
+    attributes |= {"i247.hub": hub, "i247.lease.unit": unit, "i247.lease.epoch": epoch}
+    return tracer.start_span(
+        span_name("process", record.topic),
+        context=extract_context(record.headers),
+        kind=span_kind("process"),
+        attributes=attributes,
+    )
+
+
+def _created(tracer: Tracer, parent: Span, out: OutboundRecord, hub: str) -> OutboundRecord:
+    """``out`` with a ``create`` span of its own, a child of ``parent``, in its traceparent."""
+    operation: Operation = "create"
+    message_id = out.key.decode("utf-8", errors="replace") if out.key else None
+    span = tracer.start_span(
+        span_name(operation, out.topic),
+        context=trace.set_span_in_context(parent),
+        kind=span_kind(operation),
+        attributes=messaging_attributes(
+            operation,
+            out.topic,
+            key=out.key,
+            message_id=message_id,
+            body_size=len(out.value),
+        )
+        | {"i247.hub": hub},
+    )
+    span.end()
+    headers = inject_context(out.headers, trace.set_span_in_context(span))
+    return OutboundRecord(out.topic, out.key, out.value, headers)
+
+
+def _traced(
+    handler: RecordHandler,
+    tracer: Tracer,
+    *,
+    hub: str,
+    unit: str,
+    continues: set[str] | None,
+    inbox_prefixes: tuple[str, ...],
+    deadletter: str,
+) -> RecordHandler:
+    """``handler`` inside a process span; outputs that carry the message on get create spans."""
+
+    def carries_on(out: OutboundRecord) -> bool:
+        if continues is not None:
+            return out.topic in continues
+        return out.topic.startswith(inbox_prefixes) and not is_receipt_batch(out.headers)
+
+    async def traced(record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
+        span = _process_span(tracer, record, hub, unit, epoch)
+        with trace.use_span(span, end_on_exit=True):
+            outputs = await handler(record, epoch)
+            made: list[OutboundRecord] = []
+            for out in outputs:
+                if carries_on(out):
+                    made.append(_created(tracer, span, out, hub))
+                    continue
+                reason = header_value(out.headers, _REASON) if out.topic == deadletter else None
+                if reason is not None:
+                    record_refusal(span, reason.decode("utf-8", errors="replace"))
+                made.append(out)
+            span.set_attribute("i247.outputs", len(made))
+            return made
+
+    return traced
+
+
+def traced_intake(
+    handler: RecordHandler, tracer: Tracer | None, *, hub: str, topics: TopicCatalog
+) -> RecordHandler:
+    """Intake's handler with spans (``tracer``), or itself when the hub does not trace."""
+    if tracer is None:
+        return handler
+    lanes = set(topics.lanes())
+    return _traced(
+        handler,
+        tracer,
+        hub=hub,
+        unit="intake",
+        continues=lanes,
+        inbox_prefixes=(),
+        deadletter=topics.deadletter,
+    )
+
+
+def traced_lane(
+    handler: RecordHandler, tracer: Tracer | None, *, hub: str, unit: str, topics: TopicCatalog
+) -> RecordHandler:
+    """A lane's delivery handler with spans, or itself when the hub does not trace; the
+    inbox copies it makes (not receipt batches) continue the trace."""
+    if tracer is None:
+        return handler
+    prefix = topics.prefix
+    inboxes = (f"{prefix}.ncb.", f"{prefix}.team.")
+    return _traced(
+        handler,
+        tracer,
+        hub=hub,
+        unit=unit,
+        continues=None,
+        inbox_prefixes=inboxes,
+        deadletter=topics.deadletter,
+    )
