@@ -13,7 +13,7 @@ COPY schemas schemas
 COPY brokers brokers
 COPY streams streams
 COPY agents agents
-RUN pip install . \
+RUN pip install '.[otlp]' \
     && useradd --system --create-home --home-dir /home/i247 i247 \
     && mkdir -p /keys /data \
     && chown i247 /app /keys /data

@@ -17,6 +17,10 @@ i247.inbound`` (intake) → ``create i247.hub.<site>.<lane>`` → ``process`` (t
 does a hop reads its parent from the record, so after a failover the successor's spans
 join the same trace (the dead hub's last spans may be lost with it: they were buffered).
 
+Sampling is decided once per trace: a record whose ``traceparent`` says "not sampled"
+(flags ``00``) passes through untouched, with no span at all; a trace the hub's sampler
+drops at its first hop leaves with flags ``00``, so later hops skip it as cheaply.
+
 Dead letters keep the refused record untouched, traceparent and all: the intake span is
 marked with the refusal (``error.type`` = the reason). Receipt batches and journal
 records keep the headers their makers gave them.
@@ -25,6 +29,7 @@ records keep the headers their makers gave them.
 from __future__ import annotations
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Tracer
 
 from brokers.record_headers import header_value, is_receipt_batch
@@ -47,24 +52,33 @@ __all__ = ["traced_intake", "traced_lane"]
 _REASON = DLQ_PREFIX + "reason"
 
 
-def _process_span(tracer: Tracer, record: ReceivedRecord, hub: str, unit: str, epoch: int) -> Span:
-    message_id = header_value(record.headers, CE_ID)
-    attributes = messaging_attributes(
-        "process",
-        record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        message_id=message_id.decode("utf-8", errors="replace") if message_id else None,
-        body_size=len(record.value),
+def _process_span(
+    tracer: Tracer, record: ReceivedRecord, parent: Context | None, hub: str, unit: str, epoch: int
+) -> Span:
+    span = tracer.start_span(
+        span_name("process", record.topic), context=parent, kind=span_kind("process")
     )
-    attributes |= {"i247.hub": hub, "i247.lease.unit": unit, "i247.lease.epoch": epoch}
-    return tracer.start_span(
-        span_name("process", record.topic),
-        context=extract_context(record.headers),
-        kind=span_kind("process"),
-        attributes=attributes,
-    )
+    if span.is_recording():  # attributes cost; a sampled-out span takes none
+        message_id = header_value(record.headers, CE_ID)
+        attributes = messaging_attributes(
+            "process",
+            record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            message_id=message_id.decode("utf-8", errors="replace") if message_id else None,
+            body_size=len(record.value),
+        )
+        attributes |= {"i247.hub": hub, "i247.lease.unit": unit, "i247.lease.epoch": epoch}
+        span.set_attributes(attributes)
+    return span
+
+
+def _unsampled(parent: Context | None) -> bool:
+    """Whether the record's sender (or an earlier hop) decided not to record its trace."""
+    if parent is None:
+        return False
+    return not trace.get_current_span(parent).get_span_context().trace_flags.sampled
 
 
 def _created(tracer: Tracer, parent: Span, out: OutboundRecord, hub: str) -> OutboundRecord:
@@ -85,8 +99,11 @@ def _created(tracer: Tracer, parent: Span, out: OutboundRecord, hub: str) -> Out
         | {"i247.hub": hub},
     )
     span.end()
-    headers = inject_context(out.headers, trace.set_span_in_context(span))
-    return OutboundRecord(out.topic, out.key, out.value, headers)
+    return _with_context(out, trace.set_span_in_context(span))
+
+
+def _with_context(out: OutboundRecord, context: Context) -> OutboundRecord:
+    return OutboundRecord(out.topic, out.key, out.value, inject_context(out.headers, context))
 
 
 def _traced(
@@ -107,9 +124,15 @@ def _traced(
         return out.topic.startswith(inbox_prefixes) and not is_receipt_batch(out.headers)
 
     async def traced(record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
-        span = _process_span(tracer, record, hub, unit, epoch)
+        parent = extract_context(record.headers)
+        if _unsampled(parent):  # nobody records this trace: its records go on as they are
+            return await handler(record, epoch)
+        span = _process_span(tracer, record, parent, hub, unit, epoch)
         with trace.use_span(span, end_on_exit=True):
             outputs = await handler(record, epoch)
+            if not span.is_recording():  # sampled out here: tell the next hops (flags 00)
+                context = trace.set_span_in_context(span)
+                return [_with_context(out, context) if carries_on(out) else out for out in outputs]
             made: list[OutboundRecord] = []
             for out in outputs:
                 if carries_on(out):
