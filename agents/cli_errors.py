@@ -43,14 +43,17 @@ __all__ = [
     "FINDING",
     "INTERNAL",
     "INTERRUPTED",
+    "TERMINATED",
     "USAGE",
     "Failure",
+    "Terminated",
     "UsageError",
     "explain",
 ]
 
 DONE, FINDING, USAGE, ENVIRONMENT, INTERNAL = 0, 1, 2, 3, 4
 INTERRUPTED = 130  # the shell's convention for SIGINT
+TERMINATED = 143  # and for SIGTERM
 
 EXIT_CODES = """\
 exit codes:
@@ -61,6 +64,10 @@ exit codes:
      unreadable, a directory unwritable
   4  an unexpected error (a bug): rerun with --traceback and report it
 every failure prints one line on stderr; --traceback or I247_LOG_LEVEL=debug adds the trace"""
+
+
+class Terminated(Exception):
+    """A SIGTERM a command turned into an orderly stop (``i247 demo``): exit 143."""
 
 
 class UsageError(ValueError):
@@ -131,6 +138,8 @@ def explain(error: BaseException) -> Failure:
 def _classify(error: BaseException) -> tuple[int, str]:
     if isinstance(error, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
+    if isinstance(error, Terminated):
+        return TERMINATED, str(error)
     if isinstance(error, _USAGE):
         return USAGE, str(error)
     if isinstance(error, ProvisionError):  # the broker refused: a setting to change

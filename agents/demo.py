@@ -7,6 +7,11 @@ hubs when asked (``--fail-hub lyon@20s --restore-hub lyon@40s``), shows a live t
 drains, and prints the accounting with every duty change, failover and failback. Exit
 status 1 if anything the CCC accepted was not delivered (lost), 2 if a spoiled record was
 not refused as expected.
+
+Every child process (``_start``: hubs, archiver, dashboard, the databases' build) is
+remembered until stopped; SIGTERM cancels the demo as SIGINT does, and either way every
+child still running is stopped before the demo exits (exit 143 after SIGTERM, 130 after
+SIGINT), so an interrupted demo leaves no process behind.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import dataclasses
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +39,7 @@ from rich.live import Live
 
 from agents.accounting import Accounting
 from agents.check_traffic import check_traffic, enrol_team, provision_team_inbox
+from agents.cli_errors import Terminated
 from agents.desk_books import DeskBooks
 from agents.desk_traffic import DeskTraffic
 from agents.hub_events import Disturbance, duty_changes, parse_schedule, takeovers
@@ -132,6 +139,26 @@ def metrics_ports(base: int) -> dict[str, int]:
     return {name: base + i if base else 0 for i, name in enumerate(names)}
 
 
+_CHILDREN: set[subprocess.Popen[bytes]] = set()
+"""The child processes ``_start`` started that ``stop_children`` has not stopped yet."""
+
+
+def stop_children(grace: float = 10.0) -> None:
+    """SIGTERM every child still running, all at once; SIGKILL those not gone in ``grace``."""
+    running = [p for p in _CHILDREN if p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    _CHILDREN.clear()
+
+
 def _start(
     settings: Settings, bootstrap: str, log_dir: Path, name: str, command: list[str]
 ) -> subprocess.Popen[bytes]:
@@ -151,13 +178,15 @@ def _start(
     env["I247_TRACE_SAMPLE"] = str(settings.trace_sample)
     program = ["-m", "streams.databases"] if command == ["-"] else ["-m", "agents.cli", *command]
     with (log_dir / f"{name}.out").open("ab") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, *program],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _CHILDREN.add(process)
+    return process
 
 
 @contextlib.asynccontextmanager
@@ -399,6 +428,29 @@ def demo_plan(settings: Settings, args: argparse.Namespace) -> tuple[Settings, l
 
 
 async def demo(settings: Settings, args: argparse.Namespace) -> int:
+    """The demo until done, SIGINT or SIGTERM; no child process outlives it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    signalled: list[int] = []
+
+    def on_sigterm() -> None:
+        signalled.append(signal.SIGTERM)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await _demo(settings, args)
+    except asyncio.CancelledError:
+        if signalled:
+            raise Terminated("terminated (SIGTERM); every process it started is stopped") from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        stop_children()
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
     settings, disturbances = demo_plan(settings, args)
     run_dir = Path(settings.data_dir) / "demo"
     run_dir.mkdir(parents=True, exist_ok=True)

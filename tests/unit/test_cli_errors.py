@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from agents.cli import main
-from agents.cli_errors import EXIT_CODES, explain
+from agents.cli_errors import EXIT_CODES, Terminated, explain
 from agents.hub_events import InvalidSchedule
 from brokers.archive_store import ArchiveUnreadable
 from brokers.embedded import EmbeddedBrokerError
@@ -65,6 +68,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
         (ExceptionGroup("tasks", [BrokerUnreachable("h:1", "x")]), 3, "h:1"),
         (RuntimeError("multi\nline"), 4, "--traceback"),
         (KeyboardInterrupt(), 130, "interrupted"),
+        (Terminated("terminated (SIGTERM); every process it started is stopped"), 143, "SIGTERM"),
     ],
 )
 def test_each_error_has_its_code_and_one_line_that_says_what_to_do(
@@ -102,14 +106,35 @@ def test_keys_init_into_a_path_below_a_file_is_an_environment_error(
     assert "choose another" in line
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
-def test_keys_init_into_an_unwritable_directory_is_an_environment_error(
-    env: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def unwritable(env: Path) -> Iterator[Path]:
+    """A directory this process may not write into: read-only for a user; for root, who
+    ignores permissions, immutable (``chattr +i``), made writable again afterwards."""
     locked = env / "locked"
     locked.mkdir(mode=0o500)
-    assert main(["keys", "init", "--dir", str(locked / "keys")]) == 3
-    assert "Permission denied" in one_line(capsys)
+    if os.geteuid() != 0:
+        yield locked
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("running as root without chattr: no directory is unwritable to root")
+    done = subprocess.run([chattr, "+i", str(locked)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"this filesystem cannot make a directory immutable: {done.stderr!r}")
+    try:
+        yield locked
+    finally:
+        subprocess.run([chattr, "-i", str(locked)], check=True)
+
+
+def test_keys_init_into_an_unwritable_directory_is_an_environment_error(
+    unwritable: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "init", "--dir", str(unwritable / "keys")]) == 3
+    line = one_line(capsys)
+    assert line.startswith("i247 keys init: ")
+    assert str(unwritable / "keys") in line
+    assert "check its permissions, or choose a path you may write" in line
 
 
 def test_audit_verify_of_a_missing_archive_says_how_to_make_one(
