@@ -403,7 +403,10 @@ def _needs_broker(args: argparse.Namespace) -> bool:
         return args.audit_command == "bench" and bool(args.full)
     if args.command == "keys":
         return args.keys_command in {"rotate", "revoke"}
+    if args.command == "acls":
+        return bool(args.apply)
     return args.command in {
+        "provision",
         "demo",
         "simulate",
         "bench",

@@ -20,18 +20,7 @@ from agents.operations import backbone_topics
 from brokers.clients import make_consumer, make_producer
 from brokers.settings import Settings
 from schemas.topics import TopicCatalog
-
-COMMANDS = [
-    ["hub", "--site", "lyon"],
-    ["simulate", "--duration", "1"],
-    ["demo", "--duration", "1", "--no-live"],
-    ["archive"],
-    ["replay", "--from-kafka", "--since", "1m"],
-    ["replay", "--archive", "--publish", "drill"],
-    ["provision"],
-    ["bench", "--duration", "1"],
-    ["audit", "bench", "--full"],
-]
+from tests.cli_commands import BROKER_COMMANDS
 
 
 @pytest.fixture
@@ -54,14 +43,14 @@ def i247(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("args", BROKER_COMMANDS, ids=" ".join)
 def test_a_closed_port_is_one_line_and_exit_3(
     args: list[str], closed_port: str, tmp_path: Path
 ) -> None:
     done = i247(args, tmp_path, I247_BOOTSTRAP=closed_port)
     assert done.returncode == 3, done.stderr
     [line] = done.stderr.strip().splitlines()
-    command = " ".join(args[:2] if args[0] == "audit" else args[:1])
+    command = " ".join(args[:2] if args[0] in {"audit", "keys", "dlq"} else args[:1])
     assert line.startswith(f"i247 {command}: no Kafka broker answers at {closed_port} ")
     assert "set I247_BOOTSTRAP to the address of a running one" in line
 
