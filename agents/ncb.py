@@ -231,9 +231,15 @@ class NcbAdapter:
         return Receipted(batch.hub, tuple(fresh), tuple(seen))
 
     def acknowledgement(
-        self, opened: Opened, *, now: datetime, random_bytes: RandomBytes
+        self,
+        opened: Opened,
+        *,
+        now: datetime,
+        random_bytes: RandomBytes,
+        trace: TraceParent | None = None,
     ) -> OutboundRecord:
-        """Tell the sender (through the CCC) that this NCB has handled ``opened``."""
+        """Tell the sender (through the CCC) that this NCB has handled ``opened``
+        (``trace``: the acknowledging span, as for ``compose``)."""
         _, record = self.compose(
             [opened.header.sender],
             AcknowledgementBody(acknowledged=opened.header.message_id),
@@ -243,5 +249,6 @@ class NcbAdapter:
             language=opened.header.language,
             case_id=opened.header.case_id,
             correlation_id=opened.header.message_id,
+            trace=trace,
         )
         return record

@@ -31,18 +31,17 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
-from opentelemetry.trace import Span, format_span_id, format_trace_id
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from agents.client_state import ClientState, HandedOver, state_path
 from agents.lease_reader import LeaseReader
@@ -280,55 +279,29 @@ class NcbClient:
         flags: Sequence[HeaderFlag] = (),
     ) -> str:
         """Seal ``body`` for ``to``, publish it once the broker has it; return its message id."""
-        options: dict[str, Any] = {
-            "precedence": precedence,
-            "language": language,
-            "case_id": case_id,
-            "correlation_id": correlation_id,
-            "handling": handling,
-            "tlp": tlp,
-            "flags": flags,
-        }
-        tracer = self.tracing.tracer
-        if tracer is None:
-            return await self._send(to, body, None, **options)
-        inbound = self.adapter.topics.inbound
-        span = tracer.start_span(  # the message's trace is this span's
-            span_name("send", inbound),
-            kind=span_kind("send"),
-            attributes=messaging_attributes("send", inbound, key=self.participant.encode()),
-        )
-        with trace.use_span(span, end_on_exit=True):
-            return await self._send(to, body, span, **options)
 
-    async def _send(self, to: Sequence[str], body: Body, span: Span | None, **options: Any) -> str:
-        context = span.get_span_context() if span is not None else None
-        header, record = self.adapter.compose(
-            to,
-            body,
-            now=datetime.now(UTC),
-            random_bytes=os.urandom,
-            trace=TraceParent(
-                format_trace_id(context.trace_id),
-                format_span_id(context.span_id),
-                context.trace_flags.sampled,
+        headers: list[RoutingHeader] = []
+
+        def compose(trace: TraceParent | None) -> OutboundRecord:
+            header, record = self.adapter.compose(
+                to,
+                body,
+                now=datetime.now(UTC),
+                random_bytes=os.urandom,
+                precedence=precedence,
+                language=language,
+                case_id=case_id,
+                correlation_id=correlation_id,
+                handling=handling,
+                tlp=tlp,
+                flags=flags,
+                trace=trace,
             )
-            if context is not None
-            else None,
-            **options,
-        )
-        partition, offset = await self._produce(record)
-        if span is not None:
-            span.set_attributes(
-                messaging_attributes(
-                    "send",
-                    record.topic,
-                    partition=partition,
-                    offset=offset,
-                    message_id=header.message_id,
-                    body_size=len(record.value),
-                )
-            )
+            headers.append(header)
+            return record
+
+        await self._publish(compose, correlation_id)
+        [header] = headers
         log.info(
             "client-sent",
             message_id=header.message_id,
@@ -345,13 +318,58 @@ class NcbClient:
                 f"{message.header.message_type.value} from {message.header.sender} is not "
                 "acknowledged: only messages from NCBs and teams are (not acks or receipts)"
             )
-        record = self.adapter.acknowledgement(
-            message.opened, now=datetime.now(UTC), random_bytes=os.urandom
-        )
-        await self._produce(record)
+
+        def compose(trace: TraceParent | None) -> OutboundRecord:
+            return self.adapter.acknowledgement(
+                message.opened, now=datetime.now(UTC), random_bytes=os.urandom, trace=trace
+            )
+
+        record = await self._publish(compose, message.message_id)
         ack_id = (record.header("ce_id") or b"").decode()
         log.info("client-acked", message_id=message.message_id, ack_id=ack_id)
         return ack_id
+
+    async def _publish(
+        self, compose: Callable[[TraceParent | None], OutboundRecord], answers: str | None
+    ) -> OutboundRecord:
+        """Seal (``compose``) and publish one message; when tracing, inside a ``send`` span
+        whose trace the message's header and ``traceparent`` name. ``answers``: the message
+        it correlates with, as ``messaging.message.conversation_id``."""
+        tracer = self.tracing.tracer
+        if tracer is None:
+            record = compose(None)
+            await self._produce(record)
+            return record
+        inbound = self.adapter.topics.inbound
+        span = tracer.start_span(
+            span_name("send", inbound),
+            kind=span_kind("send"),
+            attributes=messaging_attributes("send", inbound, key=self.participant.encode()),
+        )
+        with trace.use_span(span, end_on_exit=True):
+            context = span.get_span_context()
+            record = compose(
+                TraceParent(
+                    format_trace_id(context.trace_id),
+                    format_span_id(context.span_id),
+                    context.trace_flags.sampled,
+                )
+            )
+            partition, offset = await self._produce(record)
+            if span.is_recording():
+                message_id = (record.header("ce_id") or b"").decode()
+                attributes = messaging_attributes(
+                    "send",
+                    record.topic,
+                    partition=partition,
+                    offset=offset,
+                    message_id=message_id,
+                    body_size=len(record.value),
+                )
+                if answers:
+                    attributes["messaging.message.conversation_id"] = answers
+                span.set_attributes(attributes)
+            return record
 
     async def _produce(self, record: OutboundRecord) -> tuple[int, int]:
         """Publish ``record`` once the broker has it; its partition and offset."""

@@ -128,7 +128,8 @@ def in_parent_order(spans: list[SpanSeen]) -> list[SpanSeen]:
 
 
 async def send_and_open(settings: Settings, tracing: Tracing) -> tuple[str, InboxMessage]:
-    """FRA sends DEU one message; DEU opens it; both clients trace with ``tracing``."""
+    """FRA sends DEU one message; DEU opens and acknowledges it; both clients trace with
+    ``tracing``."""
     async with (
         NcbClient("FRA", None, settings, tracing=tracing) as fra,
         NcbClient("DEU", None, settings, tracing=tracing) as deu,
@@ -137,6 +138,7 @@ async def send_and_open(settings: Settings, tracing: Tracing) -> tuple[str, Inbo
         async with asyncio.timeout(GUARD):
             async for item in deu.inbox(follow=True):
                 if isinstance(item, InboxMessage) and item.message_id == message_id:
+                    await deu.ack(item)
                     return message_id, item
     raise AssertionError("the inbox ended before the message came")
 
@@ -190,6 +192,14 @@ async def test_a_message_is_one_trace_from_send_through_the_hub_to_open(
     assert delivered.attributes["messaging.destination.name"] == bb.settings.topics.inbox("DEU")
     assert read.attributes["messaging.kafka.offset"] == opened.offset
     assert read.attributes["i247.outcome"] == "message"
+    [ack] = [
+        s
+        for s in in_memory(exporter)
+        if s.attributes.get("messaging.message.conversation_id") == message_id
+    ]
+    assert ack.name == f"send {bb.settings.topics.inbound}"
+    assert ack.trace_id != trace_id  # an acknowledgement is a message of its own
+    assert ack.parent_id is None
 
 
 async def test_after_a_sigkill_the_successor_routes_the_message_in_the_sender_s_trace(
