@@ -22,11 +22,15 @@ Sampling is decided once per trace: a record whose ``traceparent`` says "not sam
 drops at its first hop leaves with flags ``00``, so later hops skip it as cheaply.
 
 Dead letters keep the refused record untouched, traceparent and all: the intake span is
-marked with the refusal (``error.type`` = the reason). Receipt batches and journal
-records keep the headers their makers gave them.
+marked with the refusal (``error.type`` = the reason). Receipt batches, journal records
+and the desks' replies (messages of their own, with traces of their own) keep the headers
+their makers gave them: only an output of the same message (its ``ce_id``) or of the same
+trace continues it, so a record's trace id is always its header's ``trace_id``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -43,7 +47,7 @@ from brokers.tracing import (
     span_kind,
     span_name,
 )
-from schemas.header_names import CE_ID, DLQ_PREFIX
+from schemas.header_names import CE_ID, DLQ_PREFIX, TRACEPARENT
 from schemas.topics import TopicCatalog
 from streams.unit_workers import RecordHandler
 
@@ -106,22 +110,37 @@ def _with_context(out: OutboundRecord, context: Context) -> OutboundRecord:
     return OutboundRecord(out.topic, out.key, out.value, inject_context(out.headers, context))
 
 
+def _identity(headers: Iterable[tuple[str, bytes]]) -> tuple[bytes | None, bytes | None]:
+    """A record's message id (``ce_id``) and trace id (from its ``traceparent``)."""
+    message_id = header_value(headers, CE_ID)
+    parent = header_value(headers, TRACEPARENT)
+    return message_id, parent[3:35] if parent is not None else None
+
+
+def _same_message(out: OutboundRecord, message_id: bytes | None, trace_id: bytes | None) -> bool:
+    """Whether ``out`` carries the input's message on: a copy (same ``ce_id``) or a record
+    of the same trace (a vehicle desk's circulation); a desk's reply is a message of its
+    own, with a trace of its own, and keeps it."""
+    theirs = _identity(out.headers)
+    return theirs[0] == message_id or (trace_id is not None and theirs[1] == trace_id)
+
+
 def _traced(
     handler: RecordHandler,
     tracer: Tracer,
     *,
     hub: str,
     unit: str,
-    continues: set[str] | None,
-    inbox_prefixes: tuple[str, ...],
+    next_hop: Callable[[str], bool],
     deadletter: str,
 ) -> RecordHandler:
-    """``handler`` inside a process span; outputs that carry the message on get create spans."""
+    """``handler`` inside a process span; outputs that carry the message on to its next hop
+    (``next_hop`` of their topic) get create spans; receipt batches never do."""
 
-    def carries_on(out: OutboundRecord) -> bool:
-        if continues is not None:
-            return out.topic in continues
-        return out.topic.startswith(inbox_prefixes) and not is_receipt_batch(out.headers)
+    def carries_on(out: OutboundRecord, ours: tuple[bytes | None, bytes | None]) -> bool:
+        if not next_hop(out.topic) or is_receipt_batch(out.headers):
+            return False
+        return _same_message(out, *ours)
 
     async def traced(record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
         parent = extract_context(record.headers)
@@ -130,12 +149,15 @@ def _traced(
         span = _process_span(tracer, record, parent, hub, unit, epoch)
         with trace.use_span(span, end_on_exit=True):
             outputs = await handler(record, epoch)
+            ours = _identity(record.headers)
             if not span.is_recording():  # sampled out here: tell the next hops (flags 00)
                 context = trace.set_span_in_context(span)
-                return [_with_context(out, context) if carries_on(out) else out for out in outputs]
+                return [
+                    _with_context(out, context) if carries_on(out, ours) else out for out in outputs
+                ]
             made: list[OutboundRecord] = []
             for out in outputs:
-                if carries_on(out):
+                if carries_on(out, ours):
                     made.append(_created(tracer, span, out, hub))
                     continue
                 reason = header_value(out.headers, _REASON) if out.topic == deadletter else None
@@ -154,14 +176,13 @@ def traced_intake(
     """Intake's handler with spans (``tracer``), or itself when the hub does not trace."""
     if tracer is None:
         return handler
-    lanes = set(topics.lanes())
+    lanes = frozenset(topics.lanes())
     return _traced(
         handler,
         tracer,
         hub=hub,
         unit="intake",
-        continues=lanes,
-        inbox_prefixes=(),
+        next_hop=lanes.__contains__,
         deadletter=topics.deadletter,
     )
 
@@ -170,17 +191,15 @@ def traced_lane(
     handler: RecordHandler, tracer: Tracer | None, *, hub: str, unit: str, topics: TopicCatalog
 ) -> RecordHandler:
     """A lane's delivery handler with spans, or itself when the hub does not trace; the
-    inbox copies it makes (not receipt batches) continue the trace."""
+    inbox copies of the message it delivers continue the trace."""
     if tracer is None:
         return handler
-    prefix = topics.prefix
-    inboxes = (f"{prefix}.ncb.", f"{prefix}.team.")
+    inboxes = (f"{topics.prefix}.ncb.", f"{topics.prefix}.team.")
     return _traced(
         handler,
         tracer,
         hub=hub,
         unit=unit,
-        continues=None,
-        inbox_prefixes=inboxes,
+        next_hop=lambda topic: topic.startswith(inboxes),
         deadletter=topics.deadletter,
     )

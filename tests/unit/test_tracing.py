@@ -262,6 +262,30 @@ class TestHubSpans:
         assert receipts.header("traceparent") == traceparent(TRACE, "a" * 16).encode()
         assert len(exporter.get_finished_spans()) == 2
 
+    async def test_a_desk_s_reply_keeps_its_own_trace_and_a_circulation_joins_this_one(
+        self, spans: tuple[Tracing, InMemorySpanExporter]
+    ) -> None:
+        other = traceparent("5" * 32, "6" * 16).encode()
+        same_trace = traceparent(TRACE, "7" * 16).encode()
+
+        async def desk(record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
+            return [
+                OutboundRecord(
+                    INBOX, b"r-1", b"reply", (("ce_id", b"r-1"), ("traceparent", other))
+                ),
+                OutboundRecord(
+                    INBOX, b"c-1", b"sv", (("ce_id", b"c-1"), ("traceparent", same_trace))
+                ),
+            ]
+
+        tracing, exporter = spans
+        handler = traced_lane(desk, tracing.tracer, hub="hub:lyon", unit=LANE, topics=TOPICS)
+        reply, circulated = await handler(received(LANE, sender_headers()), 5)
+        assert reply.header("traceparent") == other
+        [create] = [s for s in exporter.get_finished_spans() if s.name.startswith("create")]
+        assert parse_traceparent(circulated.header("traceparent") or b"")[:2] == ids(create)
+        assert ids(create)[0] == TRACE
+
     async def test_a_failing_handler_ends_its_span_with_the_error(
         self, spans: tuple[Tracing, InMemorySpanExporter]
     ) -> None:
