@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision
@@ -341,10 +344,38 @@ class TestSetUp:
         assert span["name"] == "process i247.inbound"
         assert span["resource"]["attributes"]["service.name"] == "i247-hub-lyon"
 
-    def test_otlp_builds_the_otlp_exporter(self) -> None:
-        tracing = start_tracing(Settings(traces="otlp"), "i247-hub-lyon")
-        assert tracing.on
-        tracing.shutdown()  # nothing was recorded: nothing is sent
+    def test_otlp_sends_the_spans_to_the_collector_the_standard_variable_names(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        received: list[bytes] = []
+
+        class Collector(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        server = HTTPServer(("127.0.0.1", 0), Collector)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            tracing = start_tracing(Settings(traces="otlp"), "i247-hub-lyon")
+            assert tracing.tracer is not None
+            tracing.tracer.start_span("process i247.inbound").end()
+            tracing.shutdown()  # flushes the batch
+        finally:
+            server.shutdown()
+            server.server_close()
+        request = ExportTraceServiceRequest.FromString(received[0])
+        [resource] = request.resource_spans
+        [span] = resource.scope_spans[0].spans
+        assert span.name == "process i247.inbound"
 
     def test_sampling_is_by_trace_id_for_roots_and_remote_parents(self) -> None:
         sampler = sampler_for(0.0, environ={})
