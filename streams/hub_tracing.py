@@ -25,7 +25,8 @@ Dead letters keep the refused record untouched, traceparent and all: the intake 
 marked with the refusal (``error.type`` = the reason). Receipt batches, journal records
 and the desks' replies (messages of their own, with traces of their own) keep the headers
 their makers gave them: only an output of the same message (its ``ce_id``) or of the same
-trace continues it, so a record's trace id is always its header's ``trace_id``.
+trace continues it, so a record's trace id stays its header's ``trace_id`` (a record
+whose ``traceparent`` is missing or malformed starts a trace of its own here).
 """
 
 from __future__ import annotations
