@@ -32,6 +32,7 @@ from brokers.connect_via import InvalidConnectVia
 from brokers.embedded import EmbeddedBrokerError
 from brokers.provisioning import BrokerUnreachable, ProvisionError, TopicsNotProvisioned
 from brokers.settings import SettingsError
+from brokers.tracing import TracingNotInstalled
 from schemas.errors import UnknownParticipant
 from schemas.key_directory import KeyEntryRefused
 from schemas.keys import KeyFileError
@@ -101,6 +102,7 @@ _ENVIRONMENT = (
     KeyFileError,
     ArchiveUnreadable,
     EmbeddedBrokerError,
+    TracingNotInstalled,
 )
 _OS_HINTS = {
     errno.EACCES: "check its permissions, or choose a path you may write",

@@ -30,6 +30,7 @@ from brokers.provisioning import (
     missing_topics,
 )
 from brokers.settings import SettingsError
+from brokers.tracing import TracingNotInstalled
 from schemas.keys import KeyFileError
 from schemas.topics import TopicCatalog
 
@@ -65,6 +66,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
         (sqlite3.DatabaseError("file is not a database"), 3, "SQLite"),
         (KafkaConnectionError("gone"), 3, "I247_BOOTSTRAP"),
         (EmbeddedBrokerError("tansu exited; set I247_BOOTSTRAP=host:port"), 3, "tansu"),
+        (TracingNotInstalled("I247_TRACES=otlp needs the OTLP exporter: pip"), 3, "otlp"),
         (ExceptionGroup("tasks", [BrokerUnreachable("h:1", "x")]), 3, "h:1"),
         (RuntimeError("multi\nline"), 4, "--traceback"),
         (KeyboardInterrupt(), 130, "interrupted"),
