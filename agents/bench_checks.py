@@ -246,15 +246,8 @@ async def _echo(
 
 
 def _start_hub(local: Settings, bootstrap: str, run_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        I247_BOOTSTRAP=bootstrap,
-        I247_TOPIC_PREFIX=local.topic_prefix,
-        I247_KEYS_DIR=str(local.keys_dir),
-        I247_DATA_DIR=str(local.data_dir),
-        I247_DB_SCALE=str(local.db_scale),
-        I247_LOG_FILE=str(run_dir / "hub-checks.log"),
-    )
+    hub = local.replace(bootstrap=bootstrap)
+    env = os.environ | hub.to_env(log_file=run_dir / "hub-checks.log")
     with (run_dir / "hub-checks.out").open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "hub", "--site", "lyon"],

@@ -261,14 +261,8 @@ class _Rig:
                 self.events.append(event)
 
     def start_hub(self, site: str) -> None:
-        env = dict(
-            os.environ,
-            I247_BOOTSTRAP=self.bootstrap,
-            I247_TOPIC_PREFIX=self.local.topic_prefix,
-            I247_KEYS_DIR=str(self.local.keys_dir),
-            I247_LEASE_TTL_MS=str(self.local.lease_ttl_ms),
-            I247_LOG_FILE=str(self.log_dir / f"hub-{site}.log"),
-        )
+        hub = self.local.replace(bootstrap=self.bootstrap)
+        env = os.environ | hub.to_env(log_file=self.log_dir / f"hub-{site}.log")
         with (self.log_dir / f"hub-{site}.out").open("ab") as out:
             self.hubs[site] = subprocess.Popen(
                 [sys.executable, "-m", "agents.cli", "hub", "--site", site],
