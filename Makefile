@@ -36,14 +36,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the unit run measures branch coverage of schemas/ and streams' pure cores and fails under
+# the gate ([tool.coverage] in pyproject.toml); the integration run is not measured
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q --cov
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck $(PARSER)
-	$(BIN)/pytest -q
+test: lint typecheck $(PARSER) unit integration
 
 bench: $(STAMP)
 	$(BIN)/i247 bench $(BENCH_ARGS)
