@@ -44,6 +44,10 @@ naming the closest known one: a misspelt variable would otherwise be ignored in 
 ``VARIABLES`` is the one registry of names. To add a variable: a field here (every process
 reads it; ``json_schema_extra`` gives its help group) or an entry in ``PROCESS_VARIABLES``
 (one process reads it itself). ``i247 <command> --help`` lists each command's from here.
+
+A process that starts another (the demo, the soak, the benches, the test harness) hands it
+its settings as ``os.environ | settings.replace(...).to_env(log_file=...)``: every field,
+so a field added here reaches every child with no launcher to edit.
 """
 
 from __future__ import annotations
