@@ -31,18 +31,20 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the unit run measures branch coverage of schemas/ and streams' pure cores and fails under
+# the gate ([tool.coverage] in pyproject.toml); the integration run is not measured
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q --cov
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck $(PARSER)
-	$(BIN)/pytest -q
+test: lint typecheck $(PARSER) unit integration
 
 bench: $(STAMP)
 	$(BIN)/i247 bench $(BENCH_ARGS)
@@ -51,4 +53,4 @@ soak: $(STAMP)
 	$(BIN)/python -m agents.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache .coverage

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.stats import latency_summary
 from schemas.header import Precedence
 from schemas.participants import CCC
 
@@ -27,21 +28,9 @@ class Accepted:
     recipients: tuple[str, ...]
 
 
-def _percentile(ordered: list[float], q: float) -> float | None:
-    """The ``q`` quantile of values already sorted."""
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _spread(values: list[float]) -> dict[str, float | int | None]:
-    ordered = sorted(values)
-    return {
-        "count": len(ordered),
-        "p50_ms": _percentile(ordered, 0.50),
-        "p99_ms": _percentile(ordered, 0.99),
-        "mean_ms": statistics.fmean(ordered) if ordered else None,
-    }
+    mean = statistics.fmean(values) if values else None
+    return latency_summary(values, counted="count") | {"mean_ms": mean}
 
 
 @dataclass

@@ -399,40 +399,12 @@ def consistency_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``i247 audit bench``: archive write rate and verify rate on a generated archive;
-    with ``--full``, ``agents.bench_audit`` (live traffic, replay) instead."""
-    if args.full:
-        return _bench_full(args, settings)
+    """``i247 audit bench``: archive write rate and verify rate on a generated archive (with
+    ``--full``, the command line runs ``agents.bench_audit`` instead)."""
     path = Path(args.archive) if args.archive else Path(settings.data_dir) / "audit-bench.sqlite3"
     if path.exists():
         print(f"i247 audit bench: {path} exists; pass a new --archive path")
         return 2
     figures = bench_archive(path, records=args.records)
     print(json.dumps(figures, indent=2))
-    return 0
-
-
-def _bench_full(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
-    from agents.bench_audit import bench_audit, print_audit_bench
-    from brokers.logs import configure_logging
-
-    log_path = Path(settings.data_dir) / "audit-bench" / "bench.log"
-    configure_logging("warning", log_path)
-    console = Console()
-    figures = asyncio.run(
-        bench_audit(
-            settings,
-            records=args.records,
-            live_rate=args.live_rate,
-            live_seconds=args.live_seconds,
-            topic_records=args.topic_records,
-            jsonl_records=args.jsonl_records,
-            console=console,
-        )
-    )
-    print_audit_bench(figures, console)
-    if args.json:
-        args.json.write_text(json.dumps(figures.as_json(), indent=2), encoding="utf-8")
     return 0

@@ -68,6 +68,7 @@ from agents.demo import build_databases, start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter
 from agents.operations import provision_all
+from agents.stats import percentile
 from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
@@ -93,10 +94,7 @@ class Figures:
         return self.messages / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float | None:
-        if not self.latencies_ms:
-            return None
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     def as_json(self) -> dict[str, Any]:
         return {

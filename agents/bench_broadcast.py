@@ -39,7 +39,7 @@ import random
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,12 +51,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from agents.bench_failover import percentile
 from agents.demo import start_hub
 from agents.keyring import load_all
 from agents.ncb import NcbAdapter, Opened
 from agents.notice_traffic import red_notice, red_notice_id
 from agents.operations import provision_all
+from agents.stats import latency_summary
 from brokers.access import process_security
 from brokers.clients import make_producer, terminate
 from brokers.embedded import broker_for
@@ -74,7 +74,6 @@ from schemas.topics import TopicKind, TopicSpec
 __all__ = [
     "Reach",
     "bench_broadcast",
-    "latency_summary",
     "print_broadcast_bench",
     "red_notices",
     "to_all",
@@ -135,17 +134,6 @@ def to_first(reach: Reach, *, stage: Stage = "opened") -> float | None:
     """Milliseconds from the send to the first copy at ``stage``; ``None`` if none was."""
     stamps = reach.stamps(stage)
     return round((min(stamps.values()) - reach.sent_at) * 1000, 3) if stamps else None
-
-
-def latency_summary(values: Iterable[float | None]) -> dict[str, Any]:
-    """p50, p99 and max (ms) of what was measured; ``measured`` counts the non-``None``."""
-    measured = [v for v in values if v is not None]
-    return {
-        "measured": len(measured),
-        "p50_ms": percentile(measured, 0.5),
-        "p99_ms": percentile(measured, 0.99),
-        "max_ms": max(measured) if measured else None,
-    }
 
 
 # --- the run ----------------------------------------------------------------------------

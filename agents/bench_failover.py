@@ -52,6 +52,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from agents import stats
 from agents.keyring import init_all, load_all
 from agents.lease_reader import LeaseReader
 from agents.ncb import NcbAdapter, Opened
@@ -70,7 +71,6 @@ __all__ = [
     "KillFigures",
     "Spread",
     "bench_failover",
-    "percentile",
     "print_failover_bench",
     "spread",
 ]
@@ -124,23 +124,9 @@ def spread(values: Iterable[float | None]) -> Spread:
     )
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank ``q`` quantile (0 <= q <= 1) of ``values``, ``None`` if empty."""
-    if not 0 <= q <= 1:
-        raise ValueError(f"a quantile is between 0 and 1, got {q}")
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, Any]:
-    return {
-        "opened": len(latencies_ms),
-        "p50_ms": _round(percentile(latencies_ms, 0.5)),
-        "p99_ms": _round(percentile(latencies_ms, 0.99)),
-        "max_ms": _round(max(latencies_ms) if latencies_ms else None),
-    }
+    """Opened copies and their p50, p99 and max (ms, to the microsecond)."""
+    return stats.latency_summary(latencies_ms, counted="opened", digits=3)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -261,14 +247,8 @@ class _Rig:
                 self.events.append(event)
 
     def start_hub(self, site: str) -> None:
-        env = dict(
-            os.environ,
-            I247_BOOTSTRAP=self.bootstrap,
-            I247_TOPIC_PREFIX=self.local.topic_prefix,
-            I247_KEYS_DIR=str(self.local.keys_dir),
-            I247_LEASE_TTL_MS=str(self.local.lease_ttl_ms),
-            I247_LOG_FILE=str(self.log_dir / f"hub-{site}.log"),
-        )
+        hub = self.local.replace(bootstrap=self.bootstrap)
+        env = os.environ | hub.to_env(log_file=self.log_dir / f"hub-{site}.log")
         with (self.log_dir / f"hub-{site}.out").open("ab") as out:
             self.hubs[site] = subprocess.Popen(
                 [sys.executable, "-m", "agents.cli", "hub", "--site", site],
@@ -575,8 +555,8 @@ def print_failover_bench(figures: FailoverFigures, console: Console) -> None:
         f"steady ({STEADY_SECONDS:g} s before 1st kill)",
         str(figures.steady_sent),
         str(len(steady)),
-        _ms(percentile(steady, 0.5)),
-        _ms(percentile(steady, 0.99)),
+        _ms(stats.percentile(steady, 0.5)),
+        _ms(stats.percentile(steady, 0.99)),
         _ms(max(steady) if steady else None),
     )
     during = figures.takeover_latencies_ms
@@ -584,8 +564,8 @@ def print_failover_bench(figures: FailoverFigures, console: Console) -> None:
         f"takeovers (kill to 1st delivery + {AFTER_TAKEOVER_SECONDS:g} s)",
         str(sum(k.window_sent for k in figures.kills)),
         str(len(during)),
-        _ms(percentile(during, 0.5)),
-        _ms(percentile(during, 0.99)),
+        _ms(stats.percentile(during, 0.5)),
+        _ms(stats.percentile(during, 0.99)),
         _ms(max(during) if during else None),
     )
     console.print(latency)

@@ -97,16 +97,8 @@ def seal_flood(keys_dir: Path, count: int, prefix: str, workers: int) -> list[Se
 
 
 def _start_hub(settings: Settings, bootstrap: str, log_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        I247_BOOTSTRAP=bootstrap,
-        I247_TOPIC_PREFIX=settings.topic_prefix,
-        I247_KEYS_DIR=str(settings.keys_dir),
-        I247_DATA_DIR=str(settings.data_dir),
-        I247_LOG_FILE=str(log_dir / "hub-lyon.log"),
-        I247_FRESHNESS_SECONDS="3600",
-        I247_DB_SCALE=str(settings.db_scale),
-    )
+    hub = settings.replace(bootstrap=bootstrap, freshness_seconds=3600)
+    env = os.environ | hub.to_env(log_file=log_dir / "hub-lyon.log")
     with (log_dir / "hub-lyon.out").open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "hub", "--site", "lyon"],

@@ -335,7 +335,18 @@ def _add_audit_commands(commands: Any) -> None:
     verify.set_defaults(handler=tools.verify_command)
     prove.set_defaults(handler=tools.prove_command)
     consistency.set_defaults(handler=tools.consistency_command)
-    bench.set_defaults(handler=tools.bench_command)
+    bench.set_defaults(handler=_audit_bench)
+
+
+def _audit_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """``i247 audit bench``; ``--full`` loads ``agents.bench_audit`` (live traffic, replay)."""
+    if args.full:
+        from agents.bench_audit import full_bench_command
+
+        return full_bench_command(args, settings)
+    from agents.audit import bench_command
+
+    return bench_command(args, settings)
 
 
 def _archive(args: argparse.Namespace, settings: Settings) -> int:

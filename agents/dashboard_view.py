@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.dashboard_journal import JournalFold
+from agents.stats import percentile
 from brokers.records import ReceivedRecord
 from schemas.header import Precedence
 from schemas.header_names import CE_TIME, DLQ_PREFIX, ORIGIN, PRECEDENCE
@@ -219,6 +220,6 @@ class DashboardView:
 
 
 def _percentile(ordered: list[float], share: float) -> int | None:
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))])
+    """``agents.stats.percentile`` in whole milliseconds, as the dashboard shows them."""
+    value = percentile(ordered, share)
+    return None if value is None else round(value)

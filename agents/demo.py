@@ -162,20 +162,10 @@ def stop_children(grace: float = 10.0) -> None:
 def _start(
     settings: Settings, bootstrap: str, log_dir: Path, name: str, command: list[str]
 ) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, I247_BOOTSTRAP=bootstrap, I247_LOG_FILE=str(log_dir / f"{name}.log"))
-    env["I247_METRICS_PORT"] = str(metrics_ports(settings.metrics_port).get(name, 0))
-    env["I247_TOPIC_PREFIX"] = settings.topic_prefix
-    env["I247_KEYS_DIR"] = str(settings.keys_dir)
-    env["I247_DATA_DIR"] = str(settings.data_dir)
-    env["I247_LEASE_TTL_MS"] = str(settings.lease_ttl_ms)
-    env["I247_DB_SCALE"] = str(settings.db_scale)
-    env["I247_CLOCK_SCALE"] = str(settings.clock_scale)
-    if settings.calendar_scale is not None:
-        env["I247_CALENDAR_SCALE"] = str(settings.calendar_scale)
-    if settings.shift_seconds is not None:
-        env["I247_SHIFT_SECONDS"] = str(settings.shift_seconds)
-    env["I247_TRACES"] = settings.traces
-    env["I247_TRACE_SAMPLE"] = str(settings.trace_sample)
+    child = settings.replace(
+        bootstrap=bootstrap, metrics_port=metrics_ports(settings.metrics_port).get(name, 0)
+    )
+    env = os.environ | child.to_env(log_file=log_dir / f"{name}.log")
     program = ["-m", "streams.databases"] if command == ["-"] else ["-m", "agents.cli", *command]
     with (log_dir / f"{name}.out").open("ab") as out:
         process = subprocess.Popen(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from agents.stats import percentile
 from schemas.bodies import (
     Body,
     DiffusionBody,
@@ -49,17 +50,9 @@ from schemas.checks import (
 from schemas.header import HeaderFlag, RoutingHeader
 from schemas.team_journal import team_counts
 
-__all__ = ["DeskBooks", "percentile"]
+__all__ = ["DeskBooks"]
 
 _FLASH_FLAGS = frozenset({HeaderFlag.WANTED_PERSON_HIT, HeaderFlag.STOLEN_DOCUMENT_HIT})
-
-
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """The ``q`` quantile (nearest rank) of ``values``, rounded to 0.1, or None if empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 @dataclass
@@ -188,8 +181,8 @@ class DeskBooks:
                     "not_replied": sum(self._consolidated.values()),
                 },
                 "answer_ms": {
-                    "p50": percentile((ms for _, _, ms in answers), 0.5),
-                    "p99": percentile((ms for _, _, ms in answers), 0.99),
+                    "p50": percentile((ms for _, _, ms in answers), 0.5, digits=1),
+                    "p99": percentile((ms for _, _, ms in answers), 0.99, digits=1),
                 },
             },
         }

@@ -48,16 +48,7 @@ GATEWAYS = ("DEU", "BRA", "JPN", "KEN")
 
 
 def _env(settings: Settings, bootstrap: str, log: Path) -> dict[str, str]:
-    return dict(
-        os.environ,
-        I247_BOOTSTRAP=bootstrap,
-        I247_TOPIC_PREFIX=settings.topic_prefix,
-        I247_KEYS_DIR=str(settings.keys_dir),
-        I247_DATA_DIR=str(settings.data_dir),
-        I247_LEASE_TTL_MS=str(settings.lease_ttl_ms),
-        I247_DB_SCALE=str(settings.db_scale),
-        I247_LOG_FILE=str(log),
-    )
+    return os.environ | settings.replace(bootstrap=bootstrap).to_env(log_file=log)
 
 
 def _spawn(

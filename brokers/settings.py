@@ -46,6 +46,10 @@ naming the closest known one: a misspelt variable would otherwise be ignored in 
 ``VARIABLES`` is the one registry of names. To add a variable: a field here (every process
 reads it; ``json_schema_extra`` gives its help group) or an entry in ``PROCESS_VARIABLES``
 (one process reads it itself). ``i247 <command> --help`` lists each command's from here.
+
+A process that starts another (the demo, the soak, the benches, the test harness) hands it
+its settings as ``os.environ | settings.replace(...).to_env(log_file=...)``: every field,
+so a field added here reaches every child with no launcher to edit.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -382,6 +387,25 @@ class Settings(BaseModel):
             named = {field: option for field, (option, _) in options.items()}
             raise SettingsError(_explain(exc, {}, named, values)) from None
 
+    def to_env(self, *, log_file: Path | None = None) -> dict[str, str]:
+        """Every field as its ``I247_*`` variable: the one way a launcher passes settings to a
+        child process (``from_env`` of the result equals these settings).
+
+        An unset field is given as "" (unset to ``from_env``), so a child never inherits a
+        stale value from the launcher's own environment: ``os.environ | settings.to_env()``.
+        The SASL password is written in clear, for a child's environment only; never log it.
+        ``log_file`` sets ``I247_LOG_FILE``, where the child logs.
+        """
+        fields = type(self).model_fields
+        env = {ENV_NAMES[field]: _env_value(getattr(self, field)) for field in fields}
+        if log_file is not None:
+            env[f"{ENV_PREFIX}LOG_FILE"] = str(log_file)
+        return env
+
+    def replace(self, **fields: Any) -> Settings:
+        """A copy with ``fields`` changed, validated as a whole (``SettingsError`` if bad)."""
+        return self.with_options({name: (ENV_NAMES[name], value) for name, value in fields.items()})
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read ``I247_*`` from ``environ`` (default ``os.environ``); ``SettingsError`` if bad."""
@@ -401,6 +425,19 @@ class Settings(BaseModel):
         if problems:
             raise SettingsError("; ".join(problems))
         return settings
+
+
+def _env_value(value: object) -> str:
+    """A field's value as ``from_env`` reads it back: "" for unset, the secret in clear."""
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
 
 
 def _unknown(name: str, closest: str | None) -> str:

@@ -246,7 +246,7 @@ def parse_envelope(raw: bytes, *, max_bytes: int) -> SealedMessage:
     if type(raw) is not bytes:
         return _parse(raw)
     remembered = envelopes.get(raw)
-    if remembered is not None:
+    if isinstance(remembered, SealedMessage):
         return remembered
     sealed = _parse(raw)
     envelopes.put(raw, sealed)

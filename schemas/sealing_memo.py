@@ -24,12 +24,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-if TYPE_CHECKING:
-    from schemas.sealing import SealedMessage
 
 __all__ = [
     "ENVELOPE_MEMO_SIZE",
@@ -96,8 +93,9 @@ class Memo(Generic[K, V]):
             self.hits = self.misses = 0
 
 
-envelopes: Memo[bytes, SealedMessage] = Memo(ENVELOPE_MEMO_SIZE)
-"""Record bytes -> the ``SealedMessage`` they parse to (``schemas.sealing.parse_envelope``)."""
+envelopes: Memo[bytes, object] = Memo(ENVELOPE_MEMO_SIZE)
+"""Record bytes -> the ``SealedMessage`` they parse to (``schemas.sealing.parse_envelope``,
+which checks the type: this module sits below ``schemas.sealing`` and cannot name it)."""
 
 signatures: Memo[tuple[bytes, bytes, bytes], bool] = Memo(SIGNATURE_MEMO_SIZE)
 """(raw Ed25519 public key, signed bytes, signature) that were found (or made) valid."""

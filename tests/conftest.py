@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from agents.keyring import all_participants, init_all
 from schemas.keys import Directory, PrivateIdentity, load_identity
+
+# The machine running the suite is often loaded: an example's wall time says nothing about
+# the code under test, so no deadline and no complaint that generating examples is slow.
+settings.register_profile(
+    "i247", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("i247")
 
 
 @pytest.fixture(scope="session")

@@ -54,21 +54,9 @@ class Backbone:
         return self.adapters[code]
 
     def start_hub(self, site: str = "lyon", **extra_env: str) -> None:
-        env = dict(os.environ, **self.env)
-        env.update(
-            I247_BOOTSTRAP=self.bootstrap,
-            I247_TOPIC_PREFIX=self.settings.topic_prefix,
-            I247_KEYS_DIR=str(self.settings.keys_dir),
-            I247_CLOCK_SCALE=str(self.settings.clock_scale),
-            I247_FRESHNESS_SECONDS=str(self.settings.freshness_seconds),
-            I247_LOG_FILE=str(self.log_dir / f"hub-{site}.log"),
-            I247_LEASE_TTL_MS=str(self.settings.lease_ttl_ms),
-            I247_DATA_DIR=str(self.settings.data_dir),
-            I247_DB_SCALE=str(self.settings.db_scale),
-        )
-        if self.settings.shift_seconds is not None:
-            env["I247_SHIFT_SECONDS"] = str(self.settings.shift_seconds)
-        env.update(extra_env)
+        hub = self.settings.replace(bootstrap=self.bootstrap)
+        log_file = self.log_dir / f"hub-{site}.log"
+        env = os.environ | hub.to_env(log_file=log_file) | self.env | extra_env
         with (self.log_dir / f"hub-{site}.out").open("ab") as out:
             self.hubs[site] = subprocess.Popen(
                 [sys.executable, "-m", "agents.cli", "hub", "--site", site],

@@ -246,13 +246,7 @@ async def test_an_archiver_killed_mid_stream_resumes_without_gap_or_duplicate(
     assert settings.bootstrap is not None
     await provision(settings.bootstrap, [s for s in topics.core() if s.name == topics.inbound])
     path = tmp_path / "archive.sqlite3"
-    env = dict(
-        os.environ,
-        I247_BOOTSTRAP=settings.bootstrap,
-        I247_TOPIC_PREFIX=topics.prefix,
-        I247_KEYS_DIR=str(settings.keys_dir),
-        I247_DATA_DIR=str(settings.data_dir),
-    )
+    env = os.environ | settings.to_env()
 
     def start() -> subprocess.Popen[bytes]:
         with (tmp_path / "archiver.out").open("ab") as out:

@@ -57,13 +57,7 @@ class Gateways:
 
     def __init__(self, backbone: Backbone) -> None:
         settings = backbone.settings
-        self.env = dict(
-            os.environ,
-            I247_BOOTSTRAP=backbone.bootstrap,
-            I247_TOPIC_PREFIX=settings.topic_prefix,
-            I247_KEYS_DIR=str(settings.keys_dir),
-            I247_DATA_DIR=str(settings.data_dir),
-        )
+        self.env = os.environ | settings.replace(bootstrap=backbone.bootstrap).to_env()
         self.data_dir = Path(settings.data_dir)
         self.out_dir = backbone.log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

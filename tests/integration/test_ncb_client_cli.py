@@ -36,15 +36,8 @@ async def backbone(
 
 
 def environment(backbone: Backbone) -> dict[str, str]:
-    settings = backbone.settings
-    return dict(
-        os.environ,
-        I247_BOOTSTRAP=backbone.bootstrap,
-        I247_TOPIC_PREFIX=settings.topic_prefix,
-        I247_KEYS_DIR=str(settings.keys_dir),
-        I247_DATA_DIR=str(settings.data_dir),
-        COLUMNS="200",
-    )
+    settings = backbone.settings.replace(bootstrap=backbone.bootstrap)
+    return os.environ | settings.to_env() | {"COLUMNS": "200"}
 
 
 async def run(backbone: Backbone, *args: str) -> str:

@@ -31,15 +31,8 @@ BODY = MessageBody(subject="Vehicle seized at border crossing", text="VIN WDB124
 
 async def i247(backbone: Backbone, *args: str, code: int = 0) -> str:
     """Run ``i247 ARGS`` in a subprocess; its stdout, after checking its exit code."""
-    settings = backbone.settings
-    env = dict(
-        os.environ,
-        I247_BOOTSTRAP=backbone.bootstrap,
-        I247_TOPIC_PREFIX=settings.topic_prefix,
-        I247_KEYS_DIR=str(settings.keys_dir),
-        I247_DATA_DIR=str(settings.data_dir),
-        COLUMNS="200",
-    )
+    settings = backbone.settings.replace(bootstrap=backbone.bootstrap)
+    env = os.environ | settings.to_env() | {"COLUMNS": "200"}
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "agents.cli", *args],

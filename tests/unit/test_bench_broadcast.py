@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.bench_broadcast import Reach, latency_summary, red_notices, to_all, to_first
+from agents.bench_broadcast import Reach, red_notices, to_all, to_first
 from schemas.notices import ReviewDecision, subject_identity
 from schemas.registry import default_registry
 from streams.notice_review import review_notice
@@ -46,21 +46,6 @@ def test_to_first_is_the_time_to_the_earliest_copy() -> None:
     assert to_first(Reach("n", 10.0, opened_at=THREE)) == 125.0
     assert to_first(Reach("n", 10.0, read_at={"FRA": 10.5}), stage="read") == 500.0
     assert to_first(Reach("n", 10.0, read_at={"FRA": 10.5})) is None
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        ([], {"measured": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}),
-        ([None, None], {"measured": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}),
-        ([5.0, None], {"measured": 1, "p50_ms": 5.0, "p99_ms": 5.0, "max_ms": 5.0}),
-        ([3.0, 1.0, 2.0, 4.0], {"measured": 4, "p50_ms": 3.0, "p99_ms": 4.0, "max_ms": 4.0}),
-    ],
-)
-def test_latency_summary_counts_only_what_was_measured(
-    values: list[float | None], expected: dict[str, object]
-) -> None:
-    assert latency_summary(values) == expected
 
 
 @given(st.lists(st.floats(0, 1e5), min_size=1, max_size=50), st.floats(0, 1e5))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.bench_failover import FailoverFigures, KillFigures, Spread, percentile, spread
+from agents.bench_failover import FailoverFigures, KillFigures, Spread, spread
 
 
 @pytest.mark.parametrize(
@@ -37,26 +37,6 @@ def test_spread_counts_every_round_and_the_worst_bounds_the_median(
         assert result.worst is not None
         assert result.median <= result.worst
         assert result.worst == max(v for v in values if v is not None)
-
-
-@pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [
-        ([], 0.5, None),
-        ([7.0], 0.99, 7.0),
-        ([4.0, 1.0, 3.0, 2.0], 0.5, 3.0),  # nearest rank: index int(0.5 * 4) of the sorted
-        ([4.0, 1.0, 3.0, 2.0], 0.0, 1.0),
-        ([4.0, 1.0, 3.0, 2.0], 1.0, 4.0),
-        (list(map(float, range(100))), 0.99, 99.0),
-    ],
-)
-def test_percentile_is_nearest_rank(values: list[float], q: float, expected: float | None) -> None:
-    assert percentile(values, q) == expected
-
-
-def test_percentile_refuses_a_quantile_outside_zero_to_one() -> None:
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        percentile([1.0], 1.5)
 
 
 def test_figures_summarise_kills_and_say_what_was_not_measured() -> None:

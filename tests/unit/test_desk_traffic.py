@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agents.desk_books import DeskBooks, percentile
+from agents.desk_books import DeskBooks
 from agents.desk_traffic import DeskTraffic, kind_of_record
 from agents.ncb import NcbAdapter, Opened
 from agents.notice_traffic import NoticeTraffic, red_notice
@@ -258,16 +258,6 @@ def test_answers_hits_escalations_and_silences_are_counted_as_opened() -> None:
     assert checks["escalations_opened"] == 2
     assert checks["multi_country"]["consolidated"] == 1
     assert checks["multi_country"]["not_replied"] == 2
-
-
-@pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [([], 0.5, None), ([5.0], 0.99, 5.0), ([1.0, 2.0, 3.0, 4.0], 0.5, 3.0), ([3.0, 1.0], 0.0, 1.0)],
-)
-def test_percentile_is_the_nearest_rank(
-    values: list[float], q: float, expected: float | None
-) -> None:
-    assert percentile(values, q) == expected
 
 
 def test_a_drain_waits_for_answers_and_for_queries_only_within_their_grace() -> None:
