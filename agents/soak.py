@@ -185,6 +185,8 @@ async def soak(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         if await asyncio.to_thread(build_databases, local, bootstrap, run_dir):
             raise RuntimeError(f"building the databases failed; see {run_dir}/databases.out")
         rig = Rig(local, bootstrap, run_dir)
+        for code in GATEWAYS[: args.gateways]:  # an earlier run's hand-overs are not this one's
+            state_path(Path(local.data_dir), code).unlink(missing_ok=True)
         broker = broker_pid(bootstrap)
         simulate: subprocess.Popen[bytes] | None = None
         try:
