@@ -13,12 +13,14 @@ the (notice id, inbox) pair it landed in. The checker (``agents.checker``) then 
 them with what had to happen, counted from the real topics: every published notice in
 every inbox once (lost, duplicated, unexpected); a refused or returned one nowhere.
 
-Where the time goes, per notice: ``queued`` (request sent -> the desk published it: the
-request waited behind earlier ones at intake and the desk), ``sealing`` (the desk's
-first copy -> its 196th, as the hub's producer stamped them: one event loop seals and
-wraps a data key for each bureau in turn), ``to_reader`` (the 196th copy written -> read
-here), and ``drain`` (the last request sent -> the last copy read). Nothing here asserts
-a speed.
+Where the time goes, per notice: ``queued`` (request sent -> the desk published it, by
+the hub's clock: the request waited behind earlier ones at intake and at the desk, which
+handles one message at a time), ``sealing`` (published -> its first copy handed to the
+hub's producer: the desk seals the 196 copies, a data key wrapped for each bureau, before
+any is written), ``writing`` (first copy -> 196th, as the producer stamped them),
+``to_reader`` (196th copy written -> read here), and ``drain`` (the last request sent ->
+the last copy read). The CPU seconds of the hub process and of this reader (which opens
+every copy) say which of them was busy. Nothing here asserts a speed.
 
 Worked example::
 
@@ -43,6 +45,7 @@ from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
+import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.bench_broadcast import (
@@ -96,6 +99,7 @@ async def storm(
         reaches = {red_notice_id(r): Reach(red_notice_id(r), 0.0) for r in requests}
         run_dir = Path(local.data_dir) / "storm" / local.topic_prefix
         run_dir.mkdir(parents=True, exist_ok=True)
+        cpu0 = time.process_time()
         reader = _StormReader(local, bootstrap, adapters, reaches)
         await reader.start()
         hub = start_hub(local, "lyon", bootstrap, run_dir)
@@ -130,12 +134,13 @@ async def storm(
 
             drained = await reader.until(settled, drain_timeout, hub)
             await asyncio.sleep(2.0)  # a copy written twice would arrive about now
+            cpu = {"hub": _cpu_seconds(hub.pid), "reader": round(time.process_time() - cpu0, 1)}
         finally:
             await producer.stop()
             await reader.stop()
             terminate(hub)
     return _figures(
-        rate, seconds, codes, reaches, reader, sent_seconds, last_sent, drained, run_dir
+        rate, seconds, codes, reaches, reader, sent_seconds, last_sent, drained, run_dir, cpu
     )
 
 
@@ -149,16 +154,21 @@ def _figures(
     last_sent: float,
     drained: bool,
     run_dir: Path,
+    cpu: dict[str, float | None],
 ) -> dict[str, Any]:
     published = [k for k in reaches if reader.decisions.get(k) == PUBLISHED]
     expected = {k: set(codes) for k in published}
     expected.update({k: set() for k in reaches if k not in expected})
     checked = check(expected, reader.landings)
     last_read = max((max(r.read_at.values()) for r in reaches.values() if r.read_at), default=0)
+    whole = [r for r in reaches.values() if len(r.produced_at) >= len(codes)]
+    writing = [
+        round((max(r.produced_at.values()) - min(r.produced_at.values())) * 1000, 1) for r in whole
+    ]
     sealing = [
-        round((max(r.produced_at.values()) - min(r.produced_at.values())) * 1000, 1)
-        for r in reaches.values()
-        if len(r.produced_at) >= len(codes)
+        round((min(r.produced_at.values()) - r.published_at) * 1000, 1)
+        for r in whole
+        if r.published_at is not None
     ]
     copies = len(reader.landings)
     first_sent = min((r.sent_at for r in reaches.values() if r.sent_at), default=0.0)
@@ -187,6 +197,8 @@ def _figures(
             for r in reaches.values()
         ),
         "sealing": latency_summary(sealing),
+        "writing": latency_summary(writing),
+        "cpu_seconds": cpu,
         "to_reader": latency_summary(
             round((max(r.read_at.values()) - max(r.produced_at.values())) * 1000, 1)
             for r in reaches.values()
@@ -194,6 +206,14 @@ def _figures(
         ),
         "run_dir": str(run_dir),
     }
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return round(times.user + times.system, 1)
 
 
 class _StormReader:
