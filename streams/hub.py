@@ -177,7 +177,6 @@ class HubService:
                 await asyncio.sleep(2.0)
                 continue
             fields = {
-                "hub": self.state.hub,
                 "reason": self.suspended,
                 "suspended_seconds": round(time.monotonic() - self._suspended_at, 3),
                 "fresh_log": change.kind is ChangeKind.LOG_READY,
@@ -189,7 +188,7 @@ class HubService:
             await self.runtime.producer.send(
                 out.topic, out.value, key=out.key, headers=list(out.headers)
             )
-            log.info("hub-resumed", **fields)
+            log.info("hub-resumed", hub=self.state.hub, **fields)
             return
 
     # --- timers -------------------------------------------------------------------
