@@ -228,7 +228,7 @@ class HubService:
 
     def refresh_metrics(self) -> None:
         """The gauges of the present: units held with their epochs and backlogs."""
-        workers = self.runtime.workers  # empty until the work loop exists
+        workers = {} if self.suspended else self.runtime.workers  # empty until it exists
         self.state.metrics.held(
             {unit: term.epoch for unit, term in workers.items()},
             {unit: self.runtime.work.backlog(unit) for unit in workers},
@@ -238,7 +238,7 @@ class HubService:
         log.info(
             "hub-stats",
             hub=self.state.hub,
-            units=sorted(self.runtime.workers),
+            units=[] if self.suspended else sorted(self.runtime.workers),
             suspended=self.suspended,
             **dict(self.state.counts),
             open_clocks=self.state.clocks.open_count,
