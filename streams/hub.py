@@ -137,9 +137,11 @@ class HubService:
         await self.watcher.start()
 
     async def _on_broker(self, change: BrokerChange, watch: BrokerWatch) -> None:
-        if change.kind in (ChangeKind.UNREACHABLE, ChangeKind.LOG_LOST):
-            await self._suspend(change.kind.value)
-        elif (
+        # a restart provisioned before any probe saw it down or empty: still a lost log
+        unseen = change.kind is ChangeKind.LOG_READY and self.suspended is None
+        if change.kind in (ChangeKind.UNREACHABLE, ChangeKind.LOG_LOST) or unseen:
+            await self._suspend(ChangeKind.LOG_LOST.value if unseen else change.kind.value)
+        if (
             watch.usable
             and self.suspended is not None
             and (self._resuming is None or self._resuming.done())

@@ -167,3 +167,15 @@ async def test_a_suspended_hub_beats_ticks_and_holds_nothing(service: HubService
     with capture_logs() as logs:
         await service.report()
     assert (logs[0]["units"], logs[0]["suspended"]) == ([], "broker-unreachable")
+
+
+async def test_a_new_log_provisioned_before_any_probe_saw_it_still_starts_afresh(
+    service: HubService,
+) -> None:
+    first = fake(service)
+    await service._on_broker(_change(ChangeKind.LOG_READY), USABLE)
+    await _resumed(service)
+    assert first.abandoned
+    assert fake(service) is not first
+    event = fake(service).producer.sent[0]
+    assert (event["reason"], event["fresh_log"]) == ("broker-log-lost", True)
