@@ -1,9 +1,9 @@
 """structlog set-up for every process: one JSON event per line, at the edges only.
 
-aiokafka logs every failed connection and metadata retry (several a second per client
-while a broker is away); ``RepeatFilter`` lets each of its messages through once a
-minute and counts the rest, so an outage reads as one ``broker-unreachable`` event
-(``brokers.broker_probe``) and a few lines, not a flood.
+aiokafka logs every failed connection and metadata retry while a broker is away (784
+lines in 20 s for one consumer and one producer); ``RepeatFilter`` lets each of its
+messages through once a minute and counts the rest, so an outage reads as one
+``broker-unreachable`` event (``brokers.broker_probe``) and a few lines, not a flood.
 """
 
 from __future__ import annotations

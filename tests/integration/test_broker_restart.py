@@ -215,6 +215,8 @@ async def restart_under_traffic(
     assert all(p.poll() is None for p in bb.hubs.values()), "a hub exited"
     for site in HUB_SITES:
         assert len(events(tmp_path, site, "broker-unreachable")) == 1, site
+        flood = (tmp_path / f"hub-{site}.log").read_text().count(" aiokafka")
+        assert flood <= 25, f"{site}: {flood} aiokafka lines (each held to one a minute)"
         assert len(events(tmp_path, site, "hub-suspended")) == 1, site
         lost = events(tmp_path, site, "broker-log-lost")
         assert len(lost) == 1, site
