@@ -9,8 +9,10 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 # the soak (docs/reliability.md): e.g. SOAK_ARGS="--minutes 3 --rate 100"
 SOAK_ARGS ?= --minutes 10 --rate 200
+# the notice storm (docs/reliability.md): e.g. STORM_ARGS="--rate 5 --seconds 10"
+STORM_ARGS ?= --rate 50 --seconds 60
 
-.PHONY: demo test lint typecheck unit integration bench soak clean
+.PHONY: demo test lint typecheck unit integration bench soak storm clean
 
 # the AsyncAPI parser that validates docs/asyncapi.yaml (tests/unit/test_contract.py)
 PARSER := tools/asyncapi/node_modules/.installed
@@ -51,6 +53,9 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m agents.soak $(SOAK_ARGS)
+
+storm: $(STAMP)
+	$(BIN)/python -m agents.storm $(STORM_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache .coverage

@@ -24,10 +24,18 @@ With ``I247_TRACES`` on (or a ``Tracing`` given), ``send`` is a ``send`` span wh
 is the message's ``trace_id`` and whose context the record carries, and each inbox record
 read is a ``process`` span under the context its hub wrote (docs/tracing.md): the
 sender's, the hubs' and the recipient's spans of one message form one trace.
+
+The client watches its broker (``brokers.broker_probe``): an outage is logged once
+(``broker-unreachable``), a send waits for the broker and is tried again rather than
+failing, and a broker back with its log lost (``broker-log-lost``) is waited out until its
+topics are provisioned again; the client then reads the new inbox from its start with a
+fresh lease reader (``client-started-over``): the old positions and terms belonged to the
+lost log, and what it handed over before stays handed over (the state file).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections import Counter
@@ -46,6 +54,9 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from agents.client_state import ClientState, HandedOver, state_path
 from agents.lease_reader import LeaseReader
 from agents.ncb import Duplicate, Fenced, Inbound, NcbAdapter, Opened, Receipted, Unopened
+from brokers.access import process_security
+from brokers.broker_probe import BrokerWatcher
+from brokers.broker_watch import BrokerChange, BrokerWatch, ChangeKind
 from brokers.clients import make_consumer, make_producer
 from brokers.record_headers import TraceParent, header_value
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -160,6 +171,9 @@ class NcbClient:
         self._generation = 0  # the latest inbox() call; an older one may not read on
         self._owns_tracing = tracing is None  # started from I247_TRACES: flushed at stop
         self.tracing = tracing or start_tracing(settings, f"i247-client-{self.participant}")
+        self._watcher: BrokerWatcher | None = None
+        self._usable = asyncio.Event()  # the broker answers with an intact log
+        self._new_log = False  # lost and provisioned again: start over on the new one
 
     @property
     def participant(self) -> str:
@@ -196,6 +210,16 @@ class NcbClient:
                 )
                 await self._leases.start()
                 await self._leases.catch_up()  # the key directory known before any inbox read
+            topics = self.settings.topics
+            self._watcher = BrokerWatcher(
+                bootstrap,
+                [self.adapter.inbox, topics.inbound, topics.leases],
+                self._on_broker,
+                who=self.participant,
+                security=process_security(),
+            )
+            if (await self._watcher.start()).usable:
+                self._usable.set()
         except BaseException:
             await self.stop()
             raise
@@ -205,6 +229,39 @@ class NcbClient:
             positions={f"{tp.topic}/{tp.partition}": o for tp, o in self._next.items()},
             opened=len(self._state.opened),
         )
+
+    async def _on_broker(self, change: BrokerChange, watch: BrokerWatch) -> None:
+        if watch.usable:
+            self._usable.set()
+        else:
+            self._usable.clear()
+        if change.kind is ChangeKind.LOG_READY:
+            self._new_log = True
+
+    async def _start_over(self) -> AIOKafkaConsumer:
+        """The broker lost its log and has its topics again: read the new inbox from its
+        start, folding the new lease journal (positions and terms of the old one are void)."""
+        self._new_log = False
+        for client in (self._consumer, self._leases):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), 5.0)
+        self._next.clear()
+        self._committed.clear()
+        self._consumer = consumer = make_consumer(self.settings, group_id=self.group_id)
+        await consumer.start()
+        await self._assign(consumer)
+        if self._fence:
+            assert self.settings.bootstrap is not None
+            self._leases = LeaseReader(
+                self.settings.bootstrap,
+                self.settings.topics.leases,
+                also={self.settings.topics.keys: self._on_key_entry},
+            )
+            await self._leases.start()
+            await self._leases.catch_up()
+        log.info("client-started-over", participant=self.participant, reason="broker-log-lost")
+        return consumer
 
     def _on_key_entry(self, record: ReceivedRecord) -> None:
         """A key set changed: seal for and verify with it; take up our own new key."""
@@ -250,6 +307,9 @@ class NcbClient:
     async def stop(self) -> None:
         """Commit the position, stop every Kafka client, close the state file (all of them)."""
         consumer, leases, producer = self._consumer, self._leases, self._producer
+        if self._watcher is not None:
+            await self._watcher.stop()
+            self._watcher = None
         try:
             if consumer is not None:
                 await self._commit()
@@ -375,10 +435,19 @@ class NcbClient:
         """Publish ``record`` once the broker has it; its partition and offset."""
         if self._producer is None:
             raise RuntimeError("NcbClient is not started: use `async with NcbClient(...)`")
-        metadata = await self._producer.send_and_wait(
-            record.topic, record.value, key=record.key, headers=list(record.headers)
-        )
-        return int(metadata.partition), int(metadata.offset)
+        while True:
+            try:
+                metadata = await self._producer.send_and_wait(
+                    record.topic, record.value, key=record.key, headers=list(record.headers)
+                )
+                return int(metadata.partition), int(metadata.offset)
+            except KafkaError as error:
+                if self._watcher is None or self._usable.is_set():
+                    raise
+                log.warning(
+                    "client-send-waiting", participant=self.participant, error=repr(error)[:200]
+                )
+                await self._usable.wait()  # the broker (or its topics) back: try again
 
     async def inbox(self, *, follow: bool = False, idle_ms: int = 500) -> AsyncIterator[InboxItem]:
         """What this participant opened since its last position, in inbox order.
@@ -398,6 +467,9 @@ class NcbClient:
                 consumer.seek(tp, offset)
             ends = None if follow else await consumer.end_offsets(list(self._next))
             while generation == self._generation:
+                if self._new_log:
+                    consumer = await self._start_over()
+                    ends = None if follow else await consumer.end_offsets(list(self._next))
                 batch = await consumer.getmany(timeout_ms=idle_ms, max_records=500)
                 if not batch:
                     if ends is not None and all(self._next[tp] >= e for tp, e in ends.items()):

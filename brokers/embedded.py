@@ -4,6 +4,13 @@ A new user needs nothing else: with no ``I247_BOOTSTRAP`` the backbone starts Ta
 (memory storage: a restart loses every record), waits until it answers a Kafka request,
 keeps its output in a log file, and stops it with SIGTERM (SIGKILL after a grace period).
 
+Each start gets a cluster id of its own (``i247-<random>``, in every Metadata response), so
+a client can tell a broker that restarted, and lost its log, from one that was only out of
+reach (``brokers.broker_watch``). ``start(same_address=True)`` after ``stop()``, or
+``restart()``, starts a new Tansu on the same ports, as a broker restarted under its
+clients: the bundled Tansu has only memory storage (and S3: no file or Postgres engine
+is compiled in), so no restart keeps the records.
+
 Start and stop are blocking (a subprocess and a few ms of polling: Tansu answers ~20 ms
 after it is spawned), so a pytest session fixture or a CLI uses them directly; async code
 uses ``async with EmbeddedBroker(...)`` or ``broker_for(settings)``, which run them in a
@@ -34,6 +41,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +170,9 @@ class EmbeddedBroker:
         self.access = access
         self.gate: subprocess.Popen[bytes] | None = None  # the access gate's process
         self.process: subprocess.Popen[bytes] | None = None
+        self.cluster_id = ""  # new at every start: what a restart changes
         self._log_start = 0
+        self._ports: tuple[int, int] | None = None  # (Tansu's, advertised) to start on
 
     @property
     def bootstrap(self) -> str:
@@ -190,16 +200,26 @@ class EmbeddedBroker:
             return "(no log)"
         return text[-limit:] or "(empty)"
 
-    def start(self) -> str:
-        """Start Tansu and wait until it answers; return its bootstrap address."""
+    def start(self, *, same_address: bool = False) -> str:
+        """Start Tansu and wait until it answers; return its bootstrap address.
+
+        ``same_address``: on the ports of the previous start (a broker coming back after
+        ``stop()``, to clients that still dial its address); an error if they are taken.
+        """
         if self.running:
             return self.bootstrap
+        if same_address and not self.port:
+            raise EmbeddedBrokerError("no previous start to take the address of: start() first")
+        self._ports = (self.port, self.advertised_port) if same_address else None
         binary = _binary()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         for _attempt in range(_PORT_ATTEMPTS):
-            port = _free_port()
-            self.advertised_port = port if self.access is None else _free_port(avoid=port)
+            if self._ports is not None:
+                port, self.advertised_port = self._ports
+            else:
+                port = _free_port()
+                self.advertised_port = port if self.access is None else _free_port(avoid=port)
             self._spawn(binary, port)
             outcome = self._wait_until_answering()
             if outcome == "ready" and self.access is not None:
@@ -209,6 +229,7 @@ class EmbeddedBroker:
                 log.info(
                     "embedded-broker-started",
                     bootstrap=self.bootstrap,
+                    cluster_id=self.cluster_id,
                     pid=self.process.pid if self.process else None,
                     gate_pid=self.gate.pid if self.gate else None,
                     startup_ms=round(1000 * (time.monotonic() - began)),
@@ -219,7 +240,7 @@ class EmbeddedBroker:
                 )
                 return self.bootstrap
             self._kill_quietly()
-            if outcome != "port-taken":
+            if outcome != "port-taken" or self._ports is not None:
                 raise EmbeddedBrokerError(
                     f"Tansu {outcome}; check the binary (CALF_TANSU_BIN) and "
                     f"{self.log_path}, which ends:\n{self.tail()}"
@@ -277,8 +298,15 @@ class EmbeddedBroker:
             return "port-taken"
         return f"access gate exited with code {self.gate.wait(5)}; see {self.gate_log_path}"
 
+    def restart(self) -> str:
+        """Stop this broker and start a new one on the same ports (a restart under its
+        clients: same address, a new cluster id, no records); return the bootstrap."""
+        self.stop()
+        return self.start(same_address=True)
+
     def _spawn(self, binary: str, port: int) -> None:
         self.port = port
+        self.cluster_id = f"i247-{uuid.uuid4().hex[:12]}"
         url = f"tcp://127.0.0.1:{port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         with self.log_path.open("ab") as out:
@@ -295,6 +323,8 @@ class EmbeddedBroker:
                     advertised,
                     "--storage-engine",
                     "memory://tansu/",
+                    "--cluster-id",
+                    self.cluster_id,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,

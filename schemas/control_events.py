@@ -129,6 +129,17 @@ _LEASES = (
         units=_STRS,
     ),
     _e(
+        "hub-resumed",
+        "the writing hub (hub:lyon)",
+        "The hub works again after its broker was out of reach or lost its log: a new "
+        "runtime, leases claimed anew (fresh_log: the log was lost and provisioned again).",
+        reason=_STR,
+        suspended_seconds=_NUM,
+        fresh_log=_BOOL,
+        cluster_id=_STR_OR_NULL,
+        incarnation=_STR,
+    ),
+    _e(
         "hub-alive",
         "the site observed (lyon)",
         "The writing hub sees the hub at `site` beating again.",

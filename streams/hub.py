@@ -8,6 +8,14 @@ TTL/3, handling clocks due and the desks' tick every second, statistics every 10
 on SIGTERM/SIGINT stops them and lets the runtime hand its leases on (release with final
 positions, then a leaving heartbeat), so successors take over at once. The
 acknowledgements other hubs relay on the journal are folded by the runtime's journal tail.
+
+The broker is watched beside (``brokers.broker_probe``, one Metadata request a second).
+When it stops answering, or answers with its log lost (a restarted embedded broker), the
+hub is *suspended*: it drops its runtime without writing (``HubRuntime.abandon``), logs
+``hub-suspended`` once, and ``/readyz`` answers 503 saying why; it neither exits nor
+retries in a loop of errors. When the broker answers again with its topics, a new runtime
+starts (fresh terms: leases are claimed anew, the journals read from their start) and
+``hub-resumed`` is logged and journaled with how long the hub was suspended.
 """
 
 from __future__ import annotations
@@ -15,11 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 
+from brokers.access import process_security
+from brokers.broker_probe import BrokerWatcher
+from brokers.broker_watch import BrokerChange, BrokerWatch, ChangeKind
 from schemas.leases import fence_headers
+from schemas.registry import default_registry
 from streams.coordination import HubPhase
 from streams.hub_runtime import HubRuntime
 from streams.hub_state import HubState, journal_record
@@ -38,12 +51,18 @@ class HubService:
         self.runtime = HubRuntime(state)
         self._stop = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
-        self.probes = Probes(
-            state.metrics.registry,
-            ready=lambda: self.runtime.phase is HubPhase.RUNNING,
-            refresh=self.refresh_metrics,
-        )
+        self.probes = Probes(state.metrics.registry, ready=self.ready, refresh=self.refresh_metrics)
         self.probe_server: ProbeServer | None = None
+        self.suspended: str | None = None  # why the hub waits for its broker (None: it does not)
+        self._suspended_at = 0.0
+        self.watcher: BrokerWatcher | None = None
+        self._resuming: asyncio.Task[None] | None = None
+
+    def ready(self) -> bool | str:
+        """True when running on a usable broker; else why not (``/readyz`` says it)."""
+        if self.suspended is not None:
+            return f"suspended: {self.suspended}"
+        return self.runtime.phase is HubPhase.RUNNING
 
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and SIGINT do)."""
@@ -61,18 +80,20 @@ class HubService:
             ticking = asyncio.create_task(self.probes.tick_forever(), name="probes")
         try:
             await self.runtime.start()
+            await self._watch_broker()
             ttl_s = self.state.settings.lease_ttl_ms / 1000
             self._timers = [
-                self._every(ttl_s / 3, "heartbeat", self.runtime.beat),
+                self._every(ttl_s / 3, "heartbeat", self.beat),
                 self._every(1.0, "clocks-due", self.clocks_due),
                 self._every(1.0, "desk-due", self.desk_due),
                 self._every(10.0, "hub-stats", self.report),
             ]
             await self._stop.wait()
         finally:
-            for task in self._timers:
+            if self.watcher is not None:
+                await self.watcher.stop()
+            for task in [*self._timers, *([self._resuming] if self._resuming else [])]:
                 task.cancel()
-            for task in self._timers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self.runtime.stop()
@@ -100,7 +121,87 @@ class HubService:
 
         return asyncio.create_task(repeat(), name=name)
 
+    # --- the broker --------------------------------------------------------------
+
+    async def _watch_broker(self) -> None:
+        settings = self.state.settings
+        topics = [spec.name for spec in settings.topics.core()]
+        topics.append(settings.topics.inbox(list(default_registry().codes())[-1]))  # made last
+        self.watcher = BrokerWatcher(
+            self.state.bootstrap,
+            topics,
+            self._on_broker,
+            who=self.state.hub,
+            security=process_security(),
+        )
+        await self.watcher.start()
+
+    async def _on_broker(self, change: BrokerChange, watch: BrokerWatch) -> None:
+        # a restart provisioned before any probe saw it down or empty: still a lost log
+        unseen = change.kind is ChangeKind.LOG_READY and self.suspended is None
+        if change.kind in (ChangeKind.UNREACHABLE, ChangeKind.LOG_LOST) or unseen:
+            await self._suspend(ChangeKind.LOG_LOST.value if unseen else change.kind.value)
+        if (
+            watch.usable
+            and self.suspended is not None
+            and (self._resuming is None or self._resuming.done())
+        ):
+            self._resuming = asyncio.create_task(self._resume(change), name="resume")
+
+    async def _suspend(self, why: str) -> None:
+        """Drop the runtime (no writes) and wait for the broker; said once per suspension."""
+        if self._resuming is not None and not self._resuming.done():
+            self._resuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resuming
+        if self.suspended is not None:
+            self.suspended = why  # e.g. unreachable, then back with its log lost
+            await self.runtime.abandon()  # a resume may have been half way
+            return
+        self.suspended, self._suspended_at = why, time.monotonic()
+        log.warning(
+            "hub-suspended", hub=self.state.hub, reason=why, units=sorted(self.runtime.workers)
+        )
+        await self.runtime.abandon()
+
+    async def _resume(self, change: BrokerChange) -> None:
+        """Start a new runtime (fresh terms) until one starts or the broker goes again."""
+        while self.suspended is not None and not self._stop.is_set():
+            self.runtime = HubRuntime(self.state)
+            try:
+                await self.runtime.start()
+            except asyncio.CancelledError:
+                await self.runtime.abandon()
+                raise
+            except Exception as exc:
+                log.warning("hub-resume-failed", hub=self.state.hub, cause=repr(exc)[:300])
+                await self.runtime.abandon()
+                await asyncio.sleep(2.0)
+                continue
+            fields = {
+                "reason": self.suspended,
+                "suspended_seconds": round(time.monotonic() - self._suspended_at, 3),
+                "fresh_log": change.kind is ChangeKind.LOG_READY,
+                "cluster_id": change.cluster_id,
+                "incarnation": self.runtime.incarnation,
+            }
+            self.suspended = None
+            out = journal_record(self.state, "hub-resumed", self.state.hub, fields)
+            await self.runtime.producer.send(
+                out.topic, out.value, key=out.key, headers=list(out.headers)
+            )
+            log.info("hub-resumed", hub=self.state.hub, **fields)
+            return
+
+    # --- timers -------------------------------------------------------------------
+
+    async def beat(self) -> None:
+        if self.suspended is None:
+            await self.runtime.beat()
+
     async def clocks_due(self) -> None:
+        if self.suspended is not None:
+            return
         state = self.state
         for breach in state.clocks.due(state.clock()):
             out = journal_record(
@@ -116,6 +217,8 @@ class HubService:
             )
 
     async def desk_due(self) -> None:
+        if self.suspended is not None:
+            return
         tag = self.runtime.tick_tag()
         if tag is None:  # holding no unit, this hub may not speak for the CCC: wait
             return
@@ -127,7 +230,7 @@ class HubService:
 
     def refresh_metrics(self) -> None:
         """The gauges of the present: units held with their epochs and backlogs."""
-        workers = self.runtime.workers  # empty until the work loop exists
+        workers = {} if self.suspended else self.runtime.workers  # empty until it exists
         self.state.metrics.held(
             {unit: term.epoch for unit, term in workers.items()},
             {unit: self.runtime.work.backlog(unit) for unit in workers},
@@ -137,7 +240,8 @@ class HubService:
         log.info(
             "hub-stats",
             hub=self.state.hub,
-            units=sorted(self.runtime.workers),
+            units=[] if self.suspended else sorted(self.runtime.workers),
+            suspended=self.suspended,
             **dict(self.state.counts),
             open_clocks=self.state.clocks.open_count,
         )

@@ -277,6 +277,25 @@ class HubRuntime:
         await self.producer.stop()
         self._enter(HubPhase.STOPPED)
 
+    async def abandon(self) -> None:
+        """The broker is out of reach or lost its log: drop every client without writing
+        (no release, no goodbye: there is nowhere good to write them); the hub service
+        starts a new runtime, with fresh terms, when the broker is usable again."""
+        if self.phase in (HubPhase.STOPPING, HubPhase.STOPPED):
+            return
+        self._enter(HubPhase.STOPPING)
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        for client in (self._work, self._tail, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):  # a client stuck on a lost broker
+                    await asyncio.wait_for(client.stop(), 5.0)
+        if self.databases is not None:
+            self.databases.close()
+        self._enter(HubPhase.STOPPED)
+
     async def _open_checks(self) -> None:
         """Open the databases (built once per data dir) and register the checks desk; the
         journals' tail folds the notices topic into the nominal index meanwhile."""

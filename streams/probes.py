@@ -6,7 +6,8 @@ off the event loop is the point of ``/healthz``: a ``Probes.tick`` task in the l
 the time every second (and refreshes the gauges and readiness there, so the thread only
 reads); a loop that stopped turning shows as a stale stamp and a 503 that says so, rather
 than a probe that hangs. ``/readyz`` answers what the process's ``ready`` says (a hub:
-its life cycle is running; the archiver: it has caught up once).
+its life cycle is running on a usable broker, or why not; the archiver: it has caught up
+once).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Probes:
     def __init__(
         self,
         registry: CollectorRegistry,
-        ready: Callable[[], bool],
+        ready: Callable[[], bool | str],
         refresh: Callable[[], None] | None = None,
         *,
         stall_seconds: float = STALL_SECONDS,
@@ -48,6 +49,7 @@ class Probes:
         self.clock = clock
         self._last_tick: float | None = None
         self._is_ready = False
+        self._not_ready_why = "not ready yet"
 
     def tick(self) -> None:
         """Stamp the loop as turning; refresh gauges and readiness (call from the loop)."""
@@ -56,7 +58,9 @@ class Probes:
                 self._refresh()
             except Exception:  # a gauge must never stop the probes
                 log.exception("metrics-refresh-failed")
-        self._is_ready = bool(self._ready())
+        answer = self._ready()  # True, False, or why not
+        self._is_ready = answer is True
+        self._not_ready_why = answer if isinstance(answer, str) else "not ready yet"
         self._last_tick = self.clock()
 
     async def tick_forever(self, every: float = 1.0) -> None:
@@ -78,7 +82,7 @@ class Probes:
         healthy, why = self.health()
         if not healthy:
             return False, why
-        return (True, "ok") if self._is_ready else (False, "not ready yet")
+        return (True, "ok") if self._is_ready else (False, self._not_ready_why)
 
 
 class ProbeServer:
