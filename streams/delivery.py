@@ -6,7 +6,9 @@ recipient not yet delivered by this process, one receipt order per such delivery
 handling clock to start, and, for an acknowledgement, the clock to stop. Messages to
 ``ccc`` are handled by the hub itself (``to_ccc``). The shell produces the records, turns
 the receipt orders into signed receipt batches (``receipt_records``, one per sender) and
-feeds the clock events to ``HandlingClocks``.
+journals the clock events (``clock_events``: ``clock-opened`` for a delivery that starts a
+handling clock, ``clock-stopped`` for an acknowledgement), which every hub folds into its
+``streams.desk_state.DeskState``, so whichever hub holds intake runs the clock.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from brokers.record_headers import receipt_batch_headers
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.header import MessageType, Precedence, RoutingHeader
+from schemas.journal import ClockOpened, ClockStopped
 from schemas.keys import PrivateIdentity
 from schemas.participants import CCC, ParticipantKind, kind_of
 from schemas.receipts import MAX_RECEIPTS, Receipt, receipt_id_for, sign_receipts
@@ -31,6 +34,7 @@ __all__ = [
     "DeliveryLedger",
     "DeliveryPlan",
     "ReceiptOrder",
+    "clock_events",
     "plan_delivery",
     "receipt_id_for",
     "receipt_records",
@@ -150,6 +154,31 @@ def plan_delivery(
         clocked_recipients=tuple(clocked),
         duplicates=tuple(duplicates),
     )
+
+
+def clock_events(
+    plan: DeliveryPlan, *, hub: str, now: datetime, objective: timedelta
+) -> list[ClockOpened | ClockStopped]:
+    """The journal events of ``plan``'s clocks: the clock its delivery starts (deadline
+    ``now + objective``), the clock its acknowledgement stops; written with the delivery."""
+    events: list[ClockOpened | ClockStopped] = []
+    if plan.clocked_recipients:
+        events.append(
+            ClockOpened(
+                hub=hub,
+                time=now,
+                message_id=plan.header.message_id,
+                recipients=plan.clocked_recipients,
+                precedence=plan.precedence,
+                deadline=now + objective,
+            )
+        )
+    if plan.acknowledge is not None:
+        ack = plan.acknowledge
+        events.append(
+            ClockStopped(hub=hub, time=now, message_id=ack.message_id, recipient=ack.recipient)
+        )
+    return events
 
 
 def receipt_records(

@@ -6,8 +6,9 @@ framework: ``HubService`` starts the runtime, runs four timers beside it (heartb
 TTL/3, handling clocks due and the desks' tick every second, statistics every 10 s), serves
 ``/metrics``, ``/healthz`` and ``/readyz`` when ``I247_METRICS_PORT`` is set, and
 on SIGTERM/SIGINT stops them and lets the runtime hand its leases on (release with final
-positions, then a leaving heartbeat), so successors take over at once. The
-acknowledgements other hubs relay on the journal are folded by the runtime's journal tail.
+positions, then a leaving heartbeat), so successors take over at once. Handling clocks are
+folded from the journal by every hub (``streams.desk_state``); the hub holding intake
+journals the breaches they owe.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from schemas.journal import HandlingBreach
 from schemas.leases import fence_headers
 from streams.coordination import HubPhase
 from streams.hub_runtime import HubRuntime
-from streams.hub_state import HubState, journal_record
+from streams.hub_state import HubState, journal_event
 from streams.probes import Probes, ProbeServer
 
 __all__ = ["HubService"]
@@ -101,13 +103,27 @@ class HubService:
         return asyncio.create_task(repeat(), name=name)
 
     async def clocks_due(self) -> None:
+        """Journal the handling breaches now owed, if this hub acts for the desks (holds
+        intake); every hub folds the clocks from the journal, so a successor owes them."""
+        if not self.runtime.acting_for_desks():
+            return
+        tag = self.runtime.tick_tag()
         state = self.state
-        for breach in state.clocks.due(state.clock()):
-            out = journal_record(
-                state, "handling-breach", breach.message_id, breach.model_dump(mode="json")
+        for owed in state.desks.due_clocks(state.clock()):
+            breach = HandlingBreach(
+                hub=state.hub,
+                time=state.clock(),
+                message_id=owed.message_id,
+                precedence=owed.precedence,
+                started_at=owed.started_at,
+                deadline=owed.deadline,
+                unacknowledged=owed.unacknowledged,
+                late_seconds=owed.late_seconds,
             )
+            out = journal_event(state, breach, breach.message_id)
+            headers = out.headers if tag is None else fence_headers(out.headers, tag)
             await self.runtime.producer.send(
-                out.topic, out.value, key=out.key, headers=list(out.headers)
+                out.topic, out.value, key=out.key, headers=list(headers)
             )
             state.counts["breaches"] += 1
             state.metrics.breach(breach.precedence.value)
@@ -139,5 +155,5 @@ class HubService:
             hub=self.state.hub,
             units=sorted(self.runtime.workers),
             **dict(self.state.counts),
-            open_clocks=self.state.clocks.open_count,
+            open_clocks=self.state.desks.open_clocks,
         )

@@ -53,6 +53,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
 from schemas.errors import RejectedMessage
 from schemas.header import format_timestamp
+from schemas.journal import MalformedJournalEvent, parse_desk_event
 from schemas.key_directory import KeyEntryRefused, key_directory_for
 from schemas.leases import (
     Claim,
@@ -71,6 +72,7 @@ from schemas.sealing import open_sealed, parse_envelope
 from schemas.topics import TopicKind, TopicSpec
 from streams.ccc_desk import CccDesk
 from streams.check_desk import CheckDesk
+from streams.clocks import OBJECTIVES
 from streams.coordination import (
     ClaimUnit,
     Declare,
@@ -83,9 +85,9 @@ from streams.coordination import (
 )
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
-from streams.delivery import DeliveryLedger, plan_delivery, receipt_records
+from streams.delivery import DeliveryLedger, clock_events, plan_delivery, receipt_records
 from streams.duty import INTAKE, ClaimReason
-from streams.hub_state import HubState, dead_letter, journal_record
+from streams.hub_state import HubState, dead_letter, journal_event, journal_record
 from streams.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.intake_progress import IntakeProgress
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
@@ -281,7 +283,7 @@ class HubRuntime:
         journals' tail folds the notices topic into the nominal index meanwhile."""
         self.databases = await asyncio.to_thread(open_configured, self.state.settings, self.nominal)
         await self._journals.catch_up()
-        self.desk.register(CheckDesk(self.state, self.databases))
+        self.desk.register(CheckDesk(self.state, self.databases, acting=self.acting_for_desks))
         log.info(
             "checks-desk-open",
             hub=self.state.hub,
@@ -343,8 +345,7 @@ class HubRuntime:
         if b'"diffusion-re' in record.value:  # recorded or recalled by any hub
             with contextlib.suppress(ValueError):
                 self.notice_desk.fold_journal(json.loads(record.value))
-        if b'"acknowledged"' in record.value:
-            self._on_relayed_acknowledgement(record)
+        self._fold_desk_event(record)
         learned = self.teams.fold_record(record)
         if learned:
             self.state.directory = self.state.directory.with_identities(learned)
@@ -366,20 +367,23 @@ class HubRuntime:
             offset=record.offset,
         )
 
-    def _on_relayed_acknowledgement(self, record: ReceivedRecord) -> None:
-        """Another hub read an acknowledgement for a clock that runs here: cross it off."""
+    def _fold_desk_event(self, record: ReceivedRecord) -> None:
+        """Every hub folds the desks' events, whoever wrote them (``streams.desk_state``)."""
         try:
-            event = json.loads(record.value)
-        except ValueError:
-            return
-        if (
-            isinstance(event, dict)
-            and event.get("event") == "acknowledged"
-            and event.get("hub") != self.state.hub
-        ):
-            self.state.clocks.acknowledge(
-                str(event.get("message_id")), str(event.get("recipient")), self.state.clock()
+            event = parse_desk_event(record.value)
+        except MalformedJournalEvent as fault:
+            log.error(
+                "desk-event-malformed", hub=self.state.hub, offset=record.offset, detail=str(fault)
             )
+            return
+        if event is not None:
+            self.state.desks.fold(event)
+
+    def acting_for_desks(self) -> bool:
+        """Whether this hub acts on what the desks owe (breaches, reminders, consolidations):
+        the one hub whose intake term is good now. Every hub folds; one acts."""
+        term = self.workers.get(INTAKE)
+        return term is not None and self.may_work(INTAKE, term.epoch)
 
     async def provision_team_inboxes(self) -> None:
         """Create the inboxes of teams the desk approved, before its outputs are produced."""
@@ -722,30 +726,18 @@ class LaneDelivery:
             ledger=self.ledger,
             max_bytes=state.settings.max_message_bytes,
         )
-        if plan.clocked_recipients:  # before delivering, so an ack can never arrive first
-            state.clocks.start(
-                plan.header.message_id, plan.clocked_recipients, plan.precedence, now
-            )
-        outputs = list(plan.inbox)
+        objective = OBJECTIVES[plan.precedence] / state.settings.clock_scale
+        outputs = [  # journaled before the deliveries they time
+            journal_event(state, event, event.message_id)
+            for event in clock_events(plan, hub=state.hub, now=now, objective=objective)
+        ]
+        outputs += plan.inbox
         outputs += receipt_records(
             plan.receipts, hub=state.identity, topics=runtime.topics, now=now
         )
         if plan.to_ccc:
             outputs += runtime.desk_handle(record, now)
             await runtime.provision_team_inboxes()
-        if plan.acknowledge:
-            ack = plan.acknowledge
-            if state.clocks.holds(ack.message_id):
-                state.clocks.acknowledge(ack.message_id, ack.recipient, now)
-            else:  # the clock runs at the hub that delivered the message: tell the others
-                outputs.append(
-                    journal_record(
-                        state,
-                        "acknowledged",
-                        ack.message_id,
-                        {"message_id": ack.message_id, "recipient": ack.recipient},
-                    )
-                )
         state.counts["delivered"] += len(plan.inbox)
         state.counts["ccc"] += int(plan.to_ccc)
         state.counts["duplicates"] += len(plan.duplicates)
