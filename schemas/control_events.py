@@ -170,6 +170,39 @@ _DELIVERY = (
         recipient=_STR,
     ),
     _e(
+        "clocks-opened",
+        "the writing hub",
+        "The clocks one handled batch of deliveries started, each as in `clock-opened` "
+        "(started at `time`): what the hubs write, once per batch and lane partition.",
+        clocks={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "message_id": _STR,
+                    "recipients": _STRS,
+                    "precedence": _STR,
+                    "deadline": _TIME,
+                },
+                "required": ["message_id", "recipients", "precedence", "deadline"],
+            },
+        },
+    ),
+    _e(
+        "clocks-stopped",
+        "the writing hub",
+        "The acknowledgements one handled batch of deliveries carried, each as in "
+        "`clock-stopped` at its own `at`.",
+        stops={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"message_id": _STR, "recipient": _STR, "at": _TIME},
+                "required": ["message_id", "recipient", "at"],
+            },
+        },
+    ),
+    _e(
         "handling-breach",
         "the message id",
         "A message was not acknowledged by every recipient within its handling objective.",

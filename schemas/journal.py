@@ -40,6 +40,8 @@ __all__ = [
     "DESK_EVENTS",
     "ClockOpened",
     "ClockStopped",
+    "ClocksOpened",
+    "ClocksStopped",
     "DeskEvent",
     "HandlingBreach",
     "HitConfirmationBreach",
@@ -52,6 +54,8 @@ __all__ = [
     "MultiCountryOpened",
     "MultiCountryReplied",
     "NoticeDecided",
+    "OpenedClock",
+    "StoppedClock",
     "parse_desk_event",
 ]
 
@@ -97,6 +101,41 @@ class ClockStopped(JournalEventModel):
     event: Literal["clock-stopped"] = "clock-stopped"
     message_id: str
     recipient: str
+
+
+class OpenedClock(BaseModel):
+    """One clock of a ``clocks-opened`` batch (started at the event's ``time``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    message_id: str
+    recipients: tuple[str, ...]
+    precedence: Precedence
+    deadline: UtcTimestamp
+
+
+class ClocksOpened(JournalEventModel):
+    """The clocks one batch of deliveries started: ``clock-opened`` for each, in one record."""
+
+    event: Literal["clocks-opened"] = "clocks-opened"
+    clocks: tuple[OpenedClock, ...]
+
+
+class StoppedClock(BaseModel):
+    """One acknowledgement of a ``clocks-stopped`` batch, delivered ``at``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    message_id: str
+    recipient: str
+    at: UtcTimestamp
+
+
+class ClocksStopped(JournalEventModel):
+    """The acknowledgements one batch of deliveries carried: ``clock-stopped`` for each."""
+
+    event: Literal["clocks-stopped"] = "clocks-stopped"
+    stops: tuple[StoppedClock, ...]
 
 
 class HandlingBreach(JournalEventModel):
@@ -211,6 +250,8 @@ class NoticeDecided(JournalEventModel):
 DeskEvent = Annotated[
     ClockOpened
     | ClockStopped
+    | ClocksOpened
+    | ClocksStopped
     | HandlingBreach
     | HitConfirmationRequested
     | HitConfirmed
@@ -229,6 +270,8 @@ DESK_EVENTS: frozenset[str] = frozenset(
     {
         "clock-opened",
         "clock-stopped",
+        "clocks-opened",
+        "clocks-stopped",
         "handling-breach",
         "hit-confirmation-requested",
         "hit-confirmed",

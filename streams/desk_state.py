@@ -51,6 +51,8 @@ from schemas.checks import Urgency
 from schemas.header import Precedence
 from schemas.journal import (
     ClockOpened,
+    ClocksOpened,
+    ClocksStopped,
     ClockStopped,
     DeskEvent,
     HandlingBreach,
@@ -191,9 +193,17 @@ class DeskState:
     def fold(self, event: DeskEvent) -> DeskState:
         """Fold one journal event (see ``fold``); returns ``self``."""
         if isinstance(event, ClockOpened):
-            self._open_clock(event)
+            self._open_clock(
+                event.message_id, event.recipients, event.precedence, event.time, event.deadline
+            )
+        elif isinstance(event, ClocksOpened):
+            for c in event.clocks:
+                self._open_clock(c.message_id, c.recipients, c.precedence, event.time, c.deadline)
         elif isinstance(event, ClockStopped):
             self._stop_clock(event.message_id, event.recipient, event.time)
+        elif isinstance(event, ClocksStopped):
+            for stop in event.stops:
+                self._stop_clock(stop.message_id, stop.recipient, stop.at)
         elif isinstance(event, HandlingBreach):
             self._end("clock", event.message_id, event.time)
             self.clocks.pop(event.message_id, None)
@@ -223,22 +233,28 @@ class DeskState:
                 self.returned.pop(event.request_id, None)
         return self
 
-    def _open_clock(self, event: ClockOpened) -> None:
-        message_id = event.message_id
-        if self._ended_at("clock", message_id) or not event.recipients:
+    def _open_clock(
+        self,
+        message_id: str,
+        recipients: tuple[str, ...],
+        precedence: Precedence,
+        started_at: datetime,
+        deadline: datetime,
+    ) -> None:
+        if self._ended_at("clock", message_id) or not recipients:
             return
         clock = self.clocks.get(message_id)
         if clock is None:
-            serial, deadline = next(self._serials), as_utc(event.deadline)
-            clock = _Clock(serial, event.precedence, as_utc(event.time), deadline, set())
+            serial, deadline = next(self._serials), as_utc(deadline)
+            clock = _Clock(serial, precedence, as_utc(started_at), deadline, set())
             self.clocks[message_id] = clock
             heapq.heappush(self._heap, (deadline, serial, message_id))
-        clock.recipients.update(event.recipients)
-        for recipient in event.recipients:
+        clock.recipients.update(recipients)
+        for recipient in recipients:
             acked_at = self._early_acks.pop((message_id, recipient), None)
             if acked_at is not None and acked_at <= clock.deadline:
                 clock.acked.add(recipient)
-        self._close_if_done(message_id, clock, as_utc(event.time))
+        self._close_if_done(message_id, clock, as_utc(started_at))
 
     def _stop_clock(self, message_id: str, recipient: str, at: datetime) -> None:
         at = as_utc(at)

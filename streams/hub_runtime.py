@@ -85,7 +85,7 @@ from streams.coordination import (
 )
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
-from streams.delivery import DeliveryLedger, clock_events, plan_delivery, receipt_records
+from streams.delivery import ClockBatch, DeliveryLedger, plan_delivery, receipt_records
 from streams.duty import INTAKE, ClaimReason
 from streams.hub_state import HubState, dead_letter, journal_event, journal_record
 from streams.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
@@ -600,7 +600,8 @@ class HubRuntime:
             await self._journals.catch_up()  # know everything admitted before this term
             await self.work.add(unit, self.topics.inbound, epoch, start, self._intake)
         else:
-            await self.work.add(unit, unit, epoch, start, LaneDelivery(self).handle)
+            delivery = LaneDelivery(self)
+            await self.work.add(unit, unit, epoch, start, delivery.handle, delivery.flush)
 
     async def _first_output(self, unit: str, epoch: int, at: datetime) -> None:
         claim = self.claims.get((unit, epoch), {})
@@ -706,6 +707,19 @@ class LaneDelivery:
     def __init__(self, runtime: HubRuntime) -> None:
         self.runtime = runtime
         self.ledger = DeliveryLedger()
+        self.clocks: dict[int, ClockBatch] = {}  # by lane partition, until the batch ends
+
+    def flush(self, partition: int) -> list[OutboundRecord]:
+        """The batch's clock events from ``partition``: one journal record for the clocks
+        its deliveries started, one for those its acknowledgements stopped."""
+        batch = self.clocks.pop(partition, None)
+        if batch is None:
+            return []
+        state = self.runtime.state
+        return [
+            journal_event(state, event, state.hub)
+            for event in batch.take(hub=state.hub, now=state.clock())
+        ]
 
     async def handle(self, record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
         runtime = self.runtime
@@ -727,11 +741,10 @@ class LaneDelivery:
             max_bytes=state.settings.max_message_bytes,
         )
         objective = OBJECTIVES[plan.precedence] / state.settings.clock_scale
-        outputs = [  # journaled before the deliveries they time
-            journal_event(state, event, event.message_id)
-            for event in clock_events(plan, hub=state.hub, now=now, objective=objective)
-        ]
-        outputs += plan.inbox
+        self.clocks.setdefault(record.partition, ClockBatch()).add(
+            plan, now=now, objective=objective
+        )
+        outputs = list(plan.inbox)
         outputs += receipt_records(
             plan.receipts, hub=state.identity, topics=runtime.topics, now=now
         )

@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from schemas.checks import Urgency
-from schemas.header import Precedence
+from schemas.header import MessageType, Precedence
 from schemas.journal import (
     ClockOpened,
+    ClocksOpened,
+    ClocksStopped,
     ClockStopped,
     DeskEvent,
     HandlingBreach,
@@ -28,8 +30,11 @@ from schemas.journal import (
     MultiCountryOpened,
     MultiCountryReplied,
     NoticeDecided,
+    OpenedClock,
+    StoppedClock,
     parse_desk_event,
 )
+from streams.delivery import Acknowledge, ClockBatch, DeliveryPlan
 from streams.desk_state import (
     BreachOwed,
     ConsolidationOwed,
@@ -39,7 +44,7 @@ from streams.desk_state import (
     ReplyOutcome,
     fold,
 )
-from tests.unit.factories import T0
+from tests.unit.factories import T0, make_header
 
 LYON, BA = "hub:lyon", "hub:buenos-aires"
 SETTLE = timedelta(seconds=0.5)
@@ -390,3 +395,58 @@ def test_unknown_fields_are_ignored_and_a_broken_desk_event_is_a_writers_bug() -
     assert parse_desk_event(raw) == opened()
     with pytest.raises(MalformedJournalEvent, match="clock-opened"):
         parse_desk_event(b'{"event":"clock-opened","hub":"hub:lyon"}')
+
+
+# --- clock events in batches ---------------------------------------------------------
+
+
+def test_a_batch_of_clocks_folds_as_its_clocks_one_by_one() -> None:
+    batched = ClocksOpened(
+        hub=LYON,
+        time=at(0),
+        clocks=(
+            OpenedClock(message_id="m1", recipients=("DEU", "ITA"), precedence=Precedence.FLASH,
+                        deadline=at(10)),
+            OpenedClock(message_id="m2", recipients=("ESP",), precedence=Precedence.FLASH,
+                        deadline=at(10)),
+        ),
+    )  # fmt: skip
+    stops = ClocksStopped(
+        hub=BA,
+        time=at(12),  # written after the deadline; each stop counts at its own moment
+        stops=(
+            StoppedClock(message_id="m1", recipient="DEU", at=at(3)),
+            StoppedClock(message_id="m2", recipient="ESP", at=at(10.5)),
+        ),
+    )
+    one_by_one: list[DeskEvent] = [
+        opened(), opened("m2", ("ESP",)), stopped("DEU", 3), stopped("ESP", 10.5, "m2")
+    ]  # fmt: skip
+    orders: list[list[DeskEvent]] = [[batched, stops], [stops, batched], one_by_one]
+    for events in orders:
+        state = folded(events, twice=True)
+        assert {b.message_id: b.unacknowledged for b in state.due_clocks(at(60))} == {
+            "m1": ("ITA",),
+            "m2": ("ESP",),
+        }
+
+
+def test_a_batch_of_deliveries_is_journaled_as_two_records() -> None:
+    header = make_header(recipients=["DEU"], precedence=Precedence.FLASH)
+    delivered = DeliveryPlan(
+        header=header, precedence=Precedence.FLASH, clocked_recipients=("DEU",)
+    )
+    ack = DeliveryPlan(
+        header=make_header(message_type=MessageType.ACKNOWLEDGEMENT),
+        precedence=Precedence.FLASH,
+        acknowledge=Acknowledge("m0", "ITA"),
+    )
+    batch = ClockBatch()
+    for plan in (delivered, delivered, ack):
+        batch.add(plan, now=at(1), objective=timedelta(seconds=10))
+    opened_, stopped_ = batch.take(hub=LYON, now=at(2))
+    assert isinstance(opened_, ClocksOpened)
+    assert [c.deadline for c in opened_.clocks] == [at(11), at(11)]
+    assert isinstance(stopped_, ClocksStopped)
+    assert stopped_.stops == (StoppedClock(message_id="m0", recipient="ITA", at=at(1)),)
+    assert batch.take(hub=LYON, now=at(3)) == []

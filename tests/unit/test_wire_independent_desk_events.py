@@ -63,7 +63,18 @@ class Desks:
     def fold(self, event: Json) -> None:
         name, at = event["event"], moment(event["time"])
         assert isinstance(event["hub"], str)
-        if name == "clock-opened":
+        if name == "clocks-opened":  # each as a clock-opened with the batch's time
+            for clock in event["clocks"]:
+                self.fold(
+                    {**clock, "event": "clock-opened", "hub": event["hub"], "time": event["time"]}
+                )
+        elif name == "clocks-stopped":  # each as a clock-stopped at its own `at`
+            for stop in event["stops"]:
+                single = {"message_id": stop["message_id"], "recipient": stop["recipient"]}
+                self.fold(
+                    {**single, "event": "clock-stopped", "hub": event["hub"], "time": stop["at"]}
+                )
+        elif name == "clock-opened":
             key = event["message_id"]
             if ("clock", key) in self.ended:
                 return
@@ -195,7 +206,7 @@ def test_the_documents_worked_example_breaches_the_silent_recipient() -> None:
 # ======================= against the project ============================================
 
 from schemas.checks import MultiCountryReply, Urgency  # noqa: E402
-from schemas.header import Precedence  # noqa: E402
+from schemas.header import MessageType, Precedence  # noqa: E402
 from schemas.journal import (  # noqa: E402
     ClockOpened,
     ClockStopped,
@@ -208,9 +219,10 @@ from schemas.journal import (  # noqa: E402
     parse_desk_event,
 )
 from streams.ccc_desk import open_for_ccc, seal_for_ccc  # noqa: E402
+from streams.delivery import Acknowledge, ClockBatch, DeliveryPlan  # noqa: E402
 from streams.desk_state import DeskState  # noqa: E402
 from streams.hub_state import journal_event  # noqa: E402
-from tests.unit.factories import T0  # noqa: E402
+from tests.unit.factories import T0, make_header  # noqa: E402
 from tests.unit.test_wire_independent_journals import hub_state, read_control  # noqa: E402
 
 
@@ -294,6 +306,32 @@ def test_the_projects_desk_events_read_and_fold_as_documented() -> None:
     )
     assert isinstance(reply, MultiCountryReply)
     assert reply.answer == "Known: file 77"
+
+
+def test_the_projects_batched_clock_events_read_and_fold_as_documented() -> None:
+    hub = hub_state()
+    batch = ClockBatch()
+    for recipient in ("DEU", "ITA"):
+        header = make_header(recipients=[recipient], precedence=Precedence.FLASH)
+        plan = DeliveryPlan(header, Precedence.FLASH, clocked_recipients=(recipient,))
+        batch.add(plan, now=at(0), objective=timedelta(seconds=20))
+    first = header.message_id  # ITA's message
+    ack = make_header(message_type=MessageType.ACKNOWLEDGEMENT, sender="ITA")
+    batch.add(
+        DeliveryPlan(ack, Precedence.FLASH, acknowledge=Acknowledge(first, "ITA")),
+        now=at(5),
+        objective=timedelta(seconds=20),
+    )
+    desks, state = Desks(), DeskState(settle=timedelta(0))
+    for event in batch.take(hub=hub.hub, now=at(6)):
+        out = journal_event(hub, event, hub.hub)
+        read = read_control(out.key or b"", out.value, list(out.headers))
+        assert read["event"] in ("clocks-opened", "clocks-stopped")
+        desks.fold(read)
+        state.fold(event)
+    later = at(21)
+    assert list(desks.breaches(later).values()) == [["DEU"]]
+    assert [b.unacknowledged for b in state.due_clocks(later)] == [("DEU",)]
 
 
 def independent_events() -> list[Json]:
