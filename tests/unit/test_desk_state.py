@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.checks import Urgency
 from schemas.header import MessageType, Precedence
@@ -34,6 +36,7 @@ from schemas.journal import (
     StoppedClock,
     parse_desk_event,
 )
+from streams.clocks import OBJECTIVES
 from streams.delivery import Acknowledge, ClockBatch, DeliveryPlan
 from streams.desk_state import (
     BreachOwed,
@@ -450,3 +453,97 @@ def test_a_batch_of_deliveries_is_journaled_as_two_records() -> None:
     assert isinstance(stopped_, ClocksStopped)
     assert stopped_.stops == (StoppedClock(message_id="m0", recipient="ITA", at=at(1)),)
     assert batch.take(hub=LYON, now=at(3)) == []
+
+
+# --- properties: an oracle from the events alone -------------------------------------
+
+RECIPIENTS = ["DEU", "ITA", "ESP"]
+SCALE = 1800  # FLASH 1/3 s, ROUTINE 12 s
+Message = tuple[str, Precedence, float, dict[str, float | None]]
+"""id, precedence, start second, and each recipient's acknowledgement second (or none)"""
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Message]:
+    """Messages with whole-second times, so acknowledgements can fall on a deadline."""
+    history: list[Message] = []
+    for index in range(draw(st.integers(0, 25))):
+        start = draw(st.integers(0, 60))
+        recipients = draw(st.lists(st.sampled_from(RECIPIENTS), min_size=1, unique=True))
+        acks: dict[str, float | None] = {
+            r: draw(st.none() | st.integers(start, start + 40).map(float)) for r in recipients
+        }
+        history.append((f"m{index}", draw(st.sampled_from(list(Precedence))), float(start), acks))
+    return history
+
+
+def journal_of(history: list[Message]) -> list[tuple[float, DeskEvent]]:
+    """The history's clock events, each with the moment it was written."""
+    written: list[tuple[float, DeskEvent]] = []
+    for message_id, precedence, start, acks in history:
+        deadline = at(start) + OBJECTIVES[precedence] / SCALE
+        written.append(
+            (start, ClockOpened(hub=LYON, time=at(start), message_id=message_id,
+                                recipients=tuple(acks), precedence=precedence, deadline=deadline))
+        )  # fmt: skip
+        written += [
+            (t, stopped(r, t, message_id, hub=BA)) for r, t in acks.items() if t is not None
+        ]
+    return written
+
+
+def oracle(history: list[Message]) -> dict[str, tuple[str, ...]]:
+    """Which messages breach, and who had not acknowledged by the deadline."""
+    owed = {}
+    for message_id, precedence, start, acks in history:
+        deadline = start + OBJECTIVES[precedence].total_seconds() / SCALE
+        late = tuple(sorted(r for r, t in acks.items() if t is None or t > deadline))
+        if late:
+            owed[message_id] = late
+    return owed
+
+
+def acting_hub(history: list[Message], polls: list[float]) -> list[BreachOwed]:
+    """The hub holding intake: folds the journal in time order, polls ``due_clocks`` at
+    ``polls`` and at the end, and journals each breach it owes (folded back at once)."""
+    state = DeskState(settle=timedelta(0))
+    timeline: list[tuple[float, int, DeskEvent | None]] = [
+        (t, 0, e) for t, e in journal_of(history)
+    ]
+    timeline += [(t, 1, None) for t in polls]
+    breaches: list[BreachOwed] = []
+    for t, _, event in sorted(timeline, key=lambda item: (item[0], item[1])):
+        if event is not None:
+            fold(state, event)
+            continue
+        owed = state.due_clocks(at(t))
+        breaches += owed
+        for b in owed:
+            fold(state, breach(b.message_id, t))
+    breaches += state.due_clocks(at(10_000))
+    return breaches
+
+
+@given(histories(), st.lists(st.floats(0, 120), max_size=30))
+def test_each_breach_is_owed_exactly_once_whenever_the_acting_hub_polls(
+    history: list[Message], polls: list[float]
+) -> None:
+    breaches = acting_hub(history, polls)
+    assert {b.message_id: b.unacknowledged for b in breaches} == oracle(history)
+    assert len(breaches) == len({b.message_id for b in breaches})
+
+
+@given(histories(), st.data())
+def test_a_successor_folding_the_journal_in_any_order_owes_the_same_breaches(
+    history: list[Message], data: st.DataObject
+) -> None:
+    """Any order, any event twice: what a hub reading the journal after a failover owes
+    depends only on the events (an acknowledgement may be read before its clock)."""
+    events = [e for _, e in journal_of(history)]
+    again = data.draw(st.lists(st.sampled_from(events)) if events else st.just([]))
+    shuffled = data.draw(st.permutations(events + again))
+    state = DeskState(settle=timedelta(0))
+    for event in shuffled:
+        fold(state, event)
+    owed = state.due_clocks(at(10_000))
+    assert {b.message_id: b.unacknowledged for b in owed} == oracle(history)
