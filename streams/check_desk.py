@@ -1,6 +1,6 @@
 """The CCC's checks desk: database checks, hit escalations, hit confirmations, multi-country
-queries. A thin shell around ``answer_check``, ``HitConfirmations`` and
-``MultiCountryCollector``: it seals what they decide and journals what happened.
+queries. A thin shell around ``answer_check`` and the desks' state folded from the journal
+(``streams.desk_state``): it seals what they decide and journals what happened.
 
 Theory of operation
 -------------------
@@ -75,9 +75,9 @@ from schemas.participants import ParticipantKind, hub_id, kind_of
 from schemas.sealing import OpenedMessage
 from streams.ccc_desk import open_for_ccc, seal_for_ccc, seal_from_hub
 from streams.checks import Escalation, answer_check
+from streams.clocks import CONFIRMATION_DEADLINES
 from streams.databases import Databases
 from streams.desk_state import ConsolidationOwed, EscalationOwed, ReminderOwed, ReplyOutcome
-from streams.hit_confirmation import DEADLINES
 from streams.hub_state import HubState, journal_event, journal_record
 
 __all__ = ["CheckDesk"]
@@ -205,7 +205,7 @@ class CheckDesk:
     def _ask_confirmation(
         self, request: HitConfirmationRequest, now: datetime
     ) -> list[OutboundRecord]:
-        deadline = now + DEADLINES[request.urgency] / self.state.settings.clock_scale
+        deadline = now + CONFIRMATION_DEADLINES[request.urgency] / self.state.settings.clock_scale
         key = request.confirmation_id
         out = self._seal(
             request,

@@ -250,10 +250,3 @@ def test_every_typed_journal_event_is_cataloged_field_for_field(name: str) -> No
     model = getattr(journal_models, name)
     fields = set(model.model_fields) - {"event", "hub", "time"}
     assert fields == set(CONTROL_EVENTS[_TYPED[name]].fields)
-
-
-def test_the_breach_event_carries_the_breach_model() -> None:
-    """``handling-breach`` is written as ``Breach.model_dump`` (streams/hub.py)."""
-    from streams.clocks import Breach
-
-    assert set(Breach.model_fields) == set(CONTROL_EVENTS["handling-breach"].fields)
