@@ -27,6 +27,8 @@ that opened its clock is remembered, so the open that follows is already crossed
 ended for ``retention``, so a lane redelivered after a failover, which journals its
 ``clock-opened`` again, does not reopen a clock; then forgotten, so memory stays bounded.
 ``due`` reports each entry once (it marks what it reported); the journaled outcome ends it.
+A reminder is owed at half time only while the exchange is still open when ``due`` is
+asked (the hub asks every second): an owner who has answered is not reminded.
 
 ``settle`` delays what is due by the journal's lag (an acknowledgement in time, written by
 another hub a moment before the deadline, must be folded before the breach is decided).
