@@ -183,7 +183,7 @@ class DeskState:
         self.windows: dict[str, _Window] = {}
         self.returned: dict[str, int] = {}  # request id -> version of the returned notice
         self._early_acks: OrderedDict[tuple[str, str], datetime] = OrderedDict()
-        self._early_confirmations: dict[str, tuple[str, datetime]] = {}
+        self._early_confirmations: OrderedDict[str, tuple[str, datetime]] = OrderedDict()
         self._ended: OrderedDict[tuple[str, str], datetime] = OrderedDict()  # -> forget after
         self._reported: set[tuple[str, str]] = set()
         self._heap: list[tuple[datetime, int, str]] = []  # clock deadlines
@@ -207,8 +207,8 @@ class DeskState:
             for stop in event.stops:
                 self._stop_clock(stop.message_id, stop.recipient, stop.at)
         elif isinstance(event, HandlingBreach):
-            self._end("clock", event.message_id, event.time)
             self.clocks.pop(event.message_id, None)
+            self._end("clock", event.message_id, event.time)
         elif isinstance(event, HitConfirmationRequested):
             self._open_exchange(event)
         elif isinstance(event, HitConfirmed):
@@ -274,9 +274,6 @@ class DeskState:
         if clock.acked >= clock.recipients:
             del self.clocks[message_id]
             self._end("clock", message_id, at)
-            if len(self._heap) > 2 * len(self.clocks) + _SWEEP_SLACK:
-                self._heap = [(c.deadline, c.serial, m) for m, c in self.clocks.items()]
-                heapq.heapify(self._heap)
 
     def _open_exchange(self, event: HitConfirmationRequested) -> None:
         cid = event.confirmation_id
@@ -318,9 +315,16 @@ class DeskState:
             window.all_replied_at = at
 
     def _end(self, kind: str, key: str, at: datetime) -> None:
-        self._ended[(kind, key)] = as_utc(at) + self.retention
+        """``key`` ended at ``at``: remember it for the retention, and forget what ended
+        before (every hub folds, only one asks what is due: memory is kept here)."""
+        at = as_utc(at)
+        self._ended[(kind, key)] = at + self.retention
         self._ended.move_to_end((kind, key))
         self._reported.discard((kind, key))
+        self._forget(at)
+        if kind == "clock" and len(self._heap) > 2 * len(self.clocks) + _SWEEP_SLACK:
+            self._heap = [(c.deadline, c.serial, m) for m, c in self.clocks.items()]
+            heapq.heapify(self._heap)
 
     def _ended_at(self, kind: str, key: str) -> bool:
         return (kind, key) in self._ended
@@ -419,7 +423,8 @@ class DeskState:
         return True
 
     def _forget(self, now: datetime) -> None:
-        """Drop ended entries and early acknowledgements older than the retention."""
+        """Drop ended entries and early answers older than the retention (oldest first,
+        so amortized O(1) per event; times from several hubs are near enough in order)."""
         while self._ended:
             key, forget_after = next(iter(self._ended.items()))
             if forget_after >= now:
@@ -432,9 +437,16 @@ class DeskState:
             if at + self.retention >= now:
                 break
             del self._early_acks[pair]
-        for cid, (_, at) in list(self._early_confirmations.items()):
-            if at + self.retention < now:
-                del self._early_confirmations[cid]
+        while self._early_confirmations:
+            cid, (_, at) = next(iter(self._early_confirmations.items()))
+            if at + self.retention >= now:
+                break
+            del self._early_confirmations[cid]
+
+    @property
+    def remembered(self) -> int:
+        """Ended entries and early answers still remembered (bounded by the retention)."""
+        return len(self._ended) + len(self._early_acks) + len(self._early_confirmations)
 
     @property
     def open_clocks(self) -> int:

@@ -547,3 +547,14 @@ def test_a_successor_folding_the_journal_in_any_order_owes_the_same_breaches(
         fold(state, event)
     owed = state.due_clocks(at(10_000))
     assert {b.message_id: b.unacknowledged for b in owed} == oracle(history)
+
+
+def test_a_hub_that_never_acts_still_forgets_what_ended_long_ago() -> None:
+    """Standby hubs fold every clock but never ask what is due: memory stays bounded."""
+    state = DeskState(retention=timedelta(seconds=30), settle=SETTLE)
+    for second in range(600):
+        message = f"m{second}"
+        fold(state, opened(message, ("DEU",), t=second))
+        fold(state, stopped("DEU", second + 1, message))
+    assert state.open_clocks == 0
+    assert state.remembered <= 32  # the last 30 s of ended clocks, not all 600
