@@ -43,6 +43,8 @@ __all__ = [
     "ClocksOpened",
     "ClocksStopped",
     "DeskEvent",
+    "DiffusionRecalled",
+    "DiffusionRecorded",
     "HandlingBreach",
     "HitConfirmationBreach",
     "HitConfirmationReminder",
@@ -231,7 +233,7 @@ class MultiCountryConsolidated(JournalEventModel):
     silent: tuple[str, ...]
 
 
-# --- notice requests -----------------------------------------------------------------
+# --- notice requests and diffusions ----------------------------------------------------
 
 
 class NoticeDecided(JournalEventModel):
@@ -247,6 +249,28 @@ class NoticeDecided(JournalEventModel):
     version: int | None = None
 
 
+class DiffusionRecorded(JournalEventModel):
+    """A diffusion was recorded with the NCBs it reached: the addressing a recall needs."""
+
+    event: Literal["diffusion-recorded"] = "diffusion-recorded"
+    diffusion_id: str
+    sender: str
+    region: str | None = None
+    recipients: int
+    reached: tuple[str, ...]
+
+
+class DiffusionRecalled(JournalEventModel):
+    """A diffusion was recalled from its recipients."""
+
+    event: Literal["diffusion-recalled"] = "diffusion-recalled"
+    diffusion_id: str
+    reason: str
+    by: str
+    sender: str
+    recipients: int
+
+
 DeskEvent = Annotated[
     ClockOpened
     | ClockStopped
@@ -260,7 +284,9 @@ DeskEvent = Annotated[
     | MultiCountryOpened
     | MultiCountryReplied
     | MultiCountryConsolidated
-    | NoticeDecided,
+    | NoticeDecided
+    | DiffusionRecorded
+    | DiffusionRecalled,
     Field(discriminator="event"),
 ]
 
@@ -281,6 +307,8 @@ DESK_EVENTS: frozenset[str] = frozenset(
         "multi-country-reply",
         "multi-country-consolidated",
         "notice-decided",
+        "diffusion-recorded",
+        "diffusion-recalled",
     }
 )
 

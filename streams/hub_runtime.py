@@ -18,8 +18,10 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   the first input it left without an output);
 * the control topic, into ``teams`` (``streams.team_registry.TeamRegistry``: deployments,
   revocations, and the public keys of teams, which join this hub's directory as they are
-  learned), the diffusion ledger, and the acknowledgements other hubs relay for clocks
-  this hub holds. The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
+  learned), the diffusion ledger, and the desks' state (``streams.desk_state``: handling
+  clocks, hit confirmations, multi-country windows, returned notice requests), whichever
+  hub wrote them; only the hub holding intake acts on what they owe
+  (``acting_for_desks``). The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
   intake refuses traffic for a closed team (``recipient-revoked``);
 * the compacted notices topic, into the notices desk and the nominal index;
 * the compacted key directory (``i247.keys``), into a ``KeyDirectory`` laid over this
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,7 +54,12 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
 from schemas.errors import RejectedMessage
 from schemas.header import format_timestamp
-from schemas.journal import MalformedJournalEvent, parse_desk_event
+from schemas.journal import (
+    DiffusionRecalled,
+    DiffusionRecorded,
+    MalformedJournalEvent,
+    parse_desk_event,
+)
 from schemas.key_directory import KeyEntryRefused, key_directory_for
 from schemas.leases import (
     Claim,
@@ -342,9 +348,6 @@ class HubRuntime:
             self.intake_progress.record(tag.epoch, tag.partition, tag.offset)
 
     def _on_control(self, record: ReceivedRecord) -> None:
-        if b'"diffusion-re' in record.value:  # recorded or recalled by any hub
-            with contextlib.suppress(ValueError):
-                self.notice_desk.fold_journal(json.loads(record.value))
         self._fold_desk_event(record)
         learned = self.teams.fold_record(record)
         if learned:
@@ -376,7 +379,9 @@ class HubRuntime:
                 "desk-event-malformed", hub=self.state.hub, offset=record.offset, detail=str(fault)
             )
             return
-        if event is not None:
+        if isinstance(event, DiffusionRecorded | DiffusionRecalled):  # recorded by any hub
+            self.notice_desk.fold_journal(event)
+        elif event is not None:
             self.state.desks.fold(event)
 
     def acting_for_desks(self) -> bool:

@@ -82,7 +82,12 @@ from schemas.bodies import (
 )
 from schemas.errors import RejectedMessage
 from schemas.header import Language, MessageType, Precedence, RoutingHeader
-from schemas.journal import NoticeDecided
+from schemas.journal import (
+    DiffusionRecalled,
+    DiffusionRecorded,
+    JournalEventModel,
+    NoticeDecided,
+)
 from schemas.keys import Directory, PrivateIdentity
 from schemas.notice_view import NoticeView, diffusion_from_message
 from schemas.notices import (
@@ -306,7 +311,7 @@ class NoticeDesk:
         if isinstance(body, NoticeActionBody):
             return self._action(header, body, now)
         if isinstance(body, DiffusionBody):
-            return self._diffusion(header, body)
+            return self._diffusion(header, body, now)
         if isinstance(body, DiffusionRecallBody):
             return self._recall_request(header, body.recall, now)
         return []
@@ -401,8 +406,12 @@ class NoticeDesk:
             version=version,
         )
         self.desks.fold(event)
+        return self._journal_event(event, notice_id)
+
+    def _journal_event(self, event: JournalEventModel, key: str) -> OutboundRecord:
+        """A typed journal event (``schemas.journal``), written by this desk's journal."""
         fields = event.model_dump(mode="json", exclude={"event", "hub", "time"})
-        return self.journal("notice-decided", notice_id, fields)
+        return self.journal(event.event_name, key, fields)
 
     def _decision(
         self, answer: NoticeDecisionBody, to: RoutingHeader, now: datetime
@@ -596,7 +605,9 @@ class NoticeDesk:
 
     # --- diffusions ---------------------------------------------------------------
 
-    def _diffusion(self, header: RoutingHeader, body: DiffusionBody) -> list[OutboundRecord]:
+    def _diffusion(
+        self, header: RoutingHeader, body: DiffusionBody, now: datetime
+    ) -> list[OutboundRecord]:
         try:
             diffusion = diffusion_from_message(header, body)
             recipients = self.ledger.record(diffusion)
@@ -604,26 +615,23 @@ class NoticeDesk:
             failed = {"diffusion_id": header.message_id, "sender": header.sender}
             log.warning("diffusion-not-recorded", **failed, detail=str(problem))
             return [self.journal("diffusion-not-recorded", header.message_id, dict(failed))]
-        fields: dict[str, Any] = {
-            "diffusion_id": diffusion.diffusion_id,
-            "sender": diffusion.sender,
-            "region": diffusion.region.value if diffusion.region else None,
-            "recipients": len(recipients),
-            "reached": list(recipients),  # addressing only: every hub folds it (``restore``)
-        }
-        return [self.journal("diffusion-recorded", diffusion.diffusion_id, fields)]
+        recorded = DiffusionRecorded(
+            hub=self.identity.participant,
+            time=now,
+            diffusion_id=diffusion.diffusion_id,
+            sender=diffusion.sender,
+            region=diffusion.region.value if diffusion.region else None,
+            recipients=len(recipients),
+            reached=tuple(recipients),  # addressing only: every hub folds it (``restore``)
+        )
+        return [self._journal_event(recorded, diffusion.diffusion_id)]
 
-    def fold_journal(self, event: Mapping[str, Any]) -> None:
+    def fold_journal(self, event: DiffusionRecorded | DiffusionRecalled) -> None:
         """Follow the diffusions other hubs recorded and recalled (from ``i247.control``)."""
-        kind = event.get("event")
-        if kind not in ("diffusion-recorded", "diffusion-recalled"):
-            return
-        diffusion_id, sender = str(event.get("diffusion_id")), str(event.get("sender"))
-        if kind == "diffusion-recorded":
-            reached = tuple(str(r) for r in event.get("reached") or ())
-            self.ledger.restore(diffusion_id, sender, reached, recalled=False)
-        elif self.ledger.sender_of(diffusion_id) is not None:
-            self.ledger.restore(diffusion_id, sender, (), recalled=True)
+        if isinstance(event, DiffusionRecorded):
+            self.ledger.restore(event.diffusion_id, event.sender, event.reached, recalled=False)
+        elif self.ledger.sender_of(event.diffusion_id) is not None:
+            self.ledger.restore(event.diffusion_id, event.sender, (), recalled=True)
 
     def _recall_request(
         self, header: RoutingHeader, recall: DiffusionRecall, now: datetime
@@ -651,16 +659,18 @@ class NoticeDesk:
         except (UnknownDiffusion, AlreadyRecalled) as refusal:
             return self._refuse_recall(recall, by, now, str(refusal), correlation)
         told = tuple(sorted({*effect.recipients, effect.sender}))
-        fields = {
-            "diffusion_id": recall.diffusion_id,
-            "reason": recall.reason.value,
-            "by": by,
-            "sender": effect.sender,
-            "recipients": len(effect.recipients),
-        }
+        recalled = DiffusionRecalled(
+            hub=self.identity.participant,
+            time=now,
+            diffusion_id=recall.diffusion_id,
+            reason=recall.reason.value,
+            by=by,
+            sender=effect.sender,
+            recipients=len(effect.recipients),
+        )
         return [
             *self._send(DiffusionRecallBody(recall=recall), told, now, correlation=correlation),
-            self.journal("diffusion-recalled", recall.diffusion_id, fields),
+            self._journal_event(recalled, recall.diffusion_id),
         ]
 
     def _refuse_recall(
