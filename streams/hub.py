@@ -156,4 +156,6 @@ class HubService:
             units=sorted(self.runtime.workers),
             **dict(self.state.counts),
             open_clocks=self.state.desks.open_clocks,
+            open_confirmations=self.state.desks.open_exchanges,
+            open_windows=self.state.desks.open_windows,
         )
