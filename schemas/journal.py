@@ -38,6 +38,8 @@ from schemas.header import Precedence, UtcTimestamp
 
 __all__ = [
     "DESK_EVENTS",
+    "CheckAnswered",
+    "CheckHitEscalated",
     "ClockOpened",
     "ClockStopped",
     "ClocksOpened",
@@ -150,6 +152,35 @@ class HandlingBreach(JournalEventModel):
     deadline: UtcTimestamp
     unacknowledged: tuple[str, ...]
     late_seconds: float
+
+
+# --- checks (not desk state: what the checks desk did, for operators and the books) ------
+
+
+class CheckAnswered(JournalEventModel):
+    """A check request was answered."""
+
+    event: Literal["check-answered"] = "check-answered"
+    correlation_id: str
+    asker: str
+    items: int
+    hits: int
+    escalations: int
+    confirmations: int
+
+
+class CheckHitEscalated(JournalEventModel):
+    """A hit was escalated as FLASH to the hub on duty and the parties concerned."""
+
+    event: Literal["check-hit-escalated"] = "check-hit-escalated"
+    correlation_id: str
+    item_index: int
+    database: str
+    owner: str | None
+    hub_on_duty: str | None
+    recipients: tuple[str, ...]
+    flag: str
+    precedence: str
 
 
 # --- hit confirmations ---------------------------------------------------------------

@@ -62,6 +62,8 @@ from schemas.checks import (
 from schemas.errors import UnknownParticipant
 from schemas.header import HeaderFlag, MessageType, Precedence, format_timestamp
 from schemas.journal import (
+    CheckAnswered,
+    CheckHitEscalated,
     DeskEvent,
     HitConfirmationBreach,
     HitConfirmationReminder,
@@ -146,15 +148,19 @@ class CheckDesk:
         for confirmation in outcome.confirmations:
             out += self._ask_confirmation(confirmation, now)
         out.append(
-            self._journal(
-                "check-answered",
+            journal_event(
+                self.state,
+                CheckAnswered(
+                    hub=self.state.hub,
+                    time=now,
+                    correlation_id=request.correlation_id,
+                    asker=request.asker,
+                    items=len(request.items),
+                    hits=hits,
+                    escalations=len(outcome.escalations),
+                    confirmations=len(outcome.confirmations),
+                ),
                 request.correlation_id,
-                correlation_id=request.correlation_id,
-                asker=request.asker,
-                items=len(request.items),
-                hits=hits,
-                escalations=len(outcome.escalations),
-                confirmations=len(outcome.confirmations),
             )
         )
         return out
@@ -181,17 +187,21 @@ class CheckDesk:
             flags=(escalation.flag,),
         )
         out.append(
-            self._journal(
-                "check-hit-escalated",
+            journal_event(
+                self.state,
+                CheckHitEscalated(
+                    hub=self.state.hub,
+                    time=now,
+                    correlation_id=escalation.correlation_id,
+                    item_index=escalation.item_index,
+                    database=record.database.value,
+                    owner=record.owner,
+                    hub_on_duty=hubs[0] if hubs else None,
+                    recipients=tuple(escalation.recipients),
+                    flag=escalation.flag.value,
+                    precedence=escalation.precedence.value,
+                ),
                 escalation.correlation_id,
-                correlation_id=escalation.correlation_id,
-                item_index=escalation.item_index,
-                database=record.database.value,
-                owner=record.owner,
-                hub_on_duty=hubs[0] if hubs else None,
-                recipients=list(escalation.recipients),
-                flag=escalation.flag.value,
-                precedence=escalation.precedence.value,
             )
         )
         log.warning(
