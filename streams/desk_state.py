@@ -35,7 +35,7 @@ another hub a moment before the deadline, must be folded before the breach is de
 
 Worked example: Lyon folds ``clock-opened`` m1 for DEU and ITA, deadline 12:00:10, then
 ``clock-stopped`` m1/DEU at 12:00:04. Lyon is killed; Buenos Aires, which folded the same
-two events, takes intake; ``due_clocks(12:00:11)`` (settle 0.5 s) owes one breach, m1,
+two events, takes intake; ``due_clocks(12:00:11.5)`` (settle 1 s) owes one breach, m1,
 unacknowledged ("ITA",). BA journals ``handling-breach``; folding it ends m1; a replayed
 ``clock-opened`` m1 changes nothing.
 """
@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 DEFAULT_RETENTION = timedelta(minutes=2)
-DEFAULT_SETTLE = timedelta(seconds=0.5)
+DEFAULT_SETTLE = timedelta(seconds=1)
 _SWEEP_SLACK = 1024  # stale heap entries tolerated before a sweep, besides 1 per open clock
 
 
