@@ -30,6 +30,9 @@ ended for ``retention``, so a lane redelivered after a failover, which journals 
 A reminder is owed at half time only while the exchange is still open when ``due`` is
 asked (the hub asks every second): an owner who has answered is not reminded.
 
+The diffusion events (``diffusion-recorded``/``-recalled``) are desk events too, but
+their ledger is the notice desk's (``streams.diffusions``): this fold passes them by.
+
 ``settle`` delays what is due by the journal's lag (an acknowledgement in time, written by
 another hub a moment before the deadline, must be folded before the breach is decided).
 
