@@ -190,7 +190,7 @@ async def test_desk_state_opened_before_a_kill_is_carried_on_by_the_successor(
         timeout=30,
     )
     (returned,) = events(journal, "notice-decided", decision="returned")
-    assert returned["hub"] == killed
+    assert (returned["hub"], returned["version"]) == (killed, 3)
     opened_clocks = clocks_opened(journal, killed)
     (bel_request,) = events(journal, "hit-confirmation-requested", owner="BEL")
 
@@ -265,4 +265,7 @@ async def test_desk_state_opened_before_a_kill_is_carried_on_by_the_successor(
     versions = [
         e["version"] for e in events(journal, "notice-transition", notice_id=published["notice_id"])
     ]
-    assert max(versions) == 5  # 3 had the return been forgotten
+    # the killed hub's lane may be redelivered from before the incomplete request, which is
+    # then reviewed (and returned) again: the completion follows the latest return
+    last_return = events(journal, "notice-decided", decision="returned")[-1]
+    assert max(versions) == last_return["version"] + 2 >= 5  # 3 had the return been forgotten
