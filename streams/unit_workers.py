@@ -301,7 +301,9 @@ class WorkLoop:
 
     async def _flush(self, run: _BatchRun) -> None:
         """Each term's held-back outputs for the batch, per partition, tagged as its last
-        input there: fenced, or redone by a successor, exactly with the inputs they cover."""
+        input there: fenced, or redone by a successor, exactly with the inputs they cover.
+        They are outputs of every record of that term and partition in the batch: none of
+        those records counts as done until they are acknowledged."""
         for (_, partition), (term, tag) in run.last.items():
             if term.flush is None or self.terms.get(term.unit) is not term:
                 continue
