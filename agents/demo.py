@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -380,8 +380,6 @@ async def run_traffic(
                 await asyncio.sleep(0.25)
             await pump
             drain_until = time.monotonic() + args.drain_timeout
-            # a query's window (60 s, scaled) plus slack: past it, one lost with a hub
-            query_grace = timedelta(seconds=60 / settings.clock_scale + 5)
             expected_dead = len(books.expected_refusals)
             while time.monotonic() < drain_until:
                 refresh("draining")
@@ -389,7 +387,7 @@ async def run_traffic(
                     not books.outstanding()
                     and not books.undecided()
                     and sum(books.refused.values()) >= expected_dead
-                    and (desks is None or desks.books.settled(datetime.now(UTC), query_grace))
+                    and (desks is None or desks.books.settled())
                 )
                 if settled and time.monotonic() - started > args.duration + 1:
                     break

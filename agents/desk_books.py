@@ -27,7 +27,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from agents.stats import percentile
@@ -112,14 +112,12 @@ class DeskBooks:
         elif isinstance(body, MessageBody) and _FLASH_FLAGS & set(header.flags):
             self.opened["escalation"] += 1
 
-    def settled(self, now: datetime, query_grace: timedelta) -> bool:
-        """Every check answered, and every multi-country query consolidated or asked more
-        than ``query_grace`` ago (its window may have died with a killed hub): a drain waits
-        for this, not longer."""
+    def settled(self) -> bool:
+        """Every check answered and every multi-country query consolidated: a drain waits
+        for this (a window outlives a killed hub: its successor consolidates it)."""
         if len(self._answers) < self.sent["check-request"]:
             return False
-        waiting = self._queries.keys() - self._consolidated.keys()
-        return all(now - self._queries[q] > query_grace for q in waiting)
+        return self._queries.keys() <= self._consolidated.keys()
 
     # --- the summary --------------------------------------------------------------
 

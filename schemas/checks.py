@@ -103,7 +103,7 @@ class DocumentStatus(StrEnum):
 
 
 class Urgency(StrEnum):
-    """How fast a record's owner must confirm a hit (``streams.hit_confirmation``)."""
+    """How fast a record's owner must confirm a hit (``streams.clocks.CONFIRMATION_DEADLINES``)."""
 
     URGENT = "urgent"
     ROUTINE = "routine"

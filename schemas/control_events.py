@@ -35,6 +35,11 @@ _POSITIONS: Schema = {
     "description": "partition (decimal string) -> next offset to process",
     "additionalProperties": {"type": "integer"},
 }
+_SEALED: Schema = {
+    "type": ["string", "null"],
+    "description": "base64 of a sealed envelope addressed to ccc (topic i247.control, key "
+    "the record key): the body the desk needs later, readable by hubs alone",
+}
 _DEPLOYMENT: Schema = {"$ref": "Deployment"}  # the contract resolves it to schemas.teams
 
 COMMON_FIELDS: dict[str, Schema] = {
@@ -159,11 +164,54 @@ _LEASES = (
 
 _DELIVERY = (
     _e(
-        "acknowledged",
+        "clock-opened",
+        "the message id",
+        "A hub delivered a message whose recipients must acknowledge it by `deadline` (its "
+        "handling objective); every hub folds it, the hub holding intake breaches it.",
+        message_id=_STR,
+        recipients=_STRS,
+        precedence=_STR,
+        deadline=_TIME,
+    ),
+    _e(
+        "clock-stopped",
         "the acknowledged message id",
-        "An acknowledgement was delivered by a hub that does not run the message's clock.",
+        "A hub delivered `recipient`'s acknowledgement of `message_id` at `time`.",
         message_id=_STR,
         recipient=_STR,
+    ),
+    _e(
+        "clocks-opened",
+        "the writing hub",
+        "The clocks one handled batch of deliveries started, each as in `clock-opened` "
+        "(started at `time`): what the hubs write, once per batch and lane partition.",
+        clocks={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "message_id": _STR,
+                    "recipients": _STRS,
+                    "precedence": _STR,
+                    "deadline": _TIME,
+                },
+                "required": ["message_id", "recipients", "precedence", "deadline"],
+            },
+        },
+    ),
+    _e(
+        "clocks-stopped",
+        "the writing hub",
+        "The acknowledgements one handled batch of deliveries carried, each as in "
+        "`clock-stopped` at its own `at`.",
+        stops={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"message_id": _STR, "recipient": _STR, "at": _TIME},
+                "required": ["message_id", "recipient", "at"],
+            },
+        },
     ),
     _e(
         "handling-breach",
@@ -199,6 +247,10 @@ _NOTICES = (
         requester=_STR,
         decision=_STR,
         reasons=_STRS,
+        version={
+            "type": ["integer", "null"],
+            "description": "a returned request's notice version, which its completion follows",
+        },
     ),
     _e(
         "notice-transition",
@@ -369,15 +421,21 @@ _CHECKS = (
         flag=_STR,
         precedence=_STR,
     ),
-    _e(
-        "hit-confirmation-requested",
-        "the confirmation id",
-        "The record's owner was asked to confirm a hit.",
-        confirmation_id=_STR,
-        correlation_id=_STR,
-        owner=_STR,
-        urgency=_STR,
-        deadline=_TIME,
+    _optional(
+        _e(
+            "hit-confirmation-requested",
+            "the confirmation id",
+            "The record's owner was asked to confirm a hit.",
+            confirmation_id=_STR,
+            correlation_id=_STR,
+            owner=_STR,
+            asker=_STR,
+            urgency=_STR,
+            deadline=_TIME,
+            sealed=_SEALED,
+        ),
+        "asker",
+        "sealed",
     ),
     _e(
         "hit-confirmed",
@@ -416,13 +474,17 @@ _CHECKS = (
         targets=_STRS,
         closes_at=_TIME,
     ),
-    _e(
-        "multi-country-reply",
-        "the query id",
-        "A target replied to a multi-country query.",
-        query_id=_STR,
-        responder=_STR,
-        outcome=_STR,
+    _optional(
+        _e(
+            "multi-country-reply",
+            "the query id",
+            "A target replied to a multi-country query; an accepted reply carries it sealed.",
+            query_id=_STR,
+            responder=_STR,
+            outcome=_STR,
+            sealed=_SEALED,
+        ),
+        "sealed",
     ),
     _e(
         "multi-country-consolidated",

@@ -18,6 +18,8 @@ broker carry 6.8 MB per notice.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -28,12 +30,14 @@ from typing import Protocol
 from brokers.record_headers import envelope_headers
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import Body
+from schemas.errors import RejectedMessage
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity
-from schemas.sealing import OpenedMessage, RandomBytes, seal
+from schemas.participants import CCC
+from schemas.sealing import OpenedMessage, RandomBytes, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
 
-__all__ = ["CccDesk", "Desk", "seal_from_hub"]
+__all__ = ["CccDesk", "Desk", "open_for_ccc", "seal_for_ccc", "seal_from_hub"]
 
 
 class Desk(Protocol):
@@ -132,3 +136,60 @@ def seal_from_hub(
         )
         copies.append(OutboundRecord(topics.inbox(recipient), key, sealed, headers))
     return header, copies
+
+
+def seal_for_ccc(
+    body: Body,
+    *,
+    hub: PrivateIdentity,
+    directory: Directory,
+    topic: str,
+    key: str,
+    now: datetime,
+    random_bytes: RandomBytes,
+) -> str:
+    """``body`` sealed for ``ccc`` (every hub), as base64 text for a journal event on
+    ``topic`` under ``key``: how a desk event carries a body no one else may read."""
+    header = RoutingHeader(
+        message_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
+        sender=hub.participant,
+        recipients=[CCC],
+        message_type=MessageType(body.type),
+        precedence=Precedence.ROUTINE,
+        created_at=now,
+        language=Language.EN,
+        correlation_id=key[:128],
+        trace_id=random_bytes(16).hex(),
+    )
+    sealed = seal(
+        header,
+        body,
+        sender=hub,
+        directory=directory,
+        topic=topic,
+        key=key.encode(),
+        random_bytes=random_bytes,
+    )
+    return base64.b64encode(sealed.to_bytes()).decode("ascii")
+
+
+def open_for_ccc(
+    text: str,
+    *,
+    hub: PrivateIdentity,
+    directory: Directory,
+    topic: str,
+    key: str,
+    max_bytes: int,
+) -> Body | None:
+    """The body ``seal_for_ccc`` sealed, opened with this hub's key; ``None`` if it does not
+    open (the caller logs it: the journal is the CCC's own, so that is a fault)."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        sealed = parse_envelope(raw, max_bytes=max_bytes)
+        opened = open_sealed(
+            sealed, topic=topic, key=key.encode(), directory=directory, identity=hub
+        )
+    except (RejectedMessage, binascii.Error, ValueError):
+        return None
+    return opened.body

@@ -1,6 +1,6 @@
 """The CCC's checks desk: database checks, hit escalations, hit confirmations, multi-country
-queries. A thin shell around ``answer_check``, ``HitConfirmations`` and
-``MultiCountryCollector``: it seals what they decide and journals what happened.
+queries. A thin shell around ``answer_check`` and the desks' state folded from the journal
+(``streams.desk_state``): it seals what they decide and journals what happened.
 
 Theory of operation
 -------------------
@@ -26,8 +26,12 @@ Who says what is checked: the sender must be the asker (of a check or query), th
 (of a confirmation) or the responder (of a reply); anything else is journaled as
 ``check-desk-refused`` and dropped.
 
-State: the exchanges and collections live in the hub that opened them (a hub change
-loses the open ones: their confirmations and replies are then journaled as not matched).
+State: the exchanges and windows are desk events on the journal (``schemas.journal``),
+folded by every hub into ``HubState.desks`` (``streams.desk_state``): the request a
+reminder repeats and each accepted reply ride in their events sealed for ``ccc``. Any hub
+answers a confirmation or a reply from that state, and only the hub acting for the desks
+(holding intake) ticks, so an exchange or window opened before a failover is reminded,
+escalated or consolidated by the successor.
 
 Worked example: FRA checks passenger "Jean Dupont" (BEL's Red Notice) while Lyon is on
 duty: FRA's inbox gets a ``check-answer`` with one hit, then a FLASH ``message``; BEL gets
@@ -38,8 +42,8 @@ the same FLASH message and a ``hit-confirmation-request``; the control topic get
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -48,6 +52,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import Body, MessageBody
 from schemas.checks import (
     CheckRequest,
+    ConsolidatedAnswer,
     HitConfirmation,
     HitConfirmationRequest,
     MultiCountryQuery,
@@ -56,14 +61,26 @@ from schemas.checks import (
 )
 from schemas.errors import UnknownParticipant
 from schemas.header import HeaderFlag, MessageType, Precedence, format_timestamp
+from schemas.journal import (
+    CheckAnswered,
+    CheckHitEscalated,
+    DeskEvent,
+    HitConfirmationBreach,
+    HitConfirmationReminder,
+    HitConfirmationRequested,
+    HitConfirmed,
+    MultiCountryConsolidated,
+    MultiCountryOpened,
+    MultiCountryReplied,
+)
 from schemas.participants import ParticipantKind, hub_id, kind_of
 from schemas.sealing import OpenedMessage
-from streams.ccc_desk import seal_from_hub
+from streams.ccc_desk import open_for_ccc, seal_for_ccc, seal_from_hub
 from streams.checks import Escalation, answer_check
+from streams.clocks import CONFIRMATION_DEADLINES
 from streams.databases import Databases
-from streams.hit_confirmation import Breach, HitConfirmations, Reminder
-from streams.hub_state import HubState, journal_record
-from streams.multi_country import MultiCountryCollector, ReplyOutcome
+from streams.desk_state import ConsolidationOwed, EscalationOwed, ReminderOwed, ReplyOutcome
+from streams.hub_state import HubState, journal_event, journal_record
 
 __all__ = ["CheckDesk"]
 
@@ -84,13 +101,13 @@ class CheckDesk:
         }
     )
 
-    def __init__(self, state: HubState, databases: Databases) -> None:
+    def __init__(
+        self, state: HubState, databases: Databases, acting: Callable[[], bool] = lambda: True
+    ) -> None:
         self.state = state
         self.databases = databases
-        self.confirmations = HitConfirmations(scale=state.settings.clock_scale)
-        self.collector = MultiCountryCollector(scale=state.settings.clock_scale)
-        self._requests: dict[str, HitConfirmationRequest] = {}  # open exchanges, to remind
-        self._askers: dict[str, str] = {}  # query id -> asker, for late replies
+        self.desks = state.desks  # folded from the journal by the hub, and here as written
+        self.acting = acting  # whether this hub ticks the desks' clocks (holds intake)
 
     # --- messages -----------------------------------------------------------------
 
@@ -131,15 +148,19 @@ class CheckDesk:
         for confirmation in outcome.confirmations:
             out += self._ask_confirmation(confirmation, now)
         out.append(
-            self._journal(
-                "check-answered",
+            journal_event(
+                self.state,
+                CheckAnswered(
+                    hub=self.state.hub,
+                    time=now,
+                    correlation_id=request.correlation_id,
+                    asker=request.asker,
+                    items=len(request.items),
+                    hits=hits,
+                    escalations=len(outcome.escalations),
+                    confirmations=len(outcome.confirmations),
+                ),
                 request.correlation_id,
-                correlation_id=request.correlation_id,
-                asker=request.asker,
-                items=len(request.items),
-                hits=hits,
-                escalations=len(outcome.escalations),
-                confirmations=len(outcome.confirmations),
             )
         )
         return out
@@ -166,17 +187,21 @@ class CheckDesk:
             flags=(escalation.flag,),
         )
         out.append(
-            self._journal(
-                "check-hit-escalated",
+            journal_event(
+                self.state,
+                CheckHitEscalated(
+                    hub=self.state.hub,
+                    time=now,
+                    correlation_id=escalation.correlation_id,
+                    item_index=escalation.item_index,
+                    database=record.database.value,
+                    owner=record.owner,
+                    hub_on_duty=hubs[0] if hubs else None,
+                    recipients=tuple(escalation.recipients),
+                    flag=escalation.flag.value,
+                    precedence=escalation.precedence.value,
+                ),
                 escalation.correlation_id,
-                correlation_id=escalation.correlation_id,
-                item_index=escalation.item_index,
-                database=record.database.value,
-                owner=record.owner,
-                hub_on_duty=hubs[0] if hubs else None,
-                recipients=list(escalation.recipients),
-                flag=escalation.flag.value,
-                precedence=escalation.precedence.value,
             )
         )
         log.warning(
@@ -190,9 +215,8 @@ class CheckDesk:
     def _ask_confirmation(
         self, request: HitConfirmationRequest, now: datetime
     ) -> list[OutboundRecord]:
-        self.confirmations.open(request, now)
-        self._requests[request.confirmation_id] = request
-        deadline = now + self.confirmations.deadline_for(request.urgency)
+        deadline = now + CONFIRMATION_DEADLINES[request.urgency] / self.state.settings.clock_scale
+        key = request.confirmation_id
         out = self._seal(
             request,
             [request.owner],
@@ -200,33 +224,32 @@ class CheckDesk:
             precedence=_URGENCY_PRECEDENCE[request.urgency],
             correlation_id=request.confirmation_id,
         )
-        out.append(
-            self._journal(
-                "hit-confirmation-requested",
-                request.confirmation_id,
-                confirmation_id=request.confirmation_id,
-                correlation_id=request.correlation_id,
-                owner=request.owner,
-                urgency=request.urgency.value,
-                deadline=format_timestamp(deadline),
-            )
+        event = HitConfirmationRequested(
+            hub=self.state.hub,
+            time=now,
+            confirmation_id=request.confirmation_id,
+            correlation_id=request.correlation_id,
+            owner=request.owner,
+            asker=request.asker,
+            urgency=request.urgency,
+            deadline=deadline,
+            sealed=self._seal_for_ccc(request, key, now),
         )
+        out.append(self._desk_event(event, key))
         return out
 
     def _confirm(self, confirmation: HitConfirmation, now: datetime) -> list[OutboundRecord]:
-        in_time = self.confirmations.confirm(confirmation, now)
-        if in_time:
-            self._requests.pop(confirmation.confirmation_id, None)
-        return [
-            self._journal(
-                "hit-confirmed",
-                confirmation.confirmation_id,
-                confirmation_id=confirmation.confirmation_id,
-                owner=confirmation.owner,
-                confirmed=confirmation.confirmed,
-                in_time=in_time,
-            )
-        ]
+        cid = confirmation.confirmation_id
+        in_time = self.desks.confirmation_in_time(cid, confirmation.owner, now)
+        event = HitConfirmed(
+            hub=self.state.hub,
+            time=now,
+            confirmation_id=cid,
+            owner=confirmation.owner,
+            confirmed=confirmation.confirmed,
+            in_time=in_time,
+        )
+        return [self._desk_event(event, cid)]
 
     def _query(self, query: MultiCountryQuery, now: datetime) -> list[OutboundRecord]:
         unknown = [t for t in query.targets if t not in self.state.directory]
@@ -240,33 +263,32 @@ class CheckDesk:
                     reason=f"unknown targets {unknown}",
                 )
             ]
-        self.collector.open(query, now)
-        self._askers[query.query_id] = query.asker
+        closes_at = now + timedelta(seconds=query.window_seconds) / self.state.settings.clock_scale
         out = self._seal(query, list(query.targets), now, correlation_id=query.query_id)
-        out.append(
-            self._journal(
-                "multi-country-opened",
-                query.query_id,
-                query_id=query.query_id,
-                asker=query.asker,
-                targets=list(query.targets),
-                closes_at=format_timestamp(now + self.collector.window_for(query)),
-            )
+        event = MultiCountryOpened(
+            hub=self.state.hub,
+            time=now,
+            query_id=query.query_id,
+            asker=query.asker,
+            targets=query.targets,
+            closes_at=closes_at,
         )
+        out.append(self._desk_event(event, query.query_id))
         return out
 
     def _reply(self, reply: MultiCountryReply, now: datetime) -> list[OutboundRecord]:
-        outcome = self.collector.add_reply(reply, now)
-        out = [
-            self._journal(
-                "multi-country-reply",
-                reply.query_id,
-                query_id=reply.query_id,
-                responder=reply.responder,
-                outcome=outcome.value,
-            )
-        ]
-        asker = self._askers.get(reply.query_id)
+        outcome = self.desks.reply_outcome(reply.query_id, reply.responder, now)
+        accepted = outcome is ReplyOutcome.ACCEPTED
+        event = MultiCountryReplied(
+            hub=self.state.hub,
+            time=now,
+            query_id=reply.query_id,
+            responder=reply.responder,
+            outcome=outcome.value,
+            sealed=self._seal_for_ccc(reply, reply.query_id, now) if accepted else None,
+        )
+        asker = self.desks.asker_of(reply.query_id)
+        out = [self._desk_event(event, reply.query_id)]
         if outcome is ReplyOutcome.LATE and asker is not None:
             out += self._seal(reply, [asker], now, correlation_id=reply.query_id)
         return out
@@ -274,48 +296,71 @@ class CheckDesk:
     # --- clocks -------------------------------------------------------------------
 
     def tick(self, now: datetime) -> list[OutboundRecord]:
+        """What the desks' clocks owe now, if this hub acts for the desks."""
+        if not self.acting():
+            return []
         out: list[OutboundRecord] = []
-        for owed in self.confirmations.due(now):
+        for owed in self.desks.due_confirmations(now):
             out += (
-                self._remind(owed, now) if isinstance(owed, Reminder) else self._breach(owed, now)
+                self._remind(owed, now)
+                if isinstance(owed, ReminderOwed)
+                else self._breach(owed, now)
             )
-        for answer in self.collector.due(now):
-            out += self._seal(answer, [answer.asker], now, correlation_id=answer.query_id)
-            out.append(
-                self._journal(
-                    "multi-country-consolidated",
-                    answer.query_id,
-                    query_id=answer.query_id,
-                    asker=answer.asker,
-                    answered=sorted(answer.answers),
-                    silent=list(answer.silent),
-                )
-            )
+        for window in self.desks.due_windows(now):
+            out += self._consolidate(window, now)
         return out
 
-    def _remind(self, reminder: Reminder, now: datetime) -> list[OutboundRecord]:
-        request = self._requests.get(reminder.confirmation_id)
-        out = [
-            self._journal(
-                "hit-confirmation-reminder",
-                reminder.confirmation_id,
-                confirmation_id=reminder.confirmation_id,
-                owner=reminder.owner,
-                deadline=format_timestamp(reminder.deadline),
-            )
-        ]
-        if request is not None:  # the request again: the owner's reminder
+    def _consolidate(self, owed: ConsolidationOwed, now: datetime) -> list[OutboundRecord]:
+        answers: dict[str, str] = {}
+        for responder, sealed in owed.answers.items():
+            reply = self._open_for_ccc(sealed, owed.query_id)
+            if isinstance(reply, MultiCountryReply):
+                answers[responder] = reply.answer
+            else:
+                log.error("multi-country-reply-unreadable", query_id=owed.query_id)
+        answer = ConsolidatedAnswer(
+            query_id=owed.query_id,
+            asker=owed.asker,
+            answers=answers,
+            silent=owed.silent,
+            consolidated_at=owed.consolidated_at,
+        )
+        out = self._seal(answer, [answer.asker], now, correlation_id=answer.query_id)
+        event = MultiCountryConsolidated(
+            hub=self.state.hub,
+            time=now,
+            query_id=answer.query_id,
+            asker=answer.asker,
+            answered=tuple(sorted(answer.answers)),
+            silent=answer.silent,
+        )
+        out.append(self._desk_event(event, answer.query_id))
+        return out
+
+    def _remind(self, reminder: ReminderOwed, now: datetime) -> list[OutboundRecord]:
+        cid = reminder.confirmation_id
+        event = HitConfirmationReminder(
+            hub=self.state.hub,
+            time=now,
+            confirmation_id=cid,
+            owner=reminder.owner,
+            deadline=reminder.deadline,
+        )
+        out = [self._desk_event(event, cid)]
+        request = self._open_for_ccc(reminder.sealed, cid)
+        if isinstance(request, HitConfirmationRequest):  # the request again: the reminder
             out += self._seal(
                 request,
                 [reminder.owner],
                 now,
                 precedence=_URGENCY_PRECEDENCE[reminder.urgency],
-                correlation_id=reminder.confirmation_id,
+                correlation_id=cid,
             )
+        else:
+            log.error("hit-confirmation-request-unreadable", confirmation_id=cid)
         return out
 
-    def _breach(self, breach: Breach, now: datetime) -> list[OutboundRecord]:
-        self._requests.pop(breach.confirmation_id, None)
+    def _breach(self, breach: EscalationOwed, now: datetime) -> list[OutboundRecord]:
         text = (
             f"Hit confirmation {breach.confirmation_id} ({breach.urgency.value}) was due from "
             f"{breach.owner} at {format_timestamp(breach.deadline)} and has not arrived; "
@@ -331,18 +376,17 @@ class CheckDesk:
             precedence=Precedence.IMMEDIATE,
             correlation_id=breach.confirmation_id,
         )
-        out.append(
-            self._journal(
-                "hit-confirmation-breach",
-                breach.confirmation_id,
-                confirmation_id=breach.confirmation_id,
-                owner=breach.owner,
-                asker=breach.asker,
-                urgency=breach.urgency.value,
-                late_seconds=round(breach.late_seconds, 3),
-                hub_on_duty=on_duty,
-            )
+        event = HitConfirmationBreach(
+            hub=self.state.hub,
+            time=now,
+            confirmation_id=breach.confirmation_id,
+            owner=breach.owner,
+            asker=breach.asker,
+            urgency=breach.urgency,
+            late_seconds=round(breach.late_seconds, 3),
+            hub_on_duty=on_duty,
         )
+        out.append(self._desk_event(event, breach.confirmation_id))
         log.warning("hit-confirmation-breach", confirmation_id=breach.confirmation_id)
         return out
 
@@ -386,6 +430,36 @@ class CheckDesk:
                 )
             ]
         return records
+
+    def _desk_event(self, event: DeskEvent, key: str) -> OutboundRecord:
+        """Fold a desk event here at once (the tail folds it again, harmlessly) and journal it."""
+        self.desks.fold(event)
+        return journal_event(self.state, event, key)
+
+    def _seal_for_ccc(self, body: Body, key: str, now: datetime) -> str:
+        state = self.state
+        return seal_for_ccc(
+            body,
+            hub=state.identity,
+            directory=state.directory,
+            topic=state.settings.topics.control,
+            key=key,
+            now=now,
+            random_bytes=state.random_bytes,
+        )
+
+    def _open_for_ccc(self, sealed: str | None, key: str) -> Body | None:
+        if sealed is None:
+            return None
+        state = self.state
+        return open_for_ccc(
+            sealed,
+            hub=state.identity,
+            directory=state.directory,
+            topic=state.settings.topics.control,
+            key=key,
+            max_bytes=state.settings.max_message_bytes,
+        )
 
     def _journal(self, event: str, key: str, **fields: Any) -> OutboundRecord:
         return journal_record(self.state, event, key, fields)

@@ -14,7 +14,7 @@ Works of Art by keywords) and returns a ``CheckOutcome``, effects as data:
   each named once, in that order;
 * ``confirmations``: one ``HitConfirmationRequest`` per hit, to the record's owner,
   ``urgent`` for nominal and SLTD hits and ``routine`` for SMV and Works of Art hits; the
-  shell opens a ``streams.hit_confirmation`` exchange for each.
+  shell opens a hit-confirmation exchange for each (``streams.desk_state``).
 
 Nothing is sent or logged here; the shell seals and publishes.
 

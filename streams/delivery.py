@@ -6,7 +6,10 @@ recipient not yet delivered by this process, one receipt order per such delivery
 handling clock to start, and, for an acknowledgement, the clock to stop. Messages to
 ``ccc`` are handled by the hub itself (``to_ccc``). The shell produces the records, turns
 the receipt orders into signed receipt batches (``receipt_records``, one per sender) and
-feeds the clock events to ``HandlingClocks``.
+journals the clock events (a ``ClockBatch`` per handled batch: ``clocks-opened`` for the
+deliveries that start a handling clock, ``clocks-stopped`` for acknowledgements), which
+every hub folds into its ``streams.desk_state.DeskState``, so whichever hub holds intake
+runs the clocks.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from brokers.record_headers import receipt_batch_headers
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.header import MessageType, Precedence, RoutingHeader
+from schemas.journal import ClocksOpened, ClocksStopped, OpenedClock, StoppedClock
 from schemas.keys import PrivateIdentity
 from schemas.participants import CCC, ParticipantKind, kind_of
 from schemas.receipts import MAX_RECEIPTS, Receipt, receipt_id_for, sign_receipts
@@ -28,6 +32,7 @@ from schemas.topics import TopicCatalog
 
 __all__ = [
     "Acknowledge",
+    "ClockBatch",
     "DeliveryLedger",
     "DeliveryPlan",
     "ReceiptOrder",
@@ -150,6 +155,42 @@ def plan_delivery(
         clocked_recipients=tuple(clocked),
         duplicates=tuple(duplicates),
     )
+
+
+@dataclass
+class ClockBatch:
+    """The clocks a batch of deliveries starts and stops, journaled as (at most) two
+    records per batch (``clocks-opened``, ``clocks-stopped``) rather than one per message."""
+
+    opened: list[OpenedClock] = field(default_factory=list)
+    stopped: list[StoppedClock] = field(default_factory=list)
+
+    def add(self, plan: DeliveryPlan, *, now: datetime, objective: timedelta) -> None:
+        """Note ``plan``'s clock (deadline ``now + objective``) and acknowledgement."""
+        if plan.clocked_recipients:
+            self.opened.append(
+                OpenedClock(
+                    message_id=plan.header.message_id,
+                    recipients=plan.clocked_recipients,
+                    precedence=plan.precedence,
+                    deadline=now + objective,
+                )
+            )
+        if plan.acknowledge is not None:
+            ack = plan.acknowledge
+            self.stopped.append(
+                StoppedClock(message_id=ack.message_id, recipient=ack.recipient, at=now)
+            )
+
+    def take(self, *, hub: str, now: datetime) -> list[ClocksOpened | ClocksStopped]:
+        """The batch's events, written at ``now``; the batch is empty afterwards."""
+        events: list[ClocksOpened | ClocksStopped] = []
+        if self.opened:
+            events.append(ClocksOpened(hub=hub, time=now, clocks=tuple(self.opened)))
+        if self.stopped:
+            events.append(ClocksStopped(hub=hub, time=now, stops=tuple(self.stopped)))
+        self.opened, self.stopped = [], []
+        return events
 
 
 def receipt_records(

@@ -17,7 +17,7 @@ current state allows::
 
 Arrival: teams deploy "within 12-24 hours". ``arrival_time(approved_at, fraction, scale)``
 maps a random ``fraction`` in [0, 1] (the caller draws it) onto that window after the
-approval, divided by ``scale`` as ``HandlingClocks(scale=...)`` does: at scale 3600 a team
+approval, divided by ``scale`` as the handling clocks' objectives are: at scale 3600 a team
 arrives 12 to 24 *seconds* after approval. The shell polls ``due_arrivals(now)`` and calls
 ``arrive`` for each.
 

@@ -16,6 +16,8 @@ hub is *suspended*: it drops its runtime without writing (``HubRuntime.abandon``
 retries in a loop of errors. When the broker answers again with its topics, a new runtime
 starts (fresh terms: leases are claimed anew, the journals read from their start) and
 ``hub-resumed`` is logged and journaled with how long the hub was suspended.
+Handling clocks are folded from the journal by every hub (``streams.desk_state``); the hub
+holding intake journals the breaches they owe.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import structlog
 from brokers.access import process_security
 from brokers.broker_probe import BrokerWatcher
 from brokers.broker_watch import BrokerChange, BrokerWatch, ChangeKind
+from schemas.journal import HandlingBreach
 from schemas.leases import fence_headers
 from schemas.registry import default_registry
 from streams.coordination import HubPhase
 from streams.hub_runtime import HubRuntime
-from streams.hub_state import HubState, journal_record
+from streams.hub_state import HubState, journal_event, journal_record
 from streams.probes import Probes, ProbeServer
 
 __all__ = ["HubService"]
@@ -200,15 +203,25 @@ class HubService:
             await self.runtime.beat()
 
     async def clocks_due(self) -> None:
-        if self.suspended is not None:
+        if self.suspended is not None or not self.runtime.acting_for_desks():
             return
+        tag = self.runtime.tick_tag()
         state = self.state
-        for breach in state.clocks.due(state.clock()):
-            out = journal_record(
-                state, "handling-breach", breach.message_id, breach.model_dump(mode="json")
+        for owed in state.desks.due_clocks(state.clock()):
+            breach = HandlingBreach(
+                hub=state.hub,
+                time=state.clock(),
+                message_id=owed.message_id,
+                precedence=owed.precedence,
+                started_at=owed.started_at,
+                deadline=owed.deadline,
+                unacknowledged=owed.unacknowledged,
+                late_seconds=owed.late_seconds,
             )
+            out = journal_event(state, breach, breach.message_id)
+            headers = out.headers if tag is None else fence_headers(out.headers, tag)
             await self.runtime.producer.send(
-                out.topic, out.value, key=out.key, headers=list(out.headers)
+                out.topic, out.value, key=out.key, headers=list(headers)
             )
             state.counts["breaches"] += 1
             state.metrics.breach(breach.precedence.value)
@@ -243,5 +256,7 @@ class HubService:
             units=[] if self.suspended else sorted(self.runtime.workers),
             suspended=self.suspended,
             **dict(self.state.counts),
-            open_clocks=self.state.clocks.open_count,
+            open_clocks=self.state.desks.open_clocks,
+            open_confirmations=self.state.desks.open_exchanges,
+            open_windows=self.state.desks.open_windows,
         )

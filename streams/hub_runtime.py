@@ -18,8 +18,10 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   the first input it left without an output);
 * the control topic, into ``teams`` (``streams.team_registry.TeamRegistry``: deployments,
   revocations, and the public keys of teams, which join this hub's directory as they are
-  learned), the diffusion ledger, and the acknowledgements other hubs relay for clocks
-  this hub holds. The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
+  learned), the diffusion ledger, and the desks' state (``streams.desk_state``: handling
+  clocks, hit confirmations, multi-country windows, returned notice requests), whichever
+  hub wrote them; only the hub holding intake acts on what they owe
+  (``acting_for_desks``). The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
   intake refuses traffic for a closed team (``recipient-revoked``);
 * the compacted notices topic, into the notices desk and the nominal index;
 * the compacted key directory (``i247.keys``), into a ``KeyDirectory`` laid over this
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,12 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
 from schemas.errors import RejectedMessage
 from schemas.header import format_timestamp
+from schemas.journal import (
+    DiffusionRecalled,
+    DiffusionRecorded,
+    MalformedJournalEvent,
+    parse_desk_event,
+)
 from schemas.key_directory import KeyEntryRefused, key_directory_for
 from schemas.leases import (
     Claim,
@@ -71,6 +78,7 @@ from schemas.sealing import open_sealed, parse_envelope
 from schemas.topics import TopicKind, TopicSpec
 from streams.ccc_desk import CccDesk
 from streams.check_desk import CheckDesk
+from streams.clocks import OBJECTIVES
 from streams.coordination import (
     ClaimUnit,
     Declare,
@@ -83,9 +91,9 @@ from streams.coordination import (
 )
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
-from streams.delivery import DeliveryLedger, plan_delivery, receipt_records
+from streams.delivery import ClockBatch, DeliveryLedger, plan_delivery, receipt_records
 from streams.duty import INTAKE, ClaimReason
-from streams.hub_state import HubState, dead_letter, journal_record
+from streams.hub_state import HubState, dead_letter, journal_event, journal_record
 from streams.hub_tracing import traced_intake, traced_lane
 from streams.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.intake_progress import IntakeProgress
@@ -301,7 +309,7 @@ class HubRuntime:
         journals' tail folds the notices topic into the nominal index meanwhile."""
         self.databases = await asyncio.to_thread(open_configured, self.state.settings, self.nominal)
         await self._journals.catch_up()
-        self.desk.register(CheckDesk(self.state, self.databases))
+        self.desk.register(CheckDesk(self.state, self.databases, acting=self.acting_for_desks))
         log.info(
             "checks-desk-open",
             hub=self.state.hub,
@@ -360,11 +368,7 @@ class HubRuntime:
             self.intake_progress.record(tag.epoch, tag.partition, tag.offset)
 
     def _on_control(self, record: ReceivedRecord) -> None:
-        if b'"diffusion-re' in record.value:  # recorded or recalled by any hub
-            with contextlib.suppress(ValueError):
-                self.notice_desk.fold_journal(json.loads(record.value))
-        if b'"acknowledged"' in record.value:
-            self._on_relayed_acknowledgement(record)
+        self._fold_desk_event(record)
         learned = self.teams.fold_record(record)
         if learned:
             self.state.directory = self.state.directory.with_identities(learned)
@@ -386,20 +390,25 @@ class HubRuntime:
             offset=record.offset,
         )
 
-    def _on_relayed_acknowledgement(self, record: ReceivedRecord) -> None:
-        """Another hub read an acknowledgement for a clock that runs here: cross it off."""
+    def _fold_desk_event(self, record: ReceivedRecord) -> None:
+        """Every hub folds the desks' events, whoever wrote them (``streams.desk_state``)."""
         try:
-            event = json.loads(record.value)
-        except ValueError:
-            return
-        if (
-            isinstance(event, dict)
-            and event.get("event") == "acknowledged"
-            and event.get("hub") != self.state.hub
-        ):
-            self.state.clocks.acknowledge(
-                str(event.get("message_id")), str(event.get("recipient")), self.state.clock()
+            event = parse_desk_event(record.value)
+        except MalformedJournalEvent as fault:
+            log.error(
+                "desk-event-malformed", hub=self.state.hub, offset=record.offset, detail=str(fault)
             )
+            return
+        if isinstance(event, DiffusionRecorded | DiffusionRecalled):  # recorded by any hub
+            self.notice_desk.fold_journal(event)
+        elif event is not None:
+            self.state.desks.fold(event)
+
+    def acting_for_desks(self) -> bool:
+        """Whether this hub acts on what the desks owe (breaches, reminders, consolidations):
+        the one hub whose intake term is good now. Every hub folds; one acts."""
+        term = self.workers.get(INTAKE)
+        return term is not None and self.may_work(INTAKE, term.epoch)
 
     async def provision_team_inboxes(self) -> None:
         """Create the inboxes of teams the desk approved, before its outputs are produced."""
@@ -618,9 +627,9 @@ class HubRuntime:
             intake = traced_intake(self._intake, tracer, hub=hub, topics=self.topics)
             await self.work.add(unit, self.topics.inbound, epoch, start, intake)
         else:
-            lane = LaneDelivery(self).handle
-            traced = traced_lane(lane, tracer, hub=hub, unit=unit, topics=self.topics)
-            await self.work.add(unit, unit, epoch, start, traced)
+            delivery = LaneDelivery(self)
+            traced = traced_lane(delivery.handle, tracer, hub=hub, unit=unit, topics=self.topics)
+            await self.work.add(unit, unit, epoch, start, traced, delivery.flush)
 
     async def _first_output(self, unit: str, epoch: int, at: datetime) -> None:
         claim = self.claims.get((unit, epoch), {})
@@ -726,6 +735,19 @@ class LaneDelivery:
     def __init__(self, runtime: HubRuntime) -> None:
         self.runtime = runtime
         self.ledger = DeliveryLedger()
+        self.clocks: dict[int, ClockBatch] = {}  # by lane partition, until the batch ends
+
+    def flush(self, partition: int) -> list[OutboundRecord]:
+        """The batch's clock events from ``partition``: one journal record for the clocks
+        its deliveries started, one for those its acknowledgements stopped."""
+        batch = self.clocks.pop(partition, None)
+        if batch is None:
+            return []
+        state = self.runtime.state
+        return [
+            journal_event(state, event, state.hub)
+            for event in batch.take(hub=state.hub, now=state.clock())
+        ]
 
     async def handle(self, record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
         runtime = self.runtime
@@ -746,10 +768,10 @@ class LaneDelivery:
             ledger=self.ledger,
             max_bytes=state.settings.max_message_bytes,
         )
-        if plan.clocked_recipients:  # before delivering, so an ack can never arrive first
-            state.clocks.start(
-                plan.header.message_id, plan.clocked_recipients, plan.precedence, now
-            )
+        objective = OBJECTIVES[plan.precedence] / state.settings.clock_scale
+        self.clocks.setdefault(record.partition, ClockBatch()).add(
+            plan, now=now, objective=objective
+        )
         outputs = list(plan.inbox)
         outputs += receipt_records(
             plan.receipts, hub=state.identity, topics=runtime.topics, now=now
@@ -757,19 +779,6 @@ class LaneDelivery:
         if plan.to_ccc:
             outputs += runtime.desk_handle(record, now)
             await runtime.provision_team_inboxes()
-        if plan.acknowledge:
-            ack = plan.acknowledge
-            if state.clocks.holds(ack.message_id):
-                state.clocks.acknowledge(ack.message_id, ack.recipient, now)
-            else:  # the clock runs at the hub that delivered the message: tell the others
-                outputs.append(
-                    journal_record(
-                        state,
-                        "acknowledged",
-                        ack.message_id,
-                        {"message_id": ack.message_id, "recipient": ack.recipient},
-                    )
-                )
         state.counts["delivered"] += len(plan.inbox)
         state.counts["ccc"] += int(plan.to_ccc)
         state.counts["duplicates"] += len(plan.duplicates)

@@ -21,16 +21,17 @@ from brokers.record_headers import cloudevent_headers, dead_letter_headers
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.header import format_timestamp
+from schemas.journal import JournalEventModel
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import hub_id
 from schemas.sealing import RandomBytes
-from streams.clocks import HandlingClocks
 from streams.dedup import SeenMessages
+from streams.desk_state import DeskState
 from streams.hub_metrics import HubMetrics
 from streams.intake import IntakePolicy, Refused
 from streams.roster import DutyRoster
 
-__all__ = ["HubState", "dead_letter", "journal_record", "utc_now"]
+__all__ = ["HubState", "dead_letter", "journal_event", "journal_record", "utc_now"]
 
 log = structlog.get_logger("i247.hub")
 
@@ -52,7 +53,7 @@ class HubState:
     clock: Callable[[], datetime] = utc_now
     random_bytes: RandomBytes = os.urandom
     seen: SeenMessages = field(init=False)
-    clocks: HandlingClocks = field(init=False)
+    desks: DeskState = field(init=False)
     policy: IntakePolicy = field(init=False)
     counts: Counter[str] = field(default_factory=Counter)
     metrics: HubMetrics = field(default_factory=HubMetrics)
@@ -60,7 +61,7 @@ class HubState:
 
     def __post_init__(self) -> None:
         self.seen = SeenMessages(horizon=self.settings.freshness_seconds)
-        self.clocks = HandlingClocks(scale=self.settings.clock_scale)
+        self.desks = DeskState()  # folded from the journal by the hub's tail
         self.policy = IntakePolicy(
             max_bytes=self.settings.max_message_bytes,
             freshness=timedelta(seconds=self.settings.freshness_seconds),
@@ -92,8 +93,19 @@ def dead_letter(
 def journal_record(state: HubState, event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
     """An event for the operations journal (``i247.control``), with CloudEvents headers."""
     now = state.clock()
-    event_id = str(uuid.UUID(bytes=state.random_bytes(16), version=4))
     body = {"event": event, "hub": state.hub, "time": format_timestamp(now), **fields}
+    return _journal_out(state, event, key, json.dumps(body).encode(), now)
+
+
+def journal_event(state: HubState, event: JournalEventModel, key: str) -> OutboundRecord:
+    """A typed journal event (``schemas.journal``) as its record on ``i247.control``."""
+    return _journal_out(state, event.event_name, key, event.to_json_bytes(), event.time)
+
+
+def _journal_out(
+    state: HubState, event: str, key: str, value: bytes, now: datetime
+) -> OutboundRecord:
+    event_id = str(uuid.UUID(bytes=state.random_bytes(16), version=4))
     headers = cloudevent_headers(
         event_id,
         f"/i247/{state.hub}",
@@ -101,6 +113,4 @@ def journal_record(state: HubState, event: str, key: str, fields: dict[str, Any]
         format_timestamp(now),
     )
     headers[-1] = ("content-type", b"application/json")
-    return OutboundRecord(
-        state.settings.topics.control, key.encode(), json.dumps(body).encode(), tuple(headers)
-    )
+    return OutboundRecord(state.settings.topics.control, key.encode(), value, tuple(headers))

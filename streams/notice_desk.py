@@ -43,8 +43,9 @@ lifecycle event), ``notice-broadcast`` (``recipients``: inbox copies written),
 ``diffusion-not-recorded``, ``diffusion-recalled`` (``recipients``),
 ``diffusion-recall-refused``, ``notice-desk-failed`` (a fault, the message skipped).
 
-What does not survive a hub change: pending (returned) requests, the answers given to
-requests (a repeated request is reviewed afresh) and the diffusion ledger (a recall of a
+Returned requests survive a hub change: ``notice-decided`` carries the returned notice's
+``version``, and every hub folds it (``streams.desk_state``). What does not: the answers
+given to requests (a repeated request is reviewed afresh) and the diffusion ledger (a recall of a
 diffusion recorded by a hub since gone is refused as unknown; journal events carry the
 ids and recipient counts but not the recipient lists, which would be needed to rebuild).
 
@@ -81,6 +82,12 @@ from schemas.bodies import (
 )
 from schemas.errors import RejectedMessage
 from schemas.header import Language, MessageType, Precedence, RoutingHeader
+from schemas.journal import (
+    DiffusionRecalled,
+    DiffusionRecorded,
+    JournalEventModel,
+    NoticeDecided,
+)
 from schemas.keys import Directory, PrivateIdentity
 from schemas.notice_view import NoticeView, diffusion_from_message
 from schemas.notices import (
@@ -100,6 +107,7 @@ from schemas.registry import MemberRegistry, Region, UnknownMember, default_regi
 from schemas.sealing import OpenedMessage, RandomBytes, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
 from streams.ccc_desk import seal_from_hub
+from streams.desk_state import DeskState
 from streams.diffusions import (
     AlreadyRecalled,
     ConflictingDiffusion,
@@ -182,6 +190,7 @@ class NoticeDesk:
         max_bytes: int = 1_048_576,
         memory: int = 100_000,
         directory_of: Callable[[], Directory] | None = None,
+        desks: DeskState | None = None,
     ) -> None:
         self.identity = identity
         self._directory = directory
@@ -196,7 +205,8 @@ class NoticeDesk:
         self.max_bytes = max_bytes
         self.ledger = DiffusionLedger(registry)
         self._view = NoticeView()  # published and later states, by id, highest version
-        self._pending: dict[str, Notice] = {}  # returned for more information, by request id
+        # returned requests (by request id) are desk state, folded from ``notice-decided``
+        self.desks = DeskState() if desks is None else desks
         self._answers: dict[str, NoticeDecisionBody] = {}  # final answers, by request id
         self._handled: OrderedDict[str, None] = OrderedDict()
         self._memory = memory
@@ -233,6 +243,7 @@ class NoticeDesk:
             on_duty=on_duty,
             max_bytes=settings.max_message_bytes,
             directory_of=lambda: state.directory,
+            desks=state.desks,
         )
 
     # --- what the desk holds ------------------------------------------------------
@@ -300,7 +311,7 @@ class NoticeDesk:
         if isinstance(body, NoticeActionBody):
             return self._action(header, body, now)
         if isinstance(body, DiffusionBody):
-            return self._diffusion(header, body)
+            return self._diffusion(header, body, now)
         if isinstance(body, DiffusionRecallBody):
             return self._recall_request(header, body.recall, now)
         return []
@@ -343,7 +354,7 @@ class NoticeDesk:
             )
             answer = NoticeDecisionBody(outcome=outcome, notice_id=notice_id)
             self._answers[request.request_id] = answer
-            out.append(self._decided(notice_id, header.sender, outcome))
+            out.append(self._decided(notice_id, header.sender, outcome, now))
             return out + self._decision(answer, header, now)
         if request.requesting_ncb != header.sender:
             reason = ReviewReason(
@@ -358,34 +369,49 @@ class NoticeDesk:
             )
             answer = NoticeDecisionBody(outcome=outcome)
             self._answers[request.request_id] = answer
-            out.append(self._decided(notice_id, header.sender, outcome))
+            out.append(self._decided(notice_id, header.sender, outcome, now))
             return out + self._decision(answer, header, now)
         notice = self.lifecycle.open(request, notice_id)
-        returned = self._pending.pop(request.request_id, None)
+        returned = self.desks.returned.get(request.request_id)
         if returned is not None:  # completed after a return: same notice, next version
-            notice = notice.model_copy(update={"version": returned.version})
+            notice = notice.model_copy(update={"version": returned})
         started = self.lifecycle.apply(notice, NoticeEvent.START_REVIEW, now=now)
         out += self._carry_out(started, now, answer_to=None, correlation=None)
         outcome = review_notice(request, notices_in_force=self.in_force(), now=now)
         decided = self.lifecycle.decide(started.notice, outcome, now=now)
-        out.append(self._decided(notice_id, header.sender, outcome))
+        version = decided.notice.version
+        out.append(self._decided(notice_id, header.sender, outcome, now, version))
         out += self._carry_out(decided, now, answer_to=header, correlation=header.message_id)
-        if outcome.decision is ReviewDecision.RETURNED:
-            self._pending[request.request_id] = decided.notice
         return out
 
-    def _decided(self, notice_id: str, requester: str, outcome: ReviewOutcome) -> OutboundRecord:
-        return self.journal(
-            "notice-decided",
-            notice_id,
-            {
-                "notice_id": notice_id,
-                "request_id": outcome.request_id,
-                "requester": requester,
-                "decision": outcome.decision.value,
-                "reasons": [r.code.value for r in outcome.reasons],
-            },
+    def _decided(
+        self,
+        notice_id: str,
+        requester: str,
+        outcome: ReviewOutcome,
+        now: datetime,
+        version: int | None = None,
+    ) -> OutboundRecord:
+        """Journal a decision; a returned request's version is desk state every hub folds
+        (``streams.desk_state``), so its completion is reviewed as the next version by
+        whichever hub receives it. Folded here at once, and again from the journal."""
+        event = NoticeDecided(
+            hub=self.identity.participant,
+            time=now,
+            notice_id=notice_id,
+            request_id=outcome.request_id,
+            requester=requester,
+            decision=outcome.decision.value,
+            reasons=tuple(r.code.value for r in outcome.reasons),
+            version=version,
         )
+        self.desks.fold(event)
+        return self._journal_event(event, notice_id)
+
+    def _journal_event(self, event: JournalEventModel, key: str) -> OutboundRecord:
+        """A typed journal event (``schemas.journal``), written by this desk's journal."""
+        fields = event.model_dump(mode="json", exclude={"event", "hub", "time"})
+        return self.journal(event.event_name, key, fields)
 
     def _decision(
         self, answer: NoticeDecisionBody, to: RoutingHeader, now: datetime
@@ -579,7 +605,9 @@ class NoticeDesk:
 
     # --- diffusions ---------------------------------------------------------------
 
-    def _diffusion(self, header: RoutingHeader, body: DiffusionBody) -> list[OutboundRecord]:
+    def _diffusion(
+        self, header: RoutingHeader, body: DiffusionBody, now: datetime
+    ) -> list[OutboundRecord]:
         try:
             diffusion = diffusion_from_message(header, body)
             recipients = self.ledger.record(diffusion)
@@ -587,26 +615,23 @@ class NoticeDesk:
             failed = {"diffusion_id": header.message_id, "sender": header.sender}
             log.warning("diffusion-not-recorded", **failed, detail=str(problem))
             return [self.journal("diffusion-not-recorded", header.message_id, dict(failed))]
-        fields: dict[str, Any] = {
-            "diffusion_id": diffusion.diffusion_id,
-            "sender": diffusion.sender,
-            "region": diffusion.region.value if diffusion.region else None,
-            "recipients": len(recipients),
-            "reached": list(recipients),  # addressing only: every hub folds it (``restore``)
-        }
-        return [self.journal("diffusion-recorded", diffusion.diffusion_id, fields)]
+        recorded = DiffusionRecorded(
+            hub=self.identity.participant,
+            time=now,
+            diffusion_id=diffusion.diffusion_id,
+            sender=diffusion.sender,
+            region=diffusion.region.value if diffusion.region else None,
+            recipients=len(recipients),
+            reached=tuple(recipients),  # addressing only: every hub folds it (``restore``)
+        )
+        return [self._journal_event(recorded, diffusion.diffusion_id)]
 
-    def fold_journal(self, event: Mapping[str, Any]) -> None:
+    def fold_journal(self, event: DiffusionRecorded | DiffusionRecalled) -> None:
         """Follow the diffusions other hubs recorded and recalled (from ``i247.control``)."""
-        kind = event.get("event")
-        if kind not in ("diffusion-recorded", "diffusion-recalled"):
-            return
-        diffusion_id, sender = str(event.get("diffusion_id")), str(event.get("sender"))
-        if kind == "diffusion-recorded":
-            reached = tuple(str(r) for r in event.get("reached") or ())
-            self.ledger.restore(diffusion_id, sender, reached, recalled=False)
-        elif self.ledger.sender_of(diffusion_id) is not None:
-            self.ledger.restore(diffusion_id, sender, (), recalled=True)
+        if isinstance(event, DiffusionRecorded):
+            self.ledger.restore(event.diffusion_id, event.sender, event.reached, recalled=False)
+        elif self.ledger.sender_of(event.diffusion_id) is not None:
+            self.ledger.restore(event.diffusion_id, event.sender, (), recalled=True)
 
     def _recall_request(
         self, header: RoutingHeader, recall: DiffusionRecall, now: datetime
@@ -634,16 +659,18 @@ class NoticeDesk:
         except (UnknownDiffusion, AlreadyRecalled) as refusal:
             return self._refuse_recall(recall, by, now, str(refusal), correlation)
         told = tuple(sorted({*effect.recipients, effect.sender}))
-        fields = {
-            "diffusion_id": recall.diffusion_id,
-            "reason": recall.reason.value,
-            "by": by,
-            "sender": effect.sender,
-            "recipients": len(effect.recipients),
-        }
+        recalled = DiffusionRecalled(
+            hub=self.identity.participant,
+            time=now,
+            diffusion_id=recall.diffusion_id,
+            reason=recall.reason.value,
+            by=by,
+            sender=effect.sender,
+            recipients=len(effect.recipients),
+        )
         return [
             *self._send(DiffusionRecallBody(recall=recall), told, now, correlation=correlation),
-            self.journal("diffusion-recalled", recall.diffusion_id, fields),
+            self._journal_event(recalled, recall.diffusion_id),
         ]
 
     def _refuse_recall(

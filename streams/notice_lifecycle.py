@@ -21,7 +21,7 @@ Time is passed in. A notice is valid for ``VALIDITY`` (five years) from publicat
 renewal; ``tick(notice, now)`` returns the expiry transition once ``now`` reaches
 ``expires_at``, or, from ``PROMPT_LEAD`` (six months) before it, a ``PromptRenewal``
 effect, once per validity period (``prompted_at`` remembers it). Both durations are
-divided by ``scale``, as ``streams.clocks.HandlingClocks`` does, so a demo at scale
+divided by ``scale``, as the handling clocks' objectives are, so a demo at scale
 525,960 (a year per minute) sees a notice expire in five minutes, prompted 30 s before.
 
 Worked example (scale 1): published 2026-01-01 00:00 UTC, version 3, expires 2031-01-01.

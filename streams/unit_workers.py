@@ -65,6 +65,11 @@ class RecordHandler(Protocol):
     async def __call__(self, record: ReceivedRecord, epoch: int) -> list[OutboundRecord]: ...
 
 
+BatchFlush = Callable[[int], list[OutboundRecord]]
+"""What a handler held back to write once per batch and partition (a batch's clock events
+as one journal record): produced after the batch's records, under its last input's tag."""
+
+
 @dataclass
 class WorkerContext:
     """What the work loop needs from its hub."""
@@ -109,6 +114,7 @@ class Term:
     positions: dict[int, int]
     handle: RecordHandler
     partitions: list[TopicPartition] = field(default_factory=list)
+    flush: BatchFlush | None = None
     produced_any: bool = False
     retry_at: float = 0.0  # monotonic time before which a failed term does not read
     processed: int = 0
@@ -122,6 +128,7 @@ class _BatchRun:
     pending: list[asyncio.Future[Any]] = field(default_factory=list)
     topics: dict[asyncio.Future[Any], str] = field(default_factory=dict)
     advanced: list[tuple[Term, int, int]] = field(default_factory=list)
+    last: dict[tuple[str, int], tuple[Term, FenceTag]] = field(default_factory=dict)
     first: list[Term] = field(default_factory=list)
     yielded: float = field(default_factory=time.monotonic)
 
@@ -158,13 +165,19 @@ class WorkLoop:
             await asyncio.wait_for(self._producer.stop(), 2.0)
 
     async def add(
-        self, unit: str, topic: str, epoch: int, start: dict[int, int], handle: RecordHandler
+        self,
+        unit: str,
+        topic: str,
+        epoch: int,
+        start: dict[int, int],
+        handle: RecordHandler,
+        flush: BatchFlush | None = None,
     ) -> Term:
         """Carry ``unit`` for term ``epoch`` from ``start``; reading begins at the next batch."""
         # the consumer's metadata tracks only the topics assigned so far: ask the broker
         metadata = await self._consumer._client.fetch_all_metadata()
         found = metadata.partitions_for_topic(topic) or {0}
-        term = Term(unit, topic, epoch, dict(start), handle)
+        term = Term(unit, topic, epoch, dict(start), handle, flush=flush)
         term.partitions = [TopicPartition(topic, p) for p in sorted(found)]
         self.terms[unit] = term
         self._reassign = True
@@ -283,7 +296,24 @@ class WorkLoop:
         run = _BatchRun(by_topic)
         for tp, records in handling_order(batch):
             await self._handle_records(run, tp, records)
+        await self._flush(run)
         await self._settle(run)
+
+    async def _flush(self, run: _BatchRun) -> None:
+        """Each term's held-back outputs for the batch, per partition, tagged as its last
+        input there: fenced, or redone by a successor, exactly with the inputs they cover.
+        They are outputs of every record of that term and partition in the batch: none of
+        those records counts as done until they are acknowledged."""
+        for (_, partition), (term, tag) in run.last.items():
+            if term.flush is None or self.terms.get(term.unit) is not term:
+                continue
+            for out in term.flush(partition):
+                headers = list(fence_headers(out.headers, tag))
+                future = await self._producer.send(
+                    out.topic, out.value, key=out.key, headers=headers
+                )
+                run.topics[future] = out.topic
+                run.pending.append(future)
 
     def _urgent_partitions(self, by_topic: dict[str, Term]) -> list[TopicPartition]:
         """The FLASH lanes' partitions this loop reads now (not paused)."""
@@ -351,6 +381,7 @@ class WorkLoop:
                 term.produced_any = True
                 run.first.append(term)
             run.advanced.append((term, record.partition, record.offset + 1))
+            run.last[(term.unit, record.partition)] = (term, tag)
             term.processed += 1
 
     async def _settle(self, run: _BatchRun) -> None:

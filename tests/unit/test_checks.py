@@ -15,12 +15,6 @@ from schemas.checks import (
     ArtworkItem,
     CheckRequest,
     Database,
-    DocumentStatus,
-    DocumentType,
-    HitConfirmation,
-    HitConfirmationRequest,
-    MultiCountryQuery,
-    MultiCountryReply,
     Person,
     PersonItem,
     TravelDocumentItem,
@@ -32,8 +26,6 @@ from schemas.header import HeaderFlag, Precedence
 from schemas.participants import hub_id
 from streams.checks import answer_check
 from streams.databases import Databases, open_databases
-from streams.hit_confirmation import Breach, HitConfirmations, Reminder
-from streams.multi_country import MultiCountryCollector, ReplyOutcome
 from streams.roster import DutyRoster
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -145,178 +137,6 @@ def test_the_same_hit_gets_the_same_confirmation_id(databases: Databases) -> Non
     first = answer_check(request, databases, NOON, roster=ROSTER).confirmations
     again = answer_check(request, databases, at(5), roster=ROSTER).confirmations
     assert first[0].confirmation_id == again[0].confirmation_id
-
-
-# --- hit confirmation ---
-
-
-def confirmation_request(urgency: Urgency, cid: str = "h1") -> HitConfirmationRequest:
-    return HitConfirmationRequest(
-        confirmation_id=cid,
-        correlation_id="c",
-        asker="FRA",
-        owner="ITA",
-        record=TravelDocumentRecord(
-            number="AA1234567",
-            issuing_country="ITA",
-            document_type=DocumentType.PASSPORT,
-            status=DocumentStatus.STOLEN,
-            reported_on="2024-01-01",
-            reporting_ncb="ITA",
-        ),
-        urgency=urgency,
-        requested_at=NOON,
-    )
-
-
-def confirmation(seconds: float, owner: str = "ITA", cid: str = "h1") -> HitConfirmation:
-    return HitConfirmation(
-        confirmation_id=cid, owner=owner, confirmed=True, confirmed_at=at(seconds)
-    )
-
-
-@pytest.mark.parametrize(
-    ("urgency", "scale", "half", "deadline"),
-    [
-        (Urgency.URGENT, 1.0, 300, 600),
-        (Urgency.ROUTINE, 1.0, 1800, 3600),
-        (Urgency.URGENT, 60.0, 5, 10),
-        (Urgency.ROUTINE, 60.0, 30, 60),
-    ],
-)
-def test_an_unconfirmed_hit_is_reminded_at_half_time_and_breached_after_the_deadline(
-    urgency: Urgency, scale: float, half: float, deadline: float
-) -> None:
-    exchanges = HitConfirmations(scale=scale)
-    exchanges.open(confirmation_request(urgency), NOON)
-    assert exchanges.due(at(half - 0.001)) == []
-    (reminder,) = exchanges.due(at(half))
-    assert isinstance(reminder, Reminder)
-    assert reminder.owner == "ITA"
-    assert exchanges.due(at(deadline)) == []  # a confirmation at the deadline is in time
-    (breach,) = exchanges.due(at(deadline + 1))
-    assert isinstance(breach, Breach)
-    assert (breach.owner, breach.asker, breach.late_seconds) == ("ITA", "FRA", 1.0)
-    assert exchanges.due(at(deadline * 10)) == []
-    assert exchanges.open_count == 0
-
-
-def test_a_confirmation_before_half_time_owes_nothing() -> None:
-    exchanges = HitConfirmations(scale=60)
-    exchanges.open(confirmation_request(Urgency.URGENT), NOON)
-    assert exchanges.confirm(confirmation(5), at(5)) is True  # exactly at half time
-    assert exchanges.due(at(100)) == []
-
-
-def test_a_confirmation_after_half_time_stops_the_breach_but_not_the_reminder() -> None:
-    exchanges = HitConfirmations(scale=60)
-    exchanges.open(confirmation_request(Urgency.URGENT), NOON)
-    assert exchanges.confirm(confirmation(7), at(7)) is True
-    owed = exchanges.due(at(100))
-    assert [type(o) for o in owed] == [Reminder]
-
-
-def test_one_late_poll_returns_the_reminder_then_the_breach() -> None:
-    exchanges = HitConfirmations(scale=60)
-    exchanges.open(confirmation_request(Urgency.URGENT), NOON)
-    assert [type(o) for o in exchanges.due(at(100))] == [Reminder, Breach]
-
-
-@pytest.mark.parametrize(
-    ("owner", "cid", "seconds"),
-    [("ITA", "h1", 11), ("DEU", "h1", 3), ("ITA", "other", 3)],
-    ids=["late", "not-the-owner", "unknown"],
-)
-def test_a_late_foreign_or_unknown_confirmation_changes_nothing(
-    owner: str, cid: str, seconds: float
-) -> None:
-    exchanges = HitConfirmations(scale=60)
-    exchanges.open(confirmation_request(Urgency.URGENT), NOON)
-    assert exchanges.confirm(confirmation(seconds, owner, cid), at(seconds)) is False
-    assert [type(o) for o in exchanges.due(at(100))] == [Reminder, Breach]
-
-
-# --- multi-country queries ---
-
-
-def query(window: float = 60.0) -> MultiCountryQuery:
-    return MultiCountryQuery(
-        query_id="q1", asker="ESP", targets=("DEU", "FRA", "ITA"), question="Known?",
-        window_seconds=window,
-    )  # fmt: skip
-
-
-def reply(responder: str, seconds: float) -> MultiCountryReply:
-    return MultiCountryReply(
-        query_id="q1", responder=responder, answer=f"{responder}: no trace", replied_at=at(seconds)
-    )
-
-
-def test_when_everyone_replies_early_the_answer_comes_at_once_and_only_once() -> None:
-    collector = MultiCountryCollector()
-    collector.open(query(), NOON)
-    for responder, seconds in (("FRA", 5), ("DEU", 20), ("ITA", 40)):
-        assert collector.add_reply(reply(responder, seconds), at(seconds)) is ReplyOutcome.ACCEPTED
-    (answer,) = collector.due(at(41))
-    assert answer.complete
-    assert sorted(answer.answers) == ["DEU", "FRA", "ITA"]
-    assert answer.consolidated_at == at(40)
-    assert collector.due(at(1000)) == []
-
-
-def test_targets_that_never_reply_are_named_when_the_window_ends() -> None:
-    collector = MultiCountryCollector(scale=2)  # a 30 s window
-    collector.open(query(), NOON)
-    collector.add_reply(reply("FRA", 5), at(5))
-    assert collector.due(at(30)) == []  # a reply at the window's end would still count
-    (answer,) = collector.due(at(31))
-    assert answer.silent == ("DEU", "ITA")
-    assert answer.answers == {"FRA": "FRA: no trace"}
-    assert answer.consolidated_at == at(30)
-    assert answer.asker == "ESP"
-
-
-def test_a_reply_after_consolidation_is_late_not_lost() -> None:
-    collector = MultiCountryCollector()
-    collector.open(query(), NOON)
-    collector.add_reply(reply("FRA", 5), at(5))
-    collector.due(at(61))
-    assert collector.add_reply(reply("ITA", 65), at(65)) is ReplyOutcome.LATE
-    assert collector.due(at(70)) == []
-
-
-def test_a_reply_after_the_window_counts_as_late_even_before_the_poll() -> None:
-    collector = MultiCountryCollector()
-    collector.open(query(), NOON)
-    assert collector.add_reply(reply("ITA", 61), at(61)) is ReplyOutcome.LATE
-    (answer,) = collector.due(at(62))
-    assert answer.silent == ("DEU", "FRA", "ITA")
-
-
-@pytest.mark.parametrize(
-    ("responder", "query_id", "expected"),
-    [
-        ("GBR", "q1", ReplyOutcome.NOT_TARGETED),
-        ("FRA", "q9", ReplyOutcome.UNKNOWN),
-    ],
-)
-def test_replies_from_strangers_or_to_unknown_queries_are_refused(
-    responder: str, query_id: str, expected: ReplyOutcome
-) -> None:
-    collector = MultiCountryCollector()
-    collector.open(query(), NOON)
-    stray = reply(responder, 1).model_copy(update={"query_id": query_id})
-    assert collector.add_reply(stray, at(1)) is expected
-
-
-def test_a_second_reply_from_the_same_target_does_not_replace_the_first() -> None:
-    collector = MultiCountryCollector()
-    collector.open(query(), NOON)
-    collector.add_reply(reply("FRA", 1), at(1))
-    second = reply("FRA", 2).model_copy(update={"answer": "changed"})
-    assert collector.add_reply(second, at(2)) is ReplyOutcome.DUPLICATE
-    (answer,) = collector.due(at(61))
-    assert answer.answers["FRA"] == "FRA: no trace"
 
 
 # --- IMEST screening traffic ---

@@ -23,6 +23,7 @@ from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from brokers.yaml_out import dump_yaml
 from schemas import header_names as names
+from schemas import journal as journal_models
 from schemas.control_events import CONTROL_EVENTS
 from schemas.header import Precedence
 from schemas.leases import FenceTag, fence_headers
@@ -152,6 +153,13 @@ def test_the_headers_the_code_writes_are_the_documented_ones() -> None:
 # --- the control events catalog against the code that writes them ----------------------
 
 _WRITERS = {"journal_record", "_journal", "journal", "_event"}
+_TYPED = {  # typed journal events (schemas.journal), written as models: class -> event name
+    name: str(model.model_fields["event"].default)
+    for name, model in vars(journal_models).items()
+    if isinstance(model, type)
+    and issubclass(model, journal_models.JournalEventModel)
+    and "event" in model.model_fields
+}
 
 
 def _dict_keys(node: ast.expr | None) -> set[str]:
@@ -182,6 +190,10 @@ def _written_events() -> list[tuple[str, str, set[str]]]:
                     continue
                 func = node.func
                 name = getattr(func, "id", None) or getattr(func, "attr", None)
+                if name in _TYPED:
+                    typed = {kw.arg for kw in node.keywords if kw.arg} - {"hub", "time"}
+                    found.append((f"{path.name}:{node.lineno}", _TYPED[name], typed))
+                    continue
                 args = node.args[1:] if name == "journal_record" else node.args
                 if name not in _WRITERS or not args:
                     continue
@@ -231,8 +243,10 @@ def test_the_command_writes_then_checks(tmp_path: Path, capsys: pytest.CaptureFi
     assert "stale" in capsys.readouterr().err
 
 
-def test_the_breach_event_carries_the_breach_model() -> None:
-    """``handling-breach`` is written as ``Breach.model_dump`` (streams/hub.py)."""
-    from streams.clocks import Breach
-
-    assert set(Breach.model_fields) == set(CONTROL_EVENTS["handling-breach"].fields)
+@pytest.mark.parametrize("name", sorted(_TYPED))
+def test_every_typed_journal_event_is_cataloged_field_for_field(name: str) -> None:
+    """A typed event (``schemas.journal``) writes its model's fields: all in the catalog,
+    and every cataloged field is one of the model's."""
+    model = getattr(journal_models, name)
+    fields = set(model.model_fields) - {"event", "hub", "time"}
+    assert fields == set(CONTROL_EVENTS[_TYPED[name]].fields)

@@ -61,15 +61,17 @@ class Runtime:
 
 
 @dataclass
-class Clocks:
-    open_count: int = 0
+class Desks:
+    open_clocks: int = 0
+    open_exchanges: int = 0
+    open_windows: int = 0
 
 
 @dataclass
 class State:
     hub: str = "hub:lyon"
     counts: dict[str, int] = field(default_factory=dict)
-    clocks: Clocks = field(default_factory=Clocks)
+    desks: Desks = field(default_factory=Desks)
     settings: Settings = field(default_factory=lambda: Settings(bootstrap="127.0.0.1:1"))
     metrics: HubMetrics = field(default_factory=HubMetrics)
 

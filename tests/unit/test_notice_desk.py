@@ -29,6 +29,7 @@ from schemas.bodies import (
 )
 from schemas.errors import NotARecipient
 from schemas.header import MessageType, Precedence
+from schemas.journal import DiffusionRecalled, DiffusionRecorded, parse_desk_event
 from schemas.keys import generate_identity
 from schemas.notices import (
     DiffusionRecall,
@@ -59,9 +60,9 @@ NCBS = ("DEU", "ESP", "FRA", "ITA")
 
 
 def journal(event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
-    return OutboundRecord(
-        TOPICS.control, key.encode(), json.dumps({"event": event, **fields}).encode()
-    )
+    """A journal record as a hub writes it: ``event``, ``hub``, ``time``, then the fields."""
+    common = {"event": event, "hub": "hub:test", "time": "2026-11-23T12:00:00.000000Z"}
+    return OutboundRecord(TOPICS.control, key.encode(), json.dumps({**common, **fields}).encode())
 
 
 def desk(hub: str = "hub:lyon", *, scale: float = 1.0, on_duty: bool = True) -> NoticeDesk:
@@ -92,6 +93,12 @@ def handle(d: NoticeDesk, sender: str, body: Body, *, at: Any = T0) -> list[Outb
 
 def events(out: list[OutboundRecord]) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in out if r.topic == TOPICS.control]
+
+
+def diffusion_events(out: list[OutboundRecord]) -> list[DiffusionRecorded | DiffusionRecalled]:
+    """The diffusion events among ``out``, read as a hub's journal tail reads them."""
+    read = [parse_desk_event(r.value) for r in out if r.topic == TOPICS.control]
+    return [e for e in read if isinstance(e, DiffusionRecorded | DiffusionRecalled)]
 
 
 def opened(out: list[OutboundRecord], code: str) -> list[Body]:
@@ -341,7 +348,7 @@ def test_a_diffusion_recorded_by_one_hub_is_recalled_through_another() -> None:
                          message_type=MessageType.DIFFUSION)  # fmt: skip
     record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
     body = DiffusionBody(subject="s", text="t", purpose="p")
-    for event in events(lyon.handle(OpenedMessage(header, body), record, T0)):
+    for event in diffusion_events(lyon.handle(OpenedMessage(header, body), record, T0)):
         singapore.fold_journal(event)  # Singapore follows the journal; Lyon then fails
 
     recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.SENDER_WITHDREW)
@@ -352,7 +359,7 @@ def test_a_diffusion_recorded_by_one_hub_is_recalled_through_another() -> None:
         assert opened(out, code) == [DiffusionRecallBody(recall=recall)]
     assert [e["event"] for e in events(out)] == ["diffusion-recalled"]
 
-    for event in events(out):
+    for event in diffusion_events(out):
         lyon.fold_journal(event)  # Lyon, back, knows it was recalled elsewhere
     again = handle(lyon, "FRA", DiffusionRecallBody(recall=recall))
     assert [e["event"] for e in events(again)] == ["diffusion-recall-refused"]

@@ -472,7 +472,7 @@ SAMPLES: dict[str, Json] = {
     "hub-ready": {"units": ["intake", "i247.hub.lyon.flash"]},
     "lease-released": {"unit": "intake", "epoch": 2, "reason": "shutdown", "positions": {"0": 4}},
     "lease-lost": {"unit": "intake", "epoch": 2, "now_owner": "singapore", "now_epoch": 3},
-    "acknowledged": {"message_id": str(uuid.uuid4()), "recipient": "DEU"},
+    "clock-stopped": {"message_id": str(uuid.uuid4()), "recipient": "DEU"},
     "hub-dead": {
         "site": "singapore",
         "last_heard": None,
