@@ -10,7 +10,9 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   core who should own each unit (``streams.duty.desired_owners``) and what to write
   (``plan_leases``), writes it, and adds or removes terms of the ``WorkLoop`` (one
   consumer and one producer for every unit held) to match the book: a claim only counts
-  once it has been read back from the journal as accepted. Every claim, release, loss and
+  once it has been read back from the journal as accepted. Renewals run on a task of
+  their own (``renew_due``), so a pass that waits (a claim's read-back, a release waiting
+  for the batch in hand) never lets a lease lapse. Every claim, release, loss and
   liveness change is journaled on ``i247.control`` with its timings;
 * the lanes and dead letters, into the replay memory (``SeenMessages``), so whichever hub
   takes intake knows what was admitted before, whoever admitted it, and which inputs each
@@ -138,6 +140,7 @@ class HubRuntime:
         self._sequence = 0
         self.incarnation = state.random_bytes(8).hex()
         self._loop: asyncio.Task[None] | None = None
+        self._renewals: asyncio.Task[None] | None = None
         self.phase = HubPhase.STARTING
         self._ready = False
         self.desk = CccDesk()
@@ -236,6 +239,7 @@ class HubRuntime:
         await self.beat()
         self._enter(HubPhase.RUNNING)
         self._loop = asyncio.create_task(self._coordinate_forever(), name="coordinate")
+        self._renewals = asyncio.create_task(self._renew_forever(), name="renewals")
 
     def _enter(self, phase: HubPhase) -> None:
         self.phase = advance(self.phase, phase)
@@ -254,10 +258,11 @@ class HubRuntime:
                         await client.stop()
             self._enter(HubPhase.STOPPED)
             return
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        for task in (self._loop, self._renewals):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         now = self.state.clock()
         for unit, term in list(self.workers.items()):
             final = await self.work.remove(unit)
@@ -307,6 +312,36 @@ class HubRuntime:
             except Exception:  # one bad pass must not end the hub's duty
                 log.exception("coordination-failed", hub=self.state.hub)
             await asyncio.sleep(TICK)
+
+    async def _renew_forever(self) -> None:
+        """Renewals on a task of their own: a coordination pass can wait seconds (a claim's
+        read-back, a release waiting for a batch), and a late renewal lets a lease lapse."""
+        while True:
+            try:
+                await self.renew_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one failed renewal must not end the others
+                log.exception("renewal-failed", hub=self.state.hub)
+            await asyncio.sleep(TICK)
+
+    async def renew_due(self) -> None:
+        """Renew every term this hub works whose lease is its own and due for renewal."""
+        now = self.state.clock()
+        for unit, term in list(self.workers.items()):
+            lease = self.book.lease(unit)
+            if (lease.owner, lease.epoch) == (self.me, term.epoch) and self._renewal_due(unit, now):
+                await self._renew(unit, term.epoch, now)
+
+    def _renewal_due(self, unit: str, now: datetime) -> bool:
+        last = self.last_renewed.get(unit)
+        return last is None or now - last >= self.renew_every
+
+    async def _renew(self, unit: str, epoch: int, now: datetime) -> None:
+        term = self.workers.get(unit)
+        positions = dict(term.positions) if term else dict(self.book.lease(unit).positions)
+        await self._write(Renew(unit, self.me, epoch, now, self.ttl, positions), wait=False)
+        self.last_renewed[unit] = now
 
     # --- journals -----------------------------------------------------------------
 
@@ -476,14 +511,8 @@ class HubRuntime:
             elif isinstance(move, Drop):
                 await self._drop(move)
             elif isinstance(move, RenewUnit):
-                term = self.workers.get(move.unit)
-                positions = (
-                    dict(term.positions) if term else dict(self.book.lease(move.unit).positions)
-                )
-                await self._write(
-                    Renew(move.unit, self.me, move.epoch, now, self.ttl, positions), wait=False
-                )
-                self.last_renewed[move.unit] = now
+                if self._renewal_due(move.unit, now):  # the renewals task may have done it
+                    await self._renew(move.unit, move.epoch, now)
             elif isinstance(move, ReleaseUnit):
                 await self._release(move)
             else:

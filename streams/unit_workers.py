@@ -321,7 +321,10 @@ class WorkLoop:
                 if preemptible:
                     await self._take_urgent(run)
             if self.terms.get(term.unit) is not term:
-                break  # released or lost meanwhile: its successor starts at its positions
+                # released or lost meanwhile: nothing of the batch past its positions counts;
+                # read it again if the unit comes back (a new term seeks to its own start)
+                self._seek_back(tp, raw.offset)
+                break
             if not self.context.may_work(term.unit, term.epoch):
                 # the lease lapsed mid-batch: read the rest again if it is renewed, else
                 # the next term starts from the reported positions anyway
@@ -352,6 +355,12 @@ class WorkLoop:
                 run.first.append(term)
             run.advanced.append((term, record.partition, record.offset + 1))
             term.processed += 1
+
+    def _seek_back(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` again from ``offset`` (if still assigned) and re-seek every term."""
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+        self._reassign = True
 
     async def _settle(self, run: _BatchRun) -> None:
         """Wait once for the batch's outputs' acknowledgements, then move the positions."""
