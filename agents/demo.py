@@ -86,6 +86,11 @@ batch is full and keeps one request in flight per broker, so at aiokafka's 16 KB
 eight sealed messages) the whole gateway (the send schedule and the inbox reader, whose
 acknowledgements it sends) waits on every produce round trip once the broker slows."""
 
+GATEWAY_IDLE_FETCH_WAIT_MS = 1_000
+"""The inbox reader's longest fetch wait when idle: it names all 196 inboxes, and Tansu's
+CPU per fetch grows with the partitions named; Tansu ends a waiting fetch soon after a
+record arrives, so a long wait adds little latency (docs/performance.md)."""
+
 log = structlog.get_logger("i247.demo")
 
 
@@ -163,7 +168,13 @@ async def kafka_clients(
     settings: Settings, bootstrap: str, group: str
 ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
     producer = make_producer(bootstrap, settings, max_batch_size=GATEWAY_BATCH_BYTES)
-    inbox = make_consumer(bootstrap, settings, group_id=group, enable_auto_commit=True)
+    inbox = make_consumer(
+        bootstrap,
+        settings,
+        group_id=group,
+        enable_auto_commit=True,
+        idle_fetch_wait_ms=max(settings.idle_fetch_wait_ms, GATEWAY_IDLE_FETCH_WAIT_MS),
+    )
     observer = make_consumer(bootstrap, settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
     async with contextlib.AsyncExitStack() as stack:  # a failed start closes those started
         for client in (producer, inbox, observer):

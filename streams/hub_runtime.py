@@ -27,7 +27,8 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
 * the compacted key directory (``i247.keys``), into a ``KeyDirectory`` laid over this
   hub's directory: a rotated key verifies until its grace deadline, a revoked one is
   refused at intake (``key-revoked``) as soon as this tail reads it (within the idle fetch
-  wait, well inside a lease TTL), and desks seal only for each participant's active key.
+  wait and the tail's rest, half a second, well inside a lease TTL), and desks seal only
+  for each participant's active key.
 
 The life cycle is explicit (``streams.coordination.HubPhase``): starting, catching-up
 (folding the journals' history), running, stopping, stopped; each pass of ``coordinate``
@@ -108,6 +109,10 @@ JOURNAL_FETCH_WAIT_MS = 50
 """The journals' shortest fetch wait: no message waits on them in the steady state (a claim's
 read-back, a heartbeat, a team's keys do), and the renewals every hub writes every TTL/3
 would otherwise hold the tail near the 10 ms wait of the message path even when idle."""
+JOURNAL_PACE_MS = 250
+"""The journals' tail rests this long after an empty fetch (``brokers.fetch_wait.FetchPace``):
+it names every journal and lane partition, which costs Tansu CPU per fetch; a claim's
+read-back and a fence check wait on the tail, and waiting ends its rest at once."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -214,6 +219,7 @@ class HubRuntime:
             fetch_max_wait_ms=max(settings.fetch_max_wait_ms, JOURNAL_FETCH_WAIT_MS),
             idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
             max_partition_fetch_bytes=2 * settings.max_message_bytes,
+            pace_ms=JOURNAL_PACE_MS,
         )
         self._work = WorkLoop(
             WorkerContext(
