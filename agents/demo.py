@@ -87,9 +87,10 @@ eight sealed messages) the whole gateway (the send schedule and the inbox reader
 acknowledgements it sends) waits on every produce round trip once the broker slows."""
 
 GATEWAY_IDLE_FETCH_WAIT_MS = 1_000
-"""The inbox reader's longest fetch wait when idle: it names all 196 inboxes, and Tansu's
-CPU per fetch grows with the partitions named; Tansu ends a waiting fetch soon after a
-record arrives, so a long wait adds little latency (docs/performance.md)."""
+"""The longest fetch wait of the gateway's inbox reader (all 196 inboxes: Tansu's CPU per
+fetch grows with the partitions named) and its observer (the books) when idle; Tansu ends
+a waiting fetch early when a record arrives (docs/performance.md), and the wait drops
+back to the short one while records flow."""
 
 log = structlog.get_logger("i247.demo")
 
@@ -175,7 +176,12 @@ async def kafka_clients(
         enable_auto_commit=True,
         idle_fetch_wait_ms=max(settings.idle_fetch_wait_ms, GATEWAY_IDLE_FETCH_WAIT_MS),
     )
-    observer = make_consumer(bootstrap, settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
+    observer = make_consumer(
+        bootstrap,
+        settings,
+        fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
+        idle_fetch_wait_ms=max(settings.idle_fetch_wait_ms, GATEWAY_IDLE_FETCH_WAIT_MS),
+    )
     async with contextlib.AsyncExitStack() as stack:  # a failed start closes those started
         for client in (producer, inbox, observer):
             await stack.enter_async_context(client)

@@ -88,10 +88,10 @@ def _target(target: Settings | str, settings: Settings | None) -> tuple[str, Set
 BACKGROUND_FETCH_WAIT_MS = 100
 """Fetch wait for readers off the message path (replay memory, notices, books, archive).
 
-On Tansu a waiting fetch is not woken by a new record, so every consumer polls once per
-fetch wait: 30 idle consumers at 10 ms cost about 0.6 of a core in the broker and as much
-again in the clients (measured on two cores); at 100 ms, 0.2 and 0.1. Only the hops a
-message takes (intake, lanes, inboxes) and the lease journal need the short wait.
+On Tansu a waiting fetch is woken late by a new record (up to 0.7 s), so every consumer
+polls once per fetch wait: 30 idle consumers at 10 ms cost about 0.6 of a core in the broker
+and as much again in the clients (measured on two cores); at 100 ms, 0.2 and 0.1. Only the
+hops a message takes (intake, lanes, inboxes) and the lease journal need the short wait.
 """
 
 

@@ -1,12 +1,13 @@
 """Fetch waits that follow the traffic: short while records flow, long when a topic is idle.
 
-Tansu does not wake a waiting fetch when a record arrives, so a consumer's
-``fetch_max_wait_ms`` is both its per-hop latency and how often it costs the broker a fetch
-while nothing happens. ``AdaptiveFetchWait`` is the pure policy: the wait is
-``idle_share`` of the time since the last record, clamped to ``[short_ms, idle_ms]``, and
-drops back to ``short_ms`` as soon as records arrive. A record after a silence of S thus
-waits at most ``idle_share * S`` (and never more than ``idle_ms``) for its fetch, while an
-idle consumer costs the broker one fetch per ``idle_ms`` instead of one per ``short_ms``.
+Tansu wakes a waiting fetch late when a record arrives (measured: 91-701 ms after it, in
+steps), so a consumer's ``fetch_max_wait_ms`` bounds its per-hop latency and sets how often
+it costs the broker a fetch while nothing happens. ``AdaptiveFetchWait`` is the pure policy:
+the wait is ``idle_share`` of the time since the last record, clamped to ``[short_ms,
+idle_ms]``, and drops back to ``short_ms`` as soon as records arrive. A record after a
+silence of S thus waits at most ``idle_share * S`` (and never more than ``idle_ms``) for its
+fetch, while an idle consumer costs the broker one fetch per ``idle_ms`` instead of one per
+``short_ms``.
 
 ``FetchPace`` is a reader's pacing on top of that: after an empty fetch it rests
 ``pace_ms`` (its partitions paused, so no fetch at all) before fetching again; a record
