@@ -336,7 +336,11 @@ class HubRuntime:
         now = self.state.clock()
         for unit, term in list(self.workers.items()):
             lease = self.book.lease(unit)
-            if (lease.owner, lease.epoch) == (self.me, term.epoch) and self._renewal_due(unit, now):
+            if (
+                self.workers.get(unit) is term  # not released while an earlier one was sent
+                and (lease.owner, lease.epoch) == (self.me, term.epoch)
+                and self._renewal_due(unit, now)
+            ):
                 await self._renew(unit, term.epoch, now)
 
     def _renewal_due(self, unit: str, now: datetime) -> bool:
@@ -568,7 +572,12 @@ class HubRuntime:
             if unit in self.workers
             else dict(self.book.lease(unit).positions)
         )
-        await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
+        offset = await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
+        # read it back before the next pass, which would otherwise release it once more
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._journals.wait_past(self.topics.leases, offset or 0), self.ttl.total_seconds()
+            )
         await self._journal(
             "lease-released",
             unit,
