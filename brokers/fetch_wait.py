@@ -11,11 +11,9 @@ fetch, while an idle consumer costs the broker one fetch per ``idle_ms`` instead
 
 ``FetchPace`` is a reader's pacing on top of that: after an empty fetch it rests
 ``pace_ms`` (its partitions paused, so no fetch at all) before fetching again; a record
-ends the pacing, unless the reader rests after every fetch (``every_fetch``: a journal
-that is never quiet, as renewals and heartbeats keep the hubs' journals). Tansu 0.6 does
-end a waiting fetch soon after a record arrives, and its CPU per fetch grows with the
-partitions named, so for readers off the message path (journals, the archive) fewer
-fetches save more than shorter waits would cost.
+ends the pacing. Tansu 0.6 does end a waiting fetch soon after a record arrives, and its
+CPU per fetch grows with the partitions named, so for readers off the message path
+(journals, the archive) fewer fetches save more than shorter waits would cost.
 
 ``AdaptiveConsumer`` is an ``AIOKafkaConsumer`` whose ``getmany`` feeds the policy and
 sets the wait its fetcher puts into the next FetchRequest (aiokafka reads
@@ -73,12 +71,11 @@ class FetchPace:
     """
 
     pace_ms: int
-    every_fetch: bool = False  # rest after a fetch that brought records too
     resume_at_ms: float = 0.0
 
     def after(self, records: int, now_ms: float) -> int:
         """Note a fetch that brought ``records`` at ``now_ms``; return the rest it earns."""
-        if (records and not self.every_fetch) or self.pace_ms <= 0:
+        if records or self.pace_ms <= 0:
             self.resume_at_ms = 0.0
             return 0
         self.resume_at_ms = now_ms + self.pace_ms

@@ -11,9 +11,8 @@ Used by hubs (one tail for all their journals), and by readers that fence delive
 folding itself is the caller's (pure) business. The fetch wait adapts to the traffic
 (``brokers.fetch_wait``): ``fetch_max_wait_ms`` while records flow, up to
 ``idle_fetch_wait_ms`` while the topics are quiet. With ``pace_ms`` the tail also rests
-that long after an empty fetch, or after every fetch with ``pace_every_fetch``
-(``FetchPace``: its partitions paused, no fetch at all); anyone waiting on it
-(``catch_up``, ``wait_past``, ``wait_until``) ends the rest at once.
+that long after an empty fetch (``FetchPace``: its partitions paused, no fetch at all);
+anyone waiting on it (``catch_up``, ``wait_past``, ``wait_until``) ends the rest at once.
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ class TopicTail:
         idle_fetch_wait_ms: int = DEFAULT_IDLE_FETCH_WAIT_MS,
         max_partition_fetch_bytes: int = 1_048_576,
         pace_ms: int = 0,
-        pace_every_fetch: bool = False,
     ) -> None:
         """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``);
         ``pace_ms``: the rest after an empty fetch (0: none)."""
@@ -84,7 +82,7 @@ class TopicTail:
         self._partitions: list[TopicPartition] = []
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self._pace = FetchPace(pace_ms, every_fetch=pace_every_fetch)
+        self._pace = FetchPace(pace_ms)
         self._waiters = 0  # callers waiting for records: no rest while there are any
         self._wake = asyncio.Event()
 

@@ -64,12 +64,6 @@ def test_each_empty_fetch_starts_a_new_rest_from_its_own_time() -> None:
     assert pace.rest_ms(now_ms=3_000) == 1_100
 
 
-def test_a_reader_paced_every_fetch_rests_after_records_too() -> None:
-    pace = FetchPace(pace_ms=250, every_fetch=True)
-    assert pace.after(4, now_ms=1_000) == 250
-    assert pace.after(0, now_ms=1_300) == 250
-
-
 def test_a_pace_of_zero_never_rests() -> None:
     pace = FetchPace(pace_ms=0)
     assert pace.after(0, now_ms=1_000) == 0
