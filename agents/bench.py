@@ -13,7 +13,8 @@ One run, one broker:
    ≥ 0.5), the hub's CPU per routed message and its per-step breakdown
    (``agents.bench_routing``).
 4. **Idle** (``--idle-seconds``, default 30; 0 skips): CPU of the broker, the three hubs,
-   the archiver and the bureaus' gateway with no traffic (``agents.bench_idle``).
+   the archiver and the bureaus' gateway with no traffic (``agents.bench_idle``);
+   ``--idle-only`` runs this part alone.
 
 Then, on the same broker, the measures the other issues ask for, each behind its flag:
 
@@ -391,6 +392,8 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     configure_logging("warning", run_dir / "bench.log")
     console = Console()
+    if getattr(args, "idle_only", False):
+        return await bench_idle_only(settings, args, console)
     codes = list(default_registry().codes())
     directory, identities = load_all(Path(settings.keys_dir), codes)
     adapters = {c: NcbAdapter(identities[c], directory, settings.topics) for c in codes}
@@ -453,6 +456,24 @@ async def bench(settings: Settings, args: argparse.Namespace) -> int:
         f"({', '.join(f'{k} {v:.0f} s' for k, v in results['part_seconds'].items())}); "
         f"at the end: {_load_text()} (figures on a busy machine are indicative)"
     )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+async def bench_idle_only(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+    """``i247 bench --idle-only``: the idle part alone (a minute, not the whole bench), with
+    the machine's load beside it: others' work on a shared machine moves the figure."""
+    results: dict[str, Any] = {"machine": _machine()}
+    seconds = args.idle_seconds or 30.0
+    async with broker_for(settings) as bootstrap:
+        console.print(f"broker {bootstrap}; idle only, {seconds:g} s; {_load_text()}")
+        shared = settings.model_copy(update={"bootstrap": bootstrap})
+        idle = await bench_idle(shared, seconds=seconds, console=console)
+        print_idle_bench(idle, console)
+        results["idle"] = idle.as_json()
+    results["machine"]["load_average_end"] = _load()
+    console.print(f"at the end: {_load_text()}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

@@ -244,6 +244,11 @@ def _parser() -> argparse.ArgumentParser:
         help="CPU of the broker and every backbone process with no traffic (0 skips)",
     )
     bench.add_argument(
+        "--idle-only",
+        action="store_true",
+        help="measure only the idle cost (--idle-seconds, 30 if 0), with the machine's load",
+    )
+    bench.add_argument(
         "--failover-kills",
         type=int,
         default=3,

@@ -93,6 +93,12 @@ batch is full and keeps one request in flight per broker, so at aiokafka's 16 KB
 eight sealed messages) the whole gateway (the send schedule and the inbox reader, whose
 acknowledgements it sends) waits on every produce round trip once the broker slows."""
 
+GATEWAY_IDLE_FETCH_WAIT_MS = 1_000
+"""The longest fetch wait of the gateway's inbox reader (all 196 inboxes: Tansu's CPU per
+fetch grows with the partitions named) and its observer (the books) when idle; Tansu ends
+a waiting fetch early when a record arrives (docs/performance.md), and the wait drops
+back to the short one while records flow."""
+
 log = structlog.get_logger("i247.demo")
 
 
@@ -184,8 +190,19 @@ async def kafka_clients(
     settings: Settings, bootstrap: str, group: str
 ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaConsumer]]:
     producer = make_producer(bootstrap, settings, max_batch_size=GATEWAY_BATCH_BYTES)
-    inbox = make_consumer(bootstrap, settings, group_id=group, enable_auto_commit=True)
-    observer = make_consumer(bootstrap, settings, fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS)
+    inbox = make_consumer(
+        bootstrap,
+        settings,
+        group_id=group,
+        enable_auto_commit=True,
+        idle_fetch_wait_ms=max(settings.idle_fetch_wait_ms, GATEWAY_IDLE_FETCH_WAIT_MS),
+    )
+    observer = make_consumer(
+        bootstrap,
+        settings,
+        fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
+        idle_fetch_wait_ms=max(settings.idle_fetch_wait_ms, GATEWAY_IDLE_FETCH_WAIT_MS),
+    )
     async with contextlib.AsyncExitStack() as stack:  # a failed start closes those started
         for client in (producer, inbox, observer):
             await stack.enter_async_context(client)

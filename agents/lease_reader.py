@@ -26,6 +26,11 @@ __all__ = ["LeaseReader"]
 log = structlog.get_logger("i247.ncb")
 
 
+LEASE_READER_PACE_MS = 250
+"""The tail rests this long after an empty fetch: a delivery under an epoch not folded yet
+waits on the tail (``ready_for``), which ends the rest at once."""
+
+
 class LeaseReader:
     def __init__(
         self,
@@ -36,7 +41,9 @@ class LeaseReader:
         self.book = LeaseBook.empty()
         self._topic = topic
         self._also = dict(also or {})
-        self._tail = TopicTail(bootstrap, [topic, *self._also], self._fold)
+        self._tail = TopicTail(
+            bootstrap, [topic, *self._also], self._fold, pace_ms=LEASE_READER_PACE_MS
+        )
 
     def _fold(self, record: ReceivedRecord) -> None:
         if record.topic != self._topic:

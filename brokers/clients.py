@@ -88,10 +88,10 @@ def _target(target: Settings | str, settings: Settings | None) -> tuple[str, Set
 BACKGROUND_FETCH_WAIT_MS = 100
 """Fetch wait for readers off the message path (replay memory, notices, books, archive).
 
-On Tansu a waiting fetch is not woken by a new record, so every consumer polls once per
-fetch wait: 30 idle consumers at 10 ms cost about 0.6 of a core in the broker and as much
-again in the clients (measured on two cores); at 100 ms, 0.2 and 0.1. Only the hops a
-message takes (intake, lanes, inboxes) and the lease journal need the short wait.
+On Tansu a waiting fetch is woken late by a new record (up to 0.7 s), so every consumer
+polls once per fetch wait: 30 idle consumers at 10 ms cost about 0.6 of a core in the broker
+and as much again in the clients (measured on two cores); at 100 ms, 0.2 and 0.1. Only the
+hops a message takes (intake, lanes, inboxes) and the lease journal need the short wait.
 """
 
 
@@ -129,7 +129,8 @@ def make_consumer(
 
     With ``group_id`` it commits that group's offsets (explicitly: auto-commit is off);
     without, it keeps no offsets. ``overrides`` are AIOKafkaConsumer options; its fetch
-    wait starts at ``fetch_max_wait_ms`` and grows to the idle cap while nothing arrives.
+    wait starts at ``fetch_max_wait_ms`` and grows to the idle cap (``idle_fetch_wait_ms``,
+    an override too) while nothing arrives.
     """
     bootstrap, tuning = _target(target, settings)
     options: dict[str, Any] = {
@@ -143,8 +144,9 @@ def make_consumer(
         "max_partition_fetch_bytes": 2 * tuning.max_message_bytes,
         **client_security(tuning),
     }
+    idle_ms = int(overrides.pop("idle_fetch_wait_ms", tuning.idle_fetch_wait_ms))
     options.update(overrides)
-    return _Consumer(*(topics or ()), idle_fetch_wait_ms=tuning.idle_fetch_wait_ms, **options)
+    return _Consumer(*(topics or ()), idle_fetch_wait_ms=idle_ms, **options)
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

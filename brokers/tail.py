@@ -10,7 +10,9 @@ reader makes sure its fold is at least as new as something it has just read else
 Used by hubs (one tail for all their journals), and by readers that fence deliveries; the
 folding itself is the caller's (pure) business. The fetch wait adapts to the traffic
 (``brokers.fetch_wait``): ``fetch_max_wait_ms`` while records flow, up to
-``idle_fetch_wait_ms`` while the topics are quiet.
+``idle_fetch_wait_ms`` while the topics are quiet. With ``pace_ms`` the tail also rests
+that long after an empty fetch (``FetchPace``: its partitions paused, no fetch at all);
+anyone waiting on it (``catch_up``, ``wait_past``, ``wait_until``) ends the rest at once.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
 
 from brokers.access import process_security
-from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, AdaptiveConsumer
+from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, AdaptiveConsumer, FetchPace
 from brokers.records import ReceivedRecord
 
 __all__ = ["TopicTail", "received_from_kafka"]
@@ -61,8 +63,10 @@ class TopicTail:
         security: Mapping[str, Any] | None = None,
         idle_fetch_wait_ms: int = DEFAULT_IDLE_FETCH_WAIT_MS,
         max_partition_fetch_bytes: int = 1_048_576,
+        pace_ms: int = 0,
     ) -> None:
-        """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``)."""
+        """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``);
+        ``pace_ms``: the rest after an empty fetch (0: none)."""
         self._topics = list(topics)
         self._on_record = on_record
         self._consumer = AdaptiveConsumer(
@@ -78,6 +82,9 @@ class TopicTail:
         self._partitions: list[TopicPartition] = []
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._pace = FetchPace(pace_ms)
+        self._waiters = 0  # callers waiting for records: no rest while there are any
+        self._wake = asyncio.Event()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -118,6 +125,30 @@ class TopicTail:
             if batch:
                 async with self._advanced:
                     self._advanced.notify_all()
+            count = sum(len(records) for records in batch.values())
+            rest = self._pace.after(count, time.monotonic() * 1000)
+            if rest and not self._waiters:
+                await self._rest(rest / 1000)
+
+    async def _rest(self, seconds: float) -> None:
+        """No fetch for ``seconds``, unless someone starts waiting for records."""
+        self._wake.clear()
+        self._consumer.pause(*self._partitions)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        finally:
+            self._consumer.resume(*self._partitions)
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Mark a caller waiting for records: the tail fetches without resting meanwhile."""
+        self._waiters += 1
+        self._wake.set()
+        try:
+            yield
+        finally:
+            self._waiters -= 1
 
     def position(self, topic: str, partition: int = 0) -> int:
         """The next offset this tail will hand over for ``topic``/``partition``."""
@@ -126,14 +157,16 @@ class TopicTail:
     async def wait_past(self, topic: str, offset: int, partition: int = 0) -> None:
         """Return once the record at ``offset`` has been handed over."""
         tp = TopicPartition(topic, partition)
-        async with self._advanced:
-            await self._advanced.wait_for(lambda: self._positions.get(tp, 0) > offset)
+        with self._waiting():
+            async with self._advanced:
+                await self._advanced.wait_for(lambda: self._positions.get(tp, 0) > offset)
 
     async def wait_until(self, holds: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``holds()`` is true after some record was handed over; False on timeout."""
         try:
-            async with self._advanced:
-                await asyncio.wait_for(self._advanced.wait_for(holds), timeout)
+            with self._waiting():
+                async with self._advanced:
+                    await asyncio.wait_for(self._advanced.wait_for(holds), timeout)
         except TimeoutError:
             return False
         return True
@@ -145,8 +178,9 @@ class TopicTail:
         records (helper-measured), so this is a floor, not proof: to wait for a record
         known to exist, use ``wait_until``.
         """
-        ends = await self._consumer.end_offsets(self._partitions)
-        async with self._advanced:
-            await self._advanced.wait_for(
-                lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
-            )
+        with self._waiting():
+            ends = await self._consumer.end_offsets(self._partitions)
+            async with self._advanced:
+                await self._advanced.wait_for(
+                    lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
+                )

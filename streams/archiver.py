@@ -21,6 +21,9 @@ The archiver is ready (``/readyz`` on ``I247_METRICS_PORT``, ``streams.probes``)
 has caught up with the backbone once: it archived up to the end offsets the broker reported
 at start, or a fetch found nothing new (under steady traffic fetches are never empty).
 
+After an empty fetch the archiver rests ``pace_ms`` (2 s) with its partitions paused
+(``brokers.fetch_wait.FetchPace``): its fetches name every partition of the backbone.
+
 Correctness never rests on the broker's end offsets (the embedded Tansu broker
 under-reports them after multi-record batches): positions come from the archive, and
 the loop simply fetches whatever follows them.
@@ -50,6 +53,7 @@ from aiokafka.client import AIOKafkaClient
 from brokers.access import client_security
 from brokers.archive_store import ArchiveStore
 from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_consumer, make_producer
+from brokers.fetch_wait import FetchPace
 from brokers.record_headers import cloudevent_headers, header_value
 from brokers.settings import Settings
 from schemas.archive import ArchivedRecord, TreeHead, sign_tree_head
@@ -65,6 +69,10 @@ log = structlog.get_logger("i247.archiver")
 
 HEAD_EVENT_TYPE = "int.interpol.i247.control.tree-head.v1"
 _SOURCE = f"/i247/{AUDITOR}"
+ARCHIVE_PACE_MS = 2_000
+"""After an empty fetch the archiver rests this long, its partitions paused: each fetch names
+every partition of the backbone (Tansu's CPU per fetch grows with them), and nobody waits on
+the archive; under traffic fetches are never empty, so it never rests then."""
 
 
 def head_event(
@@ -101,6 +109,7 @@ class Archiver:
         head_records: int = 10_000,
         refresh_seconds: float = 2.0,
         batch_records: int = 5_000,
+        pace_ms: int = ARCHIVE_PACE_MS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if identity.participant != AUDITOR:
@@ -126,6 +135,7 @@ class Archiver:
         self._task: asyncio.Task[None] | None = None
         self._assigned: set[TopicPartition] = set()
         self._unsigned = 0  # records since the last head, our own head events aside
+        self._pace = FetchPace(pace_ms)
         self._last_head = 0.0
 
     @property
@@ -243,6 +253,19 @@ class Archiver:
                 self._unsigned >= self.head_records or now - self._last_head >= self.head_seconds
             ):
                 await self._sign_head()
+            rest = self._pace.after(len(records), time.monotonic() * 1000)
+            if rest:
+                await self._rest(rest / 1000)
+
+    async def _rest(self, seconds: float) -> None:
+        """No fetch for ``seconds`` (every partition paused)."""
+        assert self._consumer is not None
+        resting = sorted(self._assigned)
+        self._consumer.pause(*resting)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._consumer.resume(*resting)
 
     async def _note_ends(self) -> None:
         """The end offsets at start that the archive has not reached: caught up once none is

@@ -2,8 +2,9 @@
 
 Theory of operation: ``plan_delivery`` reads one lane record (the sender's sealed bytes,
 already admitted by intake) and returns effects as data: one inbox record per NCB or team
-recipient not yet delivered by this process, one receipt order per such delivery, the
-handling clock to start, and, for an acknowledgement, the clock to stop. Messages to
+recipient (unless this process planned that delivery from another lane record: a
+duplicate), one receipt order per such delivery, the handling clock to start, and, for an
+acknowledgement, the clock to stop. Messages to
 ``ccc`` are handled by the hub itself (``to_ccc``). The shell produces the records, turns
 the receipt orders into signed receipt batches (``receipt_records``, one per sender) and
 journals the clock events (a ``ClockBatch`` per handled batch: ``clocks-opened`` for the
@@ -35,6 +36,7 @@ __all__ = [
     "ClockBatch",
     "DeliveryLedger",
     "DeliveryPlan",
+    "Origin",
     "ReceiptOrder",
     "plan_delivery",
     "receipt_id_for",
@@ -73,22 +75,35 @@ class DeliveryPlan:
     duplicates: tuple[str, ...] = ()
 
 
+Origin = tuple[str, int, int]
+"""The lane record a delivery was planned from: (topic, partition, offset)."""
+
+
 @dataclass
 class DeliveryLedger:
-    """(message, recipient) pairs this process delivered, bounded, oldest forgotten first.
+    """Which lane record each (message, recipient) pair was planned from, bounded, oldest
+    forgotten first.
 
-    It stops a record read twice by one process (a rebalance) from being delivered twice;
-    across restarts recipients deduplicate by message id themselves.
+    A pair planned from a DIFFERENT lane record is a duplicate (intake admitted the message
+    twice, e.g. after a restart) and is skipped. The SAME lane record read again is planned
+    again: the loop reads a record twice only when its outputs were not acknowledged (the
+    worker restarted from its positions), so skipping it would lose the delivery. Across
+    restarts recipients deduplicate by message id themselves.
     """
 
     capacity: int = 200_000
-    _pairs: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    _pairs: OrderedDict[tuple[str, str], Origin] = field(default_factory=OrderedDict)
 
-    def seen(self, message_id: str, recipient: str) -> bool:
-        return (message_id, recipient) in self._pairs
+    def duplicate(self, message_id: str, recipient: str, origin: Origin) -> bool:
+        """Whether the pair was already planned from another lane record."""
+        planned = self._pairs.get((message_id, recipient))
+        return planned is not None and planned != origin
 
-    def record(self, message_id: str, recipient: str) -> None:
-        self._pairs[(message_id, recipient)] = None
+    def record(self, message_id: str, recipient: str, origin: Origin) -> None:
+        key = (message_id, recipient)
+        if key in self._pairs:
+            return  # the first origin stays the one that counts
+        self._pairs[key] = origin
         while len(self._pairs) > self.capacity:
             self._pairs.popitem(last=False)
 
@@ -104,7 +119,8 @@ def plan_delivery(
     ledger: DeliveryLedger,
     max_bytes: int,
 ) -> DeliveryPlan:
-    """Plan the effects of one lane record; ``ledger`` is updated with what is planned."""
+    """Plan the effects of one lane record; ``ledger`` is updated with what is planned (a
+    record planned before is planned again: its outputs may never have been acknowledged)."""
     header = parse_envelope(record.value, max_bytes=max_bytes).header
     # Receipts go to the sender's inbox; hubs have none, so a hub's own traffic earns none.
     clocked_type = header.message_type not in _NO_RECEIPTS
@@ -118,6 +134,7 @@ def plan_delivery(
         *tuple((k, v) for k, v in record.headers if k != "i247-hub"),
         ("i247-hub", hub.encode()),
     )
+    origin = (record.topic, record.partition, record.offset)
     inbox: list[OutboundRecord] = []
     receipts: list[ReceiptOrder] = []
     duplicates: list[str] = []
@@ -129,10 +146,10 @@ def plan_delivery(
             if receipted:
                 receipts.append(ReceiptOrder(header, CCC, precedence))
             continue
-        if ledger.seen(header.message_id, recipient):
+        if ledger.duplicate(header.message_id, recipient, origin):
             duplicates.append(recipient)
             continue
-        ledger.record(header.message_id, recipient)
+        ledger.record(header.message_id, recipient, origin)
         inbox.append(
             OutboundRecord(
                 topics.inbox(recipient), header.message_id.encode(), record.value, headers

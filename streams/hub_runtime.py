@@ -10,7 +10,9 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   core who should own each unit (``streams.duty.desired_owners``) and what to write
   (``plan_leases``), writes it, and adds or removes terms of the ``WorkLoop`` (one
   consumer and one producer for every unit held) to match the book: a claim only counts
-  once it has been read back from the journal as accepted. Every claim, release, loss and
+  once it has been read back from the journal as accepted. Renewals run on a task of
+  their own (``renew_due``), so a pass that waits (a claim's read-back, a release waiting
+  for the batch in hand) never lets a lease lapse. Every claim, release, loss and
   liveness change is journaled on ``i247.control`` with its timings;
 * the lanes and dead letters, into the replay memory (``SeenMessages``), so whichever hub
   takes intake knows what was admitted before, whoever admitted it, and which inputs each
@@ -27,7 +29,8 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
 * the compacted key directory (``i247.keys``), into a ``KeyDirectory`` laid over this
   hub's directory: a rotated key verifies until its grace deadline, a revoked one is
   refused at intake (``key-revoked``) as soon as this tail reads it (within the idle fetch
-  wait, well inside a lease TTL), and desks seal only for each participant's active key.
+  wait and the tail's rest, half a second, well inside a lease TTL), and desks seal only
+  for each participant's active key.
 
 The life cycle is explicit (``streams.coordination.HubPhase``): starting, catching-up
 (folding the journals' history), running, stopping, stopped; each pass of ``coordinate``
@@ -115,6 +118,10 @@ JOURNAL_FETCH_WAIT_MS = 50
 """The journals' shortest fetch wait: no message waits on them in the steady state (a claim's
 read-back, a heartbeat, a team's keys do), and the renewals every hub writes every TTL/3
 would otherwise hold the tail near the 10 ms wait of the message path even when idle."""
+JOURNAL_PACE_MS = 250
+"""The journals' tail rests this long after an empty fetch (``brokers.fetch_wait.FetchPace``):
+it names every journal and lane partition, which costs Tansu CPU per fetch; a claim's
+read-back and a fence check wait on the tail, and waiting ends its rest at once."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -147,6 +154,7 @@ class HubRuntime:
         self._sequence = 0
         self.incarnation = state.random_bytes(8).hex()
         self._loop: asyncio.Task[None] | None = None
+        self._renewals: asyncio.Task[None] | None = None
         self.phase = HubPhase.STARTING
         self._ready = False
         self.desk = CccDesk()
@@ -220,6 +228,7 @@ class HubRuntime:
             fetch_max_wait_ms=max(settings.fetch_max_wait_ms, JOURNAL_FETCH_WAIT_MS),
             idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
             max_partition_fetch_bytes=2 * settings.max_message_bytes,
+            pace_ms=JOURNAL_PACE_MS,
         )
         self._work = WorkLoop(
             WorkerContext(
@@ -245,6 +254,7 @@ class HubRuntime:
         await self.beat()
         self._enter(HubPhase.RUNNING)
         self._loop = asyncio.create_task(self._coordinate_forever(), name="coordinate")
+        self._renewals = asyncio.create_task(self._renew_forever(), name="renewals")
 
     def _enter(self, phase: HubPhase) -> None:
         self.phase = advance(self.phase, phase)
@@ -263,10 +273,11 @@ class HubRuntime:
                         await client.stop()
             self._enter(HubPhase.STOPPED)
             return
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        for task in (self._loop, self._renewals):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         now = self.state.clock()
         for unit, term in list(self.workers.items()):
             final = await self.work.remove(unit)
@@ -335,6 +346,40 @@ class HubRuntime:
             except Exception:  # one bad pass must not end the hub's duty
                 log.exception("coordination-failed", hub=self.state.hub)
             await asyncio.sleep(TICK)
+
+    async def _renew_forever(self) -> None:
+        """Renewals on a task of their own: a coordination pass can wait seconds (a claim's
+        read-back, a release waiting for a batch), and a late renewal lets a lease lapse."""
+        while True:
+            try:
+                await self.renew_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one failed renewal must not end the others
+                log.exception("renewal-failed", hub=self.state.hub)
+            await asyncio.sleep(TICK)
+
+    async def renew_due(self) -> None:
+        """Renew every term this hub works whose lease is its own and due for renewal."""
+        now = self.state.clock()
+        for unit, term in list(self.workers.items()):
+            lease = self.book.lease(unit)
+            if (
+                self.workers.get(unit) is term  # not released while an earlier one was sent
+                and (lease.owner, lease.epoch) == (self.me, term.epoch)
+                and self._renewal_due(unit, now)
+            ):
+                await self._renew(unit, term.epoch, now)
+
+    def _renewal_due(self, unit: str, now: datetime) -> bool:
+        last = self.last_renewed.get(unit)
+        return last is None or now - last >= self.renew_every
+
+    async def _renew(self, unit: str, epoch: int, now: datetime) -> None:
+        term = self.workers.get(unit)
+        positions = dict(term.positions) if term else dict(self.book.lease(unit).positions)
+        await self._write(Renew(unit, self.me, epoch, now, self.ttl, positions), wait=False)
+        self.last_renewed[unit] = now
 
     # --- journals -----------------------------------------------------------------
 
@@ -505,14 +550,8 @@ class HubRuntime:
             elif isinstance(move, Drop):
                 await self._drop(move)
             elif isinstance(move, RenewUnit):
-                term = self.workers.get(move.unit)
-                positions = (
-                    dict(term.positions) if term else dict(self.book.lease(move.unit).positions)
-                )
-                await self._write(
-                    Renew(move.unit, self.me, move.epoch, now, self.ttl, positions), wait=False
-                )
-                self.last_renewed[move.unit] = now
+                if self._renewal_due(move.unit, now):  # the renewals task may have done it
+                    await self._renew(move.unit, move.epoch, now)
             elif isinstance(move, ReleaseUnit):
                 await self._release(move)
             else:
@@ -562,7 +601,12 @@ class HubRuntime:
             if unit in self.workers
             else dict(self.book.lease(unit).positions)
         )
-        await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
+        offset = await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
+        # read it back before the next pass, which would otherwise release it once more
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._journals.wait_past(self.topics.leases, offset or 0), self.ttl.total_seconds()
+            )
         await self._journal(
             "lease-released",
             unit,

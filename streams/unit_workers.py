@@ -13,13 +13,15 @@ batch for all outputs' acknowledgements, and only then moves the terms' ``positi
 which the hub reports with its renewals.
 
 It checks, record by record, that each term's lease is still good by its own clock and
-the journal; a term that may not work has its partitions paused, so a hub that wakes from
-a stall stops instead of pressing on; readers fence the rest. A batch not acknowledged
-within ``ack_timeout`` (the lease TTL) raises ``OutputsNotAcknowledged`` inside the loop:
-it restarts every term from its last positions with a fresh producer, rather than hold
-leases it cannot work (Tansu can refuse a partition's produce for many seconds). A
-handler that fails on a record pauses its term for a second and retries from the term's
-positions; the other terms go on.
+the journal; a term that may not work has its partitions paused, so a hub that wakes
+from a stall stops instead of pressing on; readers fence the rest. A batch not
+acknowledged within ``ack_timeout`` (the lease TTL) first moves each term past the
+records whose outputs all were acknowledged (``acknowledged_positions``: up to the first
+that was not), then raises ``OutputsNotAcknowledged`` inside the loop: it restarts every
+term from its positions with a fresh producer, rather than hold leases it cannot work
+(Tansu can refuse a partition's produce for many seconds). A handler that fails on a
+record pauses its term for a second and retries from the term's positions; the other
+terms go on.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "Term",
     "WorkLoop",
     "WorkerContext",
+    "acknowledged_positions",
     "handling_order",
     "lane_rank",
     "upstream_verdict",
@@ -129,6 +132,8 @@ class _BatchRun:
     topics: dict[asyncio.Future[Any], str] = field(default_factory=dict)
     advanced: list[tuple[Term, int, int]] = field(default_factory=list)
     last: dict[tuple[str, int], tuple[Term, FenceTag]] = field(default_factory=dict)
+    outputs: list[tuple[asyncio.Future[Any], ...]] = field(default_factory=list)  # per advance
+    flushed: dict[tuple[int, int], list[asyncio.Future[Any]]] = field(default_factory=dict)
     first: list[Term] = field(default_factory=list)
     yielded: float = field(default_factory=time.monotonic)
 
@@ -314,6 +319,7 @@ class WorkLoop:
                 )
                 run.topics[future] = out.topic
                 run.pending.append(future)
+                run.flushed.setdefault((id(term), partition), []).append(future)
 
     def _urgent_partitions(self, by_topic: dict[str, Term]) -> list[TopicPartition]:
         """The FLASH lanes' partitions this loop reads now (not paused)."""
@@ -351,7 +357,10 @@ class WorkLoop:
                 if preemptible:
                     await self._take_urgent(run)
             if self.terms.get(term.unit) is not term:
-                break  # released or lost meanwhile: its successor starts at its positions
+                # released or lost meanwhile: nothing of the batch past its positions counts;
+                # read it again if the unit comes back (a new term seeks to its own start)
+                self._seek_back(tp, raw.offset)
+                break
             if not self.context.may_work(term.unit, term.epoch):
                 # the lease lapsed mid-batch: read the rest again if it is renewed, else
                 # the next term starts from the reported positions anyway
@@ -368,6 +377,7 @@ class WorkLoop:
                 self._reassign = True  # back to the acknowledged positions
                 break
             tag = FenceTag(term.unit, term.epoch, record.partition, record.offset)
+            futures: list[asyncio.Future[Any]] = []
             for out in outputs:
                 future = await self._producer.send(
                     out.topic,
@@ -377,12 +387,20 @@ class WorkLoop:
                 )
                 run.topics[future] = out.topic
                 run.pending.append(future)
+                futures.append(future)
             if outputs and not term.produced_any:
                 term.produced_any = True
                 run.first.append(term)
             run.advanced.append((term, record.partition, record.offset + 1))
             run.last[(term.unit, record.partition)] = (term, tag)
+            run.outputs.append(tuple(futures))
             term.processed += 1
+
+    def _seek_back(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` again from ``offset`` (if still assigned) and re-seek every term."""
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+        self._reassign = True
 
     async def _settle(self, run: _BatchRun) -> None:
         """Wait once for the batch's outputs' acknowledgements, then move the positions."""
@@ -400,6 +418,15 @@ class WorkLoop:
                 )
                 for term in first:
                     term.produced_any = False
+                steps = [(id(t), p, position) for t, p, position in advanced]
+                done = [
+                    all(_acknowledged(f) for f in futures)
+                    and all(_acknowledged(f) for f in run.flushed.get((term_id, p), ()))
+                    for futures, (term_id, p, _) in zip(run.outputs, steps, strict=True)
+                ]
+                by_id = {id(t): t for t, _, _ in advanced}
+                for (term_id, partition), position in acknowledged_positions(steps, done).items():
+                    by_id[term_id].positions[partition] = position
                 raise OutputsNotAcknowledged(
                     f"{len(waiting)} outputs to {unacknowledged} not acknowledged in "
                     f"{self.context.ack_timeout} s"
@@ -410,6 +437,36 @@ class WorkLoop:
             term.positions[partition] = position
         for term in first:
             await self.context.on_first_output(term.unit, term.epoch, self.context.clock())
+
+
+def _acknowledged(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def acknowledged_positions(
+    steps: Sequence[tuple[Any, int, int]], acknowledged: Sequence[bool]
+) -> dict[tuple[Any, int], int]:
+    """Where each (term, partition) may move after a batch only partly acknowledged: past
+    its records whose outputs all were, up to its first record that was not.
+
+    ``steps`` are (term, partition, next position) in handling order, one per record;
+    ``acknowledged[i]`` says whether every output of step ``i`` was acknowledged.
+
+    >>> acknowledged_positions([("a", 0, 5), ("a", 0, 6), ("b", 0, 9), ("a", 0, 7)],
+    ...                        [True, False, True, True])
+    {('a', 0): 5, ('b', 0): 9}
+    """
+    moved: dict[tuple[Any, int], int] = {}
+    stopped: set[tuple[Any, int]] = set()
+    for (term, partition, position), done in zip(steps, acknowledged, strict=True):
+        key = (term, partition)
+        if key in stopped:
+            continue
+        if done:
+            moved[key] = position
+        else:
+            stopped.add(key)
+    return moved
 
 
 def upstream_verdict(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from brokers.fetch_wait import AdaptiveFetchWait
+from brokers.fetch_wait import AdaptiveFetchWait, FetchPace
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,31 @@ def test_a_record_after_a_silence_waited_at_most_a_quarter_of_it() -> None:
         wait = policy.observe(0, silence)
         assert wait <= max(10, silence / 4)
         assert wait <= 250
+
+
+def test_an_empty_fetch_earns_a_rest_of_the_pace() -> None:
+    pace = FetchPace(pace_ms=250)
+    assert pace.after(0, now_ms=1_000) == 250
+    assert pace.rest_ms(now_ms=1_000) == 250
+    assert pace.rest_ms(now_ms=1_200) == 50
+    assert pace.rest_ms(now_ms=1_300) == 0
+
+
+def test_a_fetch_with_records_earns_no_rest_and_ends_the_one_under_way() -> None:
+    pace = FetchPace(pace_ms=250)
+    pace.after(0, now_ms=1_000)
+    assert pace.after(4, now_ms=1_010) == 0
+    assert pace.rest_ms(now_ms=1_010) == 0
+
+
+def test_each_empty_fetch_starts_a_new_rest_from_its_own_time() -> None:
+    pace = FetchPace(pace_ms=2_000)
+    pace.after(0, now_ms=0)
+    pace.after(0, now_ms=2_100)
+    assert pace.rest_ms(now_ms=3_000) == 1_100
+
+
+def test_a_pace_of_zero_never_rests() -> None:
+    pace = FetchPace(pace_ms=0)
+    assert pace.after(0, now_ms=1_000) == 0
+    assert pace.rest_ms(now_ms=1_000) == 0

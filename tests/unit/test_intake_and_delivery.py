@@ -205,13 +205,45 @@ def test_delivery_plans_one_inbox_record_and_receipt_per_recipient() -> None:
     assert plan.clocked_recipients == ("DEU", "ITA")
 
 
-def test_a_record_read_twice_by_one_process_is_delivered_once() -> None:
+def test_a_lane_record_read_again_is_delivered_again() -> None:
+    """Read twice only when its outputs were not acknowledged: skipping it would lose it."""
     ledger = DeliveryLedger()
     record = lane_record(compose())
-    plan_delivery(record, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20)
+    first = plan_delivery(record, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20)
     again = plan_delivery(record, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20)
+    assert [r.topic for r in again.inbox] == [r.topic for r in first.inbox]
+    assert again.duplicates == ()
+
+
+def test_the_same_message_on_another_lane_record_is_a_duplicate() -> None:
+    ledger = DeliveryLedger()
+    record = lane_record(compose())
+    readmitted = dataclasses.replace(record, offset=record.offset + 7)
+    plan_delivery(record, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20)
+    again = plan_delivery(
+        readmitted, hub="hub:lyon", topics=TOPICS, ledger=ledger, max_bytes=1 << 20
+    )
     assert again.inbox == ()
     assert again.duplicates == ("DEU",)
+    assert again.receipts == ()
+
+
+def test_the_first_lane_record_of_a_delivery_stays_its_origin() -> None:
+    ledger = DeliveryLedger()
+    ledger.record("m-1", "DEU", ("lane", 0, 3))
+    ledger.record("m-1", "DEU", ("lane", 0, 9))
+    assert not ledger.duplicate("m-1", "DEU", ("lane", 0, 3))
+    assert ledger.duplicate("m-1", "DEU", ("lane", 0, 9))
+    assert not ledger.duplicate("m-1", "ITA", ("lane", 0, 9))
+
+
+def test_the_ledger_forgets_its_oldest_deliveries_first() -> None:
+    ledger = DeliveryLedger(capacity=2)
+    for n in range(3):
+        ledger.record(f"m-{n}", "DEU", ("lane", 0, n))
+    assert len(ledger) == 2
+    assert not ledger.duplicate("m-0", "DEU", ("lane", 0, 99))
+    assert ledger.duplicate("m-2", "DEU", ("lane", 0, 99))
 
 
 def test_an_acknowledgement_stops_a_clock_and_earns_no_receipt() -> None:

@@ -8,7 +8,7 @@ from aiokafka import TopicPartition
 
 from schemas.header import Precedence
 from schemas.topics import TopicCatalog
-from streams.unit_workers import handling_order, lane_rank
+from streams.unit_workers import acknowledged_positions, handling_order, lane_rank
 
 TOPICS = TopicCatalog("i247")
 
@@ -56,3 +56,24 @@ def test_a_batch_is_handled_most_urgent_first_whatever_order_it_was_fetched_in()
 
 def test_an_empty_batch_has_nothing_to_handle() -> None:
     assert handling_order({}) == []
+
+
+@pytest.mark.parametrize(
+    ("steps", "acknowledged", "moved"),
+    [
+        ([("a", 0, 5), ("a", 0, 6)], [True, True], {("a", 0): 6}),
+        ([("a", 0, 5), ("a", 0, 6)], [False, True], {}),  # nothing past the first not acked
+        ([("a", 0, 5), ("a", 0, 6), ("a", 0, 7)], [True, False, True], {("a", 0): 5}),
+        # each partition of each term moves on its own; FLASH records interleave
+        (
+            [("a", 0, 5), ("f", 0, 2), ("a", 1, 8), ("f", 0, 3)],
+            [False, True, True, False],
+            {("f", 0): 2, ("a", 1): 8},
+        ),
+        ([], [], {}),
+    ],
+)
+def test_a_partly_acknowledged_batch_moves_each_partition_up_to_its_first_unacknowledged(
+    steps: list[tuple[str, int, int]], acknowledged: list[bool], moved: dict[tuple[str, int], int]
+) -> None:
+    assert acknowledged_positions(steps, acknowledged) == moved
