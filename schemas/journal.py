@@ -25,9 +25,11 @@ describes (a newer writer's, or one not typed yet), which readers skip.
 
 Worked example: ``ClockOpened(hub="hub:lyon", time=t, message_id="m1",
 recipients=("DEU",), precedence=FLASH, deadline=t + 10 min).to_json_bytes()`` is
-``{"event":"clock-opened","hub":"hub:lyon","time":"...Z","message_id":"m1",...}``;
-``parse_desk_event`` of those bytes is an equal model; of ``{"event":"hub-ready",...}``
-it is ``None`` (not a desk event), and ``parse_control_event`` of them is a ``HubReady``.
+``{"hub":"hub:lyon","time":"...Z","event":"clock-opened","message_id":"m1",...}`` (key
+order means nothing in JSON); ``parse_desk_event`` of those bytes is an equal model; of
+``{"event":"hub-ready",...}`` it is ``None`` (not a desk event), while
+``parse_control_event`` of the latter is a ``HubReady`` and of ``{"event":"hub-new"}`` an
+``UnknownEvent(name="hub-new")``.
 """
 
 from __future__ import annotations
