@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 from datetime import timedelta
 from typing import Any
 
@@ -220,3 +221,19 @@ def test_every_model_of_the_module_is_read_and_cataloged() -> None:
     assert journal_models() == models
     assert set(models) <= set(CONTROL_EVENTS)
     assert set(OLD_FIELDS) | set(OPERATOR_EVENTS) <= set(models)
+
+
+OPERATIONS = typing.get_args(typing.get_args(journal.OperationsEvent)[0])
+
+
+@pytest.mark.parametrize("model", OPERATIONS, ids=lambda m: m.__name__)
+def test_an_operations_event_may_be_null_where_the_catalog_says(
+    model: type[JournalEventModel],
+) -> None:
+    spec = CONTROL_EVENTS[str(model.model_fields["event"].default)]
+    for name, field in model.model_fields.items():
+        if name in ("event", "hub", "time"):
+            continue
+        documented = spec.fields[name].get("type")
+        nullable = isinstance(documented, list) and "null" in documented
+        assert (type(None) in typing.get_args(field.annotation)) == nullable, name
