@@ -16,7 +16,8 @@ NAMES = {
     if isinstance(value, str) and value.startswith(header_names.BACKBONE_PREFIX)
 }
 NAMES |= {header_names.BACKBONE_PREFIX}
-DESKS_NOT_YET = {  # the desks are being moved to effects; their sealing shell takes these
+DESKS_NOT_YET = {  # the desks are being moved to effects (issue 13 item 1): not yet here
+    "streams/desk_shell.py",
     "streams/ccc_desk.py",
     "streams/notice_desk.py",
     "streams/nominal_feed.py",
