@@ -76,6 +76,7 @@ from brokers.embedded import broker_for
 from brokers.logs import configure_logging
 from brokers.records import OutboundRecord
 from brokers.settings import Settings
+from schemas.journal import HubReady, parse_control_event
 from schemas.registry import default_registry
 
 __all__ = ["GOAL_RATIO", "Figures", "baseline", "bench", "routing_json"]
@@ -309,7 +310,7 @@ async def _wait_ready(bootstrap: str, settings: Settings, timeout: float = 120) 
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                if any(b'"hub-ready"' in (r.value or b"") for r in records):
+                if any(isinstance(parse_control_event(r.value or b""), HubReady) for r in records):
                     return
         raise TimeoutError("the hub did not become ready")
     finally:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import statistics
@@ -66,6 +65,7 @@ from brokers.settings import Settings
 from brokers.tail import received_from_kafka
 from schemas.bodies import NoticeBody, NoticeRequestBody
 from schemas.header import MessageType
+from schemas.journal import HubReady, NoticeDecided, parse_control_event
 from schemas.notices import NoticeRequest, subject_identity
 from schemas.participants import CCC
 from schemas.registry import default_registry
@@ -347,16 +347,11 @@ class _NoticeReader:
                 self._changed.set()
 
     def _journal(self, value: bytes) -> None:
-        try:
-            event = json.loads(value)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
-            return
-        if event.get("event") == "hub-ready":
+        event = parse_control_event(value)
+        if isinstance(event, HubReady):
             self.ready = True
-        elif event.get("event") == "notice-decided":
-            self.decisions[str(event.get("notice_id"))] = str(event.get("decision"))
+        elif isinstance(event, NoticeDecided):
+            self.decisions[event.notice_id] = event.decision
 
     def _notice(self, record: Any, read_at: float) -> None:
         code = self.inboxes[record.topic]

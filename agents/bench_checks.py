@@ -43,6 +43,7 @@ from brokers.embedded import broker_for
 from brokers.settings import Settings
 from schemas.checks import CheckRequest, TravelDocumentItem
 from schemas.errors import RejectedMessage
+from schemas.journal import HubReady, parse_control_event
 from schemas.sealing import parse_envelope
 
 __all__ = ["bench_checks"]
@@ -264,7 +265,8 @@ async def _wait_ready(bootstrap: str, local: Settings, timeout: float = 180) -> 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
-            if any(b'"hub-ready"' in (r.value or b"") for rs in batch.values() for r in rs):
+            read = (parse_control_event(r.value or b"") for rs in batch.values() for r in rs)
+            if any(isinstance(event, HubReady) for event in read):
                 return
         raise TimeoutError("the hub did not become ready; see <data dir>/bench/hub-checks.log")
     finally:

@@ -32,8 +32,6 @@ Worked example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
 import statistics
@@ -42,11 +40,12 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from rich.console import Console
@@ -64,7 +63,16 @@ from brokers.settings import Settings
 from brokers.tail import TopicTail
 from schemas.bodies import MessageBody
 from schemas.header import MessageType
-from schemas.participants import HUB_SITES
+from schemas.journal import (
+    FirstOutput,
+    HubDead,
+    HubReady,
+    JournalEventModel,
+    LeaseClaimed,
+    MalformedJournalEvent,
+    parse_control_event,
+)
+from schemas.participants import HUB_SITES, hub_id
 
 __all__ = [
     "FailoverFigures",
@@ -210,13 +218,11 @@ class FailoverFigures:
 # --- the rig ----------------------------------------------------------------------------
 
 
-def _moment(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
+Event = TypeVar("Event", bound=JournalEventModel)
+
+
+def _written_by(hub: str, event: JournalEventModel) -> bool:
+    return event.hub == hub
 
 
 class _Rig:
@@ -227,7 +233,7 @@ class _Rig:
         self.bootstrap = bootstrap
         self.log_dir = log_dir
         self.hubs: dict[str, subprocess.Popen[bytes]] = {}
-        self.events: list[dict[str, Any]] = []
+        self.events: list[JournalEventModel] = []
         self.sent: dict[str, float] = {}  # "message_id/recipient" -> created (epoch s)
         self.opened: dict[str, float] = {}  # same key -> latency ms
         self.verdicts: Counter[str] = Counter()
@@ -241,10 +247,13 @@ class _Rig:
         )
 
     def _note_event(self, record: ReceivedRecord) -> None:
-        with contextlib.suppress(ValueError):
-            event = json.loads(record.value)
-            if isinstance(event, dict):
-                self.events.append(event)
+        try:
+            event = parse_control_event(record.value)
+        except MalformedJournalEvent as fault:
+            log.warning("journal-event-malformed", offset=record.offset, detail=str(fault))
+            return
+        if isinstance(event, JournalEventModel):
+            self.events.append(event)
 
     def start_hub(self, site: str) -> None:
         hub = self.local.replace(bootstrap=self.bootstrap)
@@ -269,12 +278,15 @@ class _Rig:
         for site in list(self.hubs):
             terminate(self.hubs.pop(site))
 
-    async def wait_for(self, what: str, predicate: Any, timeout: float) -> dict[str, Any] | None:
-        """The first journal event that satisfies ``predicate``, or ``None`` after ``timeout``."""
+    async def wait_for(
+        self, what: str, kind: type[Event], predicate: Callable[[Event], bool], timeout: float
+    ) -> Event | None:
+        """The first journal event of ``kind`` that satisfies ``predicate``, or ``None``
+        after ``timeout``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in self.events:
-                if predicate(event):
+                if isinstance(event, kind) and predicate(event):
                     return event
             dead = [s for s, p in self.hubs.items() if p.poll() is not None]
             if dead:
@@ -353,25 +365,21 @@ async def _one_kill(rig: _Rig, ttl_s: float) -> KillFigures:
     patience = 3 * ttl_s + 20
     takeover = await rig.wait_for(
         "the successor's first delivery",
+        FirstOutput,
         lambda e: (
-            e.get("event") == "first-output"
-            and e.get("reason") == "failover"
-            and e.get("previous_owner") == victim
-            and (_moment(e.get("at")) or 0) >= killed_at
+            e.reason == "failover" and e.previous_owner == victim and e.at.timestamp() >= killed_at
         ),
         patience,
     )
     dead = [
         e
         for e in rig.events
-        if e.get("event") == "hub-dead"
-        and e.get("site") == victim
-        and (_moment(e.get("declared_at")) or 0) >= killed_at
+        if isinstance(e, HubDead) and e.site == victim and e.declared_at.timestamp() >= killed_at
     ]
     if dead:
-        first = min(dead, key=lambda e: _moment(e["declared_at"]) or 0)
-        figures.detection_s = (_moment(first["declared_at"]) or 0) - killed_at
-        figures.detected_by = first.get("hub")
+        first = min(dead, key=lambda e: e.declared_at)
+        figures.detection_s = first.declared_at.timestamp() - killed_at
+        figures.detected_by = first.hub
     notes = []
     if not dead:
         notes.append(f"no hub-dead for {victim} journaled")
@@ -379,30 +387,28 @@ async def _one_kill(rig: _Rig, ttl_s: float) -> KillFigures:
         notes.append(f"no failover first-output within {patience:.0f} s")
         window_end = killed_at + patience
     else:
-        figures.takeover_s = (_moment(takeover.get("at")) or 0) - killed_at
-        figures.successor = takeover.get("hub")
+        figures.takeover_s = takeover.at.timestamp() - killed_at
+        figures.successor = takeover.hub
         window_end = killed_at + figures.takeover_s + AFTER_TAKEOVER_SECONDS
     await asyncio.sleep(max(0.0, window_end - time.time()))
     restarted_at = time.time()
     rig.start_hub(victim)
     failback = await rig.wait_for(
         f"{victim} to take intake back",
+        LeaseClaimed,
         lambda e: (
-            e.get("event") == "lease-claimed"
-            and e.get("unit") == INTAKE
-            and e.get("hub") == f"hub:{victim}"
-            and (_moment(e.get("time")) or 0) >= restarted_at
+            e.unit == INTAKE and e.hub == hub_id(victim) and e.time.timestamp() >= restarted_at
         ),
         FAILBACK_PATIENCE_SECONDS,
     )
     if failback is None:
         notes.append(f"{victim} did not take intake back within {FAILBACK_PATIENCE_SECONDS:g} s")
     else:
-        figures.failback_s = (_moment(failback.get("time")) or 0) - restarted_at
-        if failback.get("reason") != "failback":  # e.g. the stand-in missed its renewals
+        figures.failback_s = failback.time.timestamp() - restarted_at
+        if failback.reason != "failback":  # e.g. the stand-in missed its renewals
             notes.append(
-                f"{victim} took intake back by {failback.get('reason')} "
-                f"from {failback.get('previous_owner')}, not by failback"
+                f"{victim} took intake back by {failback.reason} "
+                f"from {failback.previous_owner}, not by failback"
             )
     figures.note = "; ".join(notes) or None
     figures.window_sent, _ = rig.latencies(killed_at, window_end)
@@ -451,9 +457,7 @@ async def bench_failover(
                 rig.start_hub(site)
             for site in HUB_SITES:
                 ready = await rig.wait_for(
-                    f"hub {site} ready",
-                    lambda e, s=site: e.get("event") == "hub-ready" and e.get("hub") == f"hub:{s}",
-                    180,
+                    f"hub {site} ready", HubReady, partial(_written_by, hub_id(site)), 180
                 )
                 if ready is None:
                     raise TimeoutError(f"hub {site} not ready in 180 s; see {log_dir}")

@@ -40,6 +40,7 @@ from brokers.logs import configure_logging
 from brokers.settings import Settings
 from schemas.bodies import MessageBody, UrgentRequestBody
 from schemas.header import HeaderFlag, Precedence
+from schemas.journal import HubReady, parse_control_event
 from schemas.registry import default_registry
 
 __all__ = ["FloodFigures", "bench_flood", "main", "seal_flood"]
@@ -115,7 +116,7 @@ async def _until_ready(consumer: AIOKafkaConsumer, hub: subprocess.Popen[bytes])
         if hub.poll() is not None:
             raise RuntimeError(f"the hub exited with {hub.returncode} during start-up")
         for records in (await consumer.getmany(timeout_ms=200)).values():
-            if any(b'"hub-ready"' in (r.value or b"") for r in records):
+            if any(isinstance(parse_control_event(r.value or b""), HubReady) for r in records):
                 return
     raise TimeoutError("the hub was not ready in 180 s")
 

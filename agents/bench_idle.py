@@ -13,7 +13,6 @@ with no traffic. The figure is a share of one core: 100% is one core busy throug
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 import uuid
@@ -32,6 +31,7 @@ from agents.operations import provision_all
 from brokers.clients import terminate
 from brokers.settings import Settings
 from brokers.tail import TopicTail
+from schemas.journal import HubReady, parse_control_event
 from schemas.participants import HUB_SITES
 
 __all__ = [
@@ -204,12 +204,9 @@ async def _wait_ready(
     ready: set[str] = set()
 
     def note(record: Any) -> None:
-        try:
-            event = json.loads(record.value)
-        except ValueError:
-            return
-        if isinstance(event, dict) and event.get("event") == "hub-ready":
-            ready.add(str(event.get("hub")))
+        event = parse_control_event(record.value or b"")
+        if isinstance(event, HubReady):
+            ready.add(event.hub)
 
     tail = TopicTail(local.bootstrap or "", [local.topics.control], note)
     await tail.start()

@@ -1,7 +1,8 @@
 """The dashboard's fold of the control journal (``i247.control``, docs/wire-format.md §13).
 
 Two kinds of events: the hubs' own (``lease-*``, ``hub-*``: the failover/failback
-timeline, each written by the hub that saw or did it) and the desks' (notices, teams,
+timeline, each written by the hub that saw or did it, read as their typed models,
+``schemas.journal``) and the desks' (notices, teams,
 checks, breaches), which a stand-in may write again for the same key, so each is counted
 once per (event, key, fields other than ``hub`` and ``time``): a notice's second transition
 differs from its first, a stand-in's copy of an event does not. Unknown events and fields
@@ -13,9 +14,19 @@ from __future__ import annotations
 import json
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from schemas.header import format_timestamp
+from schemas.journal import (
+    HubAlive,
+    HubDead,
+    HubReady,
+    JournalEventModel,
+    LeaseClaimed,
+    LeaseLost,
+    LeaseReleased,
+    control_event_of,
+)
 from schemas.team_journal import TeamEvent
 from schemas.teams import ACTIVE_STATES
 
@@ -32,11 +43,7 @@ def _site(hub: object) -> str:
     return str(hub).removeprefix("hub:") if hub else "?"
 
 
-def _seconds(value: object) -> float | None:
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None
+_TIMELINE_EVENTS = (LeaseClaimed, LeaseLost, LeaseReleased, HubDead, HubAlive, HubReady)
 
 
 @dataclass
@@ -52,10 +59,13 @@ class JournalFold:
     seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     def apply(self, event: dict[str, Any], key: str) -> None:
-        """Fold one journal event (the record's JSON value and its key)."""
+        """Fold one journal event (the record's JSON value and its key); a hub event
+        that does not validate raises ``schemas.journal.MalformedJournalEvent``."""
         name = str(event.get("event", ""))
         if name.startswith(("lease-", "hub-")):
-            self._hub_event(name, event)
+            typed = control_event_of(event)
+            if isinstance(typed, _TIMELINE_EVENTS):  # the hubs' other events are not on it
+                self._hub_event(typed)
             return
         fields = json.dumps(
             {k: v for k, v in event.items() if k not in ("hub", "time")},
@@ -74,35 +84,31 @@ class JournalFold:
         elif name.startswith(("check-", "hit-", "multi-country-", "vehicle-")):
             self._check(name, event)
 
-    def _hub_event(self, name: str, event: dict[str, Any]) -> None:
-        by = _site(event.get("hub"))
-        if name == "lease-claimed":
-            unit = str(event.get("unit", "?"))
-            reason = str(event.get("reason", "?"))
-            if unit == "intake":
+    def _hub_event(self, event: JournalEventModel) -> None:
+        by = _site(event.hub)
+        name = event.event_name
+        if isinstance(event, LeaseClaimed):
+            if event.unit == "intake":
                 self.duty_changes += 1
-            self._mark(name, by, reason, unit, event, f"{by} claimed")
-        elif name == "lease-lost":
-            unit = str(event.get("unit", "?"))
-            self._mark(name, by, "lost", unit, event, f"{by} lost")
-        elif name == "lease-released":
-            unit = str(event.get("unit", "?"))
-            self._mark(name, by, str(event.get("reason", "?")), unit, event, f"{by} released")
-        elif name in ("hub-dead", "hub-alive"):
-            site = str(event.get("site", "?"))
+            self._mark(name, by, event.reason, event.unit, event, f"{by} claimed")
+        elif isinstance(event, LeaseLost):
+            self._mark(name, by, "lost", event.unit, event, f"{by} lost")
+        elif isinstance(event, LeaseReleased):
+            self._mark(name, by, event.reason, event.unit, event, f"{by} released")
+        elif isinstance(event, HubDead | HubAlive):
             state = name.removeprefix("hub-")
-            self.declared[site] = state
-            self._mark(name, site, state, by, event, f"{site} declared {state} by")
-        elif name == "hub-ready":
+            self.declared[event.site] = state
+            self._mark(name, event.site, state, by, event, f"{event.site} declared {state} by")
+        elif isinstance(event, HubReady):
             self._mark(name, "hubs", "ready", by, event, "ready:")
 
     def _mark(
-        self, name: str, subject: str, reason: str, item: str, event: dict[str, Any], text: str
+        self, name: str, subject: str, reason: str, item: str, event: JournalEventModel, text: str
     ) -> None:
         """A timeline entry, or ``item`` added to a like entry written moments before."""
-        at = _seconds(event.get("time"))
+        at = event.time.timestamp()
         for entry in list(self.timeline)[-6:]:
-            close = at is not None and abs(entry["_at"] - at) <= _MERGE_WITHIN_S
+            close = abs(entry["_at"] - at) <= _MERGE_WITHIN_S
             if close and (entry["event"], entry["subject"], entry["reason"]) == (
                 name,
                 subject,
@@ -113,8 +119,8 @@ class JournalFold:
                 return
         self.timeline.append(
             {
-                "_at": at if at is not None else 0.0,
-                "time": str(event.get("time", "")),
+                "_at": at,
+                "time": format_timestamp(event.time),
                 "event": name,
                 "subject": subject,
                 "reason": reason,

@@ -66,8 +66,9 @@ from brokers.records import ReceivedRecord
 from brokers.settings import Settings, SettingsError
 from brokers.tail import TopicTail
 from schemas.header import Suite
+from schemas.journal import HubReady, JournalEventModel
 from schemas.keys import load_identity
-from schemas.participants import HUB_SITES
+from schemas.participants import HUB_SITES, hub_id
 from schemas.registry import default_registry
 
 SUITES = {"x25519": Suite.X25519, "mlkem768-x25519": Suite.MLKEM768_X25519}
@@ -222,8 +223,9 @@ class TrafficRun:
     """What a run of simulated traffic leaves: the books, the hubs' journal, what was done."""
 
     books: Accounting
-    events: list[dict[str, object]]
+    events: list[dict[str, object]]  # as JSON, for the desk books
     done: list[tuple[Disturbance, float]]
+    journal: list[JournalEventModel] = dataclasses.field(default_factory=list)  # typed
     duties: DeskBooks | None = None
 
 
@@ -354,10 +356,7 @@ async def run_traffic(
         for site, process in hubs.items():
             await _wait_for(
                 lambda site=site, process=process: (
-                    any(
-                        e.get("event") == "hub-ready" and e.get("hub") == f"hub:{site}"
-                        for e in observer.hub_events
-                    )
+                    any(isinstance(e, HubReady) and e.hub == hub_id(site) for e in observer.journal)
                     or process.poll() is not None
                 ),
                 120,
@@ -415,7 +414,8 @@ async def run_traffic(
         await leases.stop()
         if desks is not None and desks.world is not None:
             desks.world.close()
-    return TrafficRun(books, observer.hub_events, done, desks.books if desks else None)
+    desk_books = desks.books if desks else None
+    return TrafficRun(books, observer.hub_events, done, observer.journal, desk_books)
 
 
 def demo_plan(settings: Settings, args: argparse.Namespace) -> tuple[Settings, list[Disturbance]]:
@@ -526,14 +526,13 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
             if dashboard is not None:
                 terminate(dashboard)
     summary = run.books.summary()
-    events = run.events
-    rows = takeovers(events, run.done)
+    rows = takeovers(run.journal, run.done)
     summary["failovers"] = [dataclasses.asdict(row) for row in rows]
     summary["duty"] = [
-        {"at": at, "hub": hub, "reason": reason} for at, hub, reason in duty_changes(events)
+        {"at": at, "hub": hub, "reason": reason} for at, hub, reason in duty_changes(run.journal)
     ]
     if run.duties is not None:
-        summary.update(run.duties.summary(events))
+        summary.update(run.duties.summary(run.events))
     if archiver is not None:
         summary["archive"] = archive_summary(archive)
     for table in accounting_tables(summary):

@@ -9,18 +9,16 @@ offset, so a second refusal can be traced back to the first.
 
 from __future__ import annotations
 
-import json
 import string
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from brokers.record_headers import cloudevent_headers
+from brokers.journal_records import journal_record_of
 from brokers.records import OutboundRecord, ReceivedRecord
-from schemas.control_events import control_ce_type
-from schemas.header import format_timestamp
 from schemas.header_names import CE_ID, DLQ_PREFIX, REDRIVEN_FROM
+from schemas.journal import DeadLetterRedriven
 
 __all__ = [
     "DLQ_REDRIVEN",
@@ -34,7 +32,7 @@ __all__ = [
     "rows",
 ]
 
-DLQ_REDRIVEN = "dlq-redriven"  # the control journal event an operator's redrive writes
+DLQ_REDRIVEN = "dlq-redriven"  # the journal event a redrive writes (DeadLetterRedriven)
 OPERATOR = "operator"  # the ``hub`` of events the command line journals
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
 
@@ -163,25 +161,16 @@ def redriven_event(
     dead letter ``record`` that landed at ``landed`` (partition, offset) of the inbound
     topic; written by the command line, so its ``hub`` is ``operator``."""
     row = DeadLetterRow.of(record)
-    time = format_timestamp(now)
-    body = {
-        "event": DLQ_REDRIVEN,
-        "hub": OPERATOR,
-        "time": time,
-        "deadletter_offset": record.offset,
-        "reason": row.reason,
-        "message_id": row.message_id,
-        "original": f"{row.topic}/{row.partition}/{row.original_offset}",
-        "partition": landed[0],
-        "offset": landed[1],
-        "by": by,
-    }
-    headers = cloudevent_headers(
-        event_id,
-        f"/i247/{OPERATOR}",
-        control_ce_type(DLQ_REDRIVEN),
-        time,
-        content_type="application/json",
+    event = DeadLetterRedriven(
+        hub=OPERATOR,
+        time=now,
+        deadletter_offset=record.offset,
+        reason=row.reason,
+        message_id=row.message_id,
+        original=f"{row.topic}/{row.partition}/{row.original_offset}",
+        partition=landed[0],
+        offset=landed[1],
+        by=by,
     )
     key = row.message_id or f"deadletter-{record.offset}"
-    return OutboundRecord(control, key.encode(), json.dumps(body).encode(), tuple(headers))
+    return journal_record_of(event, topic=control, key=key, event_id=event_id)

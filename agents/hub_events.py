@@ -10,10 +10,12 @@ hub delivered its own work again (failback).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+
+from schemas.header import format_timestamp
+from schemas.journal import FirstOutput, HubDead, JournalEventModel, LeaseClaimed
+from schemas.participants import hub_id
 
 __all__ = [
     "Disturbance",
@@ -23,6 +25,8 @@ __all__ = [
     "parse_schedule",
     "takeovers",
 ]
+
+INTAKE = "intake"  # the unit whose claims are duty changes (streams.duty.INTAKE)
 
 _AT = re.compile(r"^(?P<site>[a-z-]+)@(?P<seconds>\d+(\.\d+)?)s?$")
 
@@ -63,61 +67,51 @@ class Takeover:
     units: int
 
 
-def _when(event: Mapping[str, Any], field: str) -> float | None:
-    value = event.get(field)
-    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
-
-
 def takeovers(
-    events: Sequence[Mapping[str, Any]], done: list[tuple[Disturbance, float]]
+    events: Sequence[JournalEventModel], done: list[tuple[Disturbance, float]]
 ) -> list[Takeover]:
     """One row per disturbance carried out (``done``: what and the wall time it happened)."""
+    deaths = [e for e in events if isinstance(e, HubDead)]
+    claims_made = [e for e in events if isinstance(e, LeaseClaimed)]
+    outputs = [e for e in events if isinstance(e, FirstOutput)]
     rows = []
     for disturbance, when in done:
         if disturbance.kind == "fail":
             dead = [
                 t
-                for e in events
-                if e.get("event") == "hub-dead" and e.get("site") == disturbance.site
-                if (t := _when(e, "declared_at")) is not None and t >= when
+                for e in deaths
+                if e.site == disturbance.site and (t := e.declared_at.timestamp()) >= when
             ]
             claims = [
                 e
-                for e in events
-                if e.get("event") == "lease-claimed"
-                and e.get("reason") == "failover"
-                and e.get("previous_owner") == disturbance.site
-                and (_when(e, "claimed_at") or 0) >= when
+                for e in claims_made
+                if e.reason == "failover"
+                and e.previous_owner == disturbance.site
+                and e.claimed_at.timestamp() >= when
             ]
             firsts = [
                 t
-                for e in events
-                if e.get("event") == "first-output"
-                and e.get("reason") == "failover"
-                and e.get("previous_owner") == disturbance.site
-                if (t := _when(e, "at")) is not None and t >= when
+                for e in outputs
+                if e.reason == "failover" and e.previous_owner == disturbance.site
+                if (t := e.at.timestamp()) >= when
             ]
             kind = "failover"
         else:
             dead = []
+            hub = hub_id(disturbance.site)
             claims = [
                 e
-                for e in events
-                if e.get("event") == "lease-claimed"
-                and e.get("reason") == "failback"
-                and e.get("hub") == f"hub:{disturbance.site}"
-                and (_when(e, "claimed_at") or 0) >= when
+                for e in claims_made
+                if e.reason == "failback" and e.hub == hub and e.claimed_at.timestamp() >= when
             ]
             firsts = [
                 t
-                for e in events
-                if e.get("event") == "first-output"
-                and e.get("reason") == "failback"
-                and e.get("hub") == f"hub:{disturbance.site}"
-                if (t := _when(e, "at")) is not None and t >= when
+                for e in outputs
+                if e.reason == "failback" and e.hub == hub
+                if (t := e.at.timestamp()) >= when
             ]
             kind = "failback"
-        by = sorted({str(e.get("hub", "?")) for e in claims})
+        by = sorted({e.hub for e in claims})
         rows.append(
             Takeover(
                 kind=kind,
@@ -125,8 +119,7 @@ def takeovers(
                 at=disturbance.after,
                 by=", ".join(by) or None,
                 detection_s=min(dead) - when if dead else None,
-                claimed_s=min(t for e in claims if (t := _when(e, "confirmed_at")) is not None)
-                - when
+                claimed_s=min(e.confirmed_at.timestamp() for e in claims) - when
                 if claims
                 else None,
                 takeover_s=min(firsts) - when if firsts else None,
@@ -136,10 +129,10 @@ def takeovers(
     return rows
 
 
-def duty_changes(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+def duty_changes(events: Sequence[JournalEventModel]) -> list[tuple[str, str, str]]:
     """(time, hub, reason) of every claim of intake: who held the duty, from when."""
     return [
-        (str(e.get("confirmed_at", "")), str(e.get("hub", "?")), str(e.get("reason", "?")))
+        (format_timestamp(e.confirmed_at), e.hub, e.reason)
         for e in events
-        if e.get("event") == "lease-claimed" and e.get("unit") == "intake"
+        if isinstance(e, LeaseClaimed) and e.unit == INTAKE
     ]

@@ -14,7 +14,6 @@ private keys are in the keys directory, for the bureau's operators to install.
 from __future__ import annotations
 
 import getpass
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,11 +22,11 @@ from pathlib import Path
 from agents.dlq import OPERATOR
 from agents.topic_reader import read_to_end
 from brokers.clients import make_producer
-from brokers.record_headers import cloudevent_headers
+from brokers.journal_records import journal_record_of
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
-from schemas.control_events import control_ce_type
 from schemas.header import format_timestamp
+from schemas.journal import KeyRevoked, KeyRotated
 from schemas.key_directory import (
     ENTRY_FORMAT,
     DirectoryEntry,
@@ -168,28 +167,22 @@ def fold_key_records(keys: KeyDirectory, records: list[ReceivedRecord]) -> KeyDi
 def key_event(
     event: str, change: KeyChange, *, control: str, by: str, now: datetime, reason: str | None
 ) -> OutboundRecord:
-    """The control-journal record of a key change (docs/wire-format.md §13)."""
-    time = format_timestamp(now)
-    body = {
-        "event": event,
-        "hub": OPERATOR,
-        "time": time,
-        "participant": change.entry.participant,
-        "kid": change.old_kid,
-        "new_kid": change.new_kid,
-        "sequence": change.entry.sequence,
-        "reason": reason,
-        "by": by,
-    }
-    headers = cloudevent_headers(
-        str(uuid.uuid4()),
-        f"/i247/{OPERATOR}",
-        control_ce_type(event),
-        time,
-        content_type="application/json",
+    """The control-journal record of a key change (docs/wire-format.md §13): ``event`` is
+    ``KEY_ROTATED`` or ``KEY_REVOKED``."""
+    model = {KEY_ROTATED: KeyRotated, KEY_REVOKED: KeyRevoked}[event]
+    typed = model(
+        hub=OPERATOR,
+        time=now,
+        participant=change.entry.participant,
+        kid=change.old_kid,
+        new_kid=change.new_kid,
+        sequence=change.entry.sequence,
+        reason=reason,
+        by=by,
     )
-    key = change.entry.participant.encode()
-    return OutboundRecord(control, key, json.dumps(body).encode(), tuple(headers))
+    return journal_record_of(
+        typed, topic=control, key=change.entry.participant, event_id=str(uuid.uuid4())
+    )
 
 
 def _operator() -> str:

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from brokers.record_headers import TraceParent, envelope_headers, is_receipt_batch
 from brokers.records import OutboundRecord, ReceivedRecord
+from schemas import header_names as names
 from schemas.bodies import AcknowledgementBody, Body
 from schemas.errors import RejectedMessage, RejectReason
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader, Suite
@@ -175,8 +176,8 @@ class NcbAdapter:
                 )
         if is_receipt_batch(record.headers):
             return self._receipts(record)
-        sealed_topic = (record.header("i247-sealed-topic") or b"").decode()
-        sealed_key = record.header("i247-sealed-key") or b""
+        sealed_topic = (record.header(names.SEALED_TOPIC) or b"").decode()
+        sealed_key = record.header(names.SEALED_KEY) or b""
         if sealed_topic not in (self.topics.inbound, self.inbox):
             return Unopened("unexpected-origin", f"sealed for {sealed_topic!r}, not for this NCB")
         try:
@@ -195,8 +196,8 @@ class NcbAdapter:
         self._opened[opened.header.message_id] = None
         while len(self._opened) > self.memory:
             self._opened.popitem(last=False)
-        assessed = record.header("i247-precedence")
-        hub = record.header("i247-hub")
+        assessed = record.header(names.PRECEDENCE)
+        hub = record.header(names.HUB)
         return Opened(
             opened.header,
             opened.body,

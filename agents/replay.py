@@ -64,6 +64,7 @@ from brokers.record_headers import (
     replay_headers,
 )
 from brokers.records import ReceivedRecord
+from schemas import header_names as names
 from schemas.bodies import BODY_ADAPTER, Body
 from schemas.errors import RejectedMessage
 from schemas.header import RoutingHeader, format_timestamp
@@ -120,9 +121,9 @@ def sealed_for(record: ReceivedRecord) -> tuple[str, bytes]:
     names where it was refused in ``i247.dlq.topic``; a replayed record names its original
     topic in its replay mark; otherwise the record lies where it was sealed for.
     """
-    sealed_topic = record.header("i247-sealed-topic")
+    sealed_topic = record.header(names.SEALED_TOPIC)
     if sealed_topic is not None:
-        return sealed_topic.decode(errors="replace"), record.header("i247-sealed-key") or b""
+        return sealed_topic.decode(errors="replace"), record.header(names.SEALED_KEY) or b""
     refused_on = record.header(DLQ_PREFIX + "topic")
     if refused_on is not None:
         return refused_on.decode(errors="replace"), record.key or b""
@@ -246,7 +247,7 @@ def _summary(item: ReplayedRecord) -> str:
         return str(text)[:80]
     if item.header is not None:
         return item.opening or "sealed"
-    reason = item.record.header("i247.dlq.reason")
+    reason = item.record.header(names.DLQ_PREFIX + "reason")
     if reason is not None:
         return f"dead letter: {reason.decode(errors='replace')}"
     if is_receipt_batch(item.record.headers):  # clear, signed by a hub (wire format §10)

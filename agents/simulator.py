@@ -35,8 +35,15 @@ from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopene
 from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
+from schemas import header_names as names
 from schemas.errors import RejectedMessage
 from schemas.header import MessageType, Precedence, Suite
+from schemas.journal import (
+    HandlingBreach,
+    JournalEventModel,
+    MalformedJournalEvent,
+    control_event_of,
+)
 from schemas.key_directory import KeyDirectory, KeyEntryRefused, key_directory_for
 from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.leases import LeaseBook
@@ -334,16 +341,17 @@ class Observer:
     topics: TopicCatalog
     books: Accounting
     max_bytes: int
-    hub_events: list[dict[str, object]] = field(default_factory=list)
+    hub_events: list[dict[str, object]] = field(default_factory=list)  # as JSON (desk books)
+    journal: list[JournalEventModel] = field(default_factory=list)  # the typed ones
     on_control: Callable[[ReceivedRecord], None] | None = None  # e.g. the team traffic's fold
 
     def partitions(self) -> list[TopicPartition]:
-        names = [*self.topics.lanes(), self.topics.deadletter, self.topics.control]
-        return [TopicPartition(n, 0) for n in names]
+        partition_topics = [*self.topics.lanes(), self.topics.deadletter, self.topics.control]
+        return [TopicPartition(n, 0) for n in partition_topics]
 
     def on_record(self, record: ReceivedRecord) -> None:
         if record.topic == self.topics.deadletter:
-            reason = (record.header("i247.dlq.reason") or b"?").decode()
+            reason = (record.header(names.DLQ_PREFIX + "reason") or b"?").decode()
             message_id = (record.header("ce_id") or b"").decode() or None
             self.books.on_refused(message_id, reason)
         elif record.topic == self.topics.control:
@@ -351,18 +359,25 @@ class Observer:
                 self.on_control(record)
             try:
                 event = json.loads(record.value)
+                typed = control_event_of(event) if isinstance(event, dict) else None
+            except MalformedJournalEvent as fault:
+                log.warning("journal-event-malformed", offset=record.offset, detail=str(fault))
+                typed = None
             except ValueError:
                 return
-            if event.get("event") == "handling-breach":
+            if isinstance(typed, HandlingBreach):
                 self.books.breaches += 1
-            self.hub_events.append(event)
+            if isinstance(typed, JournalEventModel):
+                self.journal.append(typed)
+            if isinstance(event, dict):
+                self.hub_events.append(event)
         else:
             try:
                 header = parse_envelope(record.value, max_bytes=self.max_bytes).header
             except RejectedMessage:
                 return
-            hub = (record.header("i247-hub") or b"?").decode()
-            precedence = Precedence((record.header("i247-precedence") or b"ROUTINE").decode())
+            hub = (record.header(names.HUB) or b"?").decode()
+            precedence = Precedence((record.header(names.PRECEDENCE) or b"ROUTINE").decode())
             self.books.on_accepted(
                 header.message_id, Accepted(hub, precedence, tuple(header.recipients))
             )

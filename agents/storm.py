@@ -69,6 +69,7 @@ from brokers.logs import configure_logging
 from brokers.settings import Settings
 from brokers.tail import received_from_kafka
 from schemas.bodies import NoticeBody, NoticeRequestBody
+from schemas.journal import HubReady, NoticeDecided, parse_control_event
 from schemas.participants import CCC
 from schemas.registry import default_registry
 
@@ -286,16 +287,11 @@ class _StormReader:
                 self._changed.set()
 
     def _journal(self, value: bytes) -> None:
-        try:
-            event = json.loads(value)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
-            return
-        if event.get("event") == "hub-ready":
+        event = parse_control_event(value)
+        if isinstance(event, HubReady):
             self.ready = True
-        elif event.get("event") == "notice-decided":
-            self.decisions[str(event.get("notice_id"))] = str(event.get("decision"))
+        elif isinstance(event, NoticeDecided):
+            self.decisions[event.notice_id] = event.decision
 
     def _copy(self, record: Any, read_at: float) -> None:
         code = self.inboxes[record.topic]

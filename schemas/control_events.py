@@ -1,10 +1,12 @@
 """The operations journal's events (``i247.control``), described from their JSON keys.
 
-The hubs write these events in ``streams`` (``streams.hub_state.journal_record`` and its
-callers); this catalog describes them as they are written today, so the published contract
-(``docs/asyncapi.yaml``, ``docs/wire-format.md`` §13) can list them from a lower floor. A
-unit test (``tests/unit/test_contract.py``) reads the writers' source and fails when an
-event name or a literal field is written that the catalog does not list.
+The hubs and the command line write these events as typed models (``schemas.journal``,
+through ``brokers.journal_records``); the desks' events not typed yet go through
+``streams.hub_state.journal_record``. This catalog adds what the models do not say (each
+event's record key, its summary, its fields' JSON types) for the published contract
+(``docs/asyncapi.yaml``, ``docs/wire-format.md`` §13). Unit tests
+(``tests/unit/test_contract.py``) hold every typed model to its entry field for field, and
+read the untyped writers' source for event names and literal fields the catalog lacks.
 
 Every event is a UTF-8 JSON object ``{"event", "hub", "time", ...fields}``: ``event`` its
 name, ``hub`` the writing hub (``hub:lyon``), ``time`` the hub's clock when written

@@ -9,6 +9,7 @@ follow ``I247_TOPIC_PREFIX``, which renames topics only.
 from __future__ import annotations
 
 __all__ = [
+    "BACKBONE_PREFIX",
     "CE_ID",
     "CE_SOURCE",
     "CE_SPECVERSION",
@@ -46,7 +47,9 @@ CONTENT_TYPE = "content-type"
 TRACEPARENT = "traceparent"
 CLOUDEVENT_HEADERS = (CE_SPECVERSION, CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CONTENT_TYPE)
 
-# what the CCC adds to a record it forwards (docs/wire-format.md §7)
+# what the CCC adds to a record it forwards (docs/wire-format.md §7); intake drops any
+# header with the backbone's prefix that a sender wrote, so none can be forged
+BACKBONE_PREFIX = "i247-"
 SEALED_TOPIC = "i247-sealed-topic"
 SEALED_KEY = "i247-sealed-key"
 PRECEDENCE = "i247-precedence"

@@ -17,13 +17,19 @@ on the desks' work after a failover. No event carries a message body in clear: w
 desk needs a body later (the request a reminder repeats, a reply a consolidation
 gathers), the event carries it sealed for ``ccc`` (``sealed``: base64 of a sealed
 envelope, topic ``i247.control``, key the event's record key), which only hubs open.
-Other journal events can move onto this module one model at a time.
+
+The hubs' own events (leases, liveness, readiness) and the command line's (dead-letter
+redrives, key changes) follow in a section of their own. ``parse_control_event`` reads
+any record of the journal: the typed event, or ``UnknownEvent`` for one no model
+describes (a newer writer's, or one not typed yet), which readers skip.
 
 Worked example: ``ClockOpened(hub="hub:lyon", time=t, message_id="m1",
 recipients=("DEU",), precedence=FLASH, deadline=t + 10 min).to_json_bytes()`` is
-``{"event":"clock-opened","hub":"hub:lyon","time":"...Z","message_id":"m1",...}``;
-``parse_desk_event`` of those bytes is an equal model; of ``{"event":"hub-ready",...}``
-it is ``None`` (not a desk event).
+``{"hub":"hub:lyon","time":"...Z","event":"clock-opened","message_id":"m1",...}`` (key
+order means nothing in JSON); ``parse_desk_event`` of those bytes is an equal model; of
+``{"event":"hub-ready",...}`` it is ``None`` (not a desk event), while
+``parse_control_event`` of the latter is a ``HubReady`` and of ``{"event":"hub-new"}`` an
+``UnknownEvent(name="hub-new")``.
 """
 
 from __future__ import annotations
@@ -300,6 +306,240 @@ class DiffusionRecalled(JournalEventModel):
     by: str
     sender: str
     recipients: int
+
+
+# === the hubs' and the command line's own events (not desk state) ===================
+# Written by ``streams.hub_runtime``/``streams.hub`` (leases, liveness, life cycle) and by
+# the command line (``agents.dlq``, ``agents.key_lifecycle``; ``hub`` is ``operator``).
+# ``parse_control_event`` reads every typed event of this module, these and the desks'.
+
+
+class LeaseClaimed(JournalEventModel):
+    """This hub took ``unit`` at ``epoch`` and started working it from ``start``; the
+    timings say how the previous owner was found gone (failover timing)."""
+
+    event: Literal["lease-claimed"] = "lease-claimed"
+    unit: str
+    epoch: int
+    reason: str
+    previous_owner: str | None
+    previous_epoch: int
+    last_heard: UtcTimestamp | None
+    detected_at: UtcTimestamp | None
+    lease_expired_at: UtcTimestamp | None
+    claimed_at: UtcTimestamp
+    confirmed_at: UtcTimestamp
+    start: dict[int, int]  # partition -> next offset (a decimal string key on the wire)
+
+
+class LeaseReleased(JournalEventModel):
+    """This hub gave ``unit`` up: ``handover`` (to ``handing_to``) or ``shutdown`` (which
+    writes no ``handing_to`` at all)."""
+
+    event: Literal["lease-released"] = "lease-released"
+    unit: str
+    epoch: int
+    reason: str
+    handing_to: str | None = None
+    positions: dict[int, int]
+
+    def to_json_bytes(self) -> bytes:
+        """As written before it was typed: ``handing_to`` only when the writer gave it."""
+        if "handing_to" in self.model_fields_set:
+            return super().to_json_bytes()
+        return self.model_dump_json(exclude={"handing_to"}).encode()
+
+
+class LeaseLost(JournalEventModel):
+    """Another hub holds ``unit`` (``now_owner`` at ``now_epoch``); this hub stopped."""
+
+    event: Literal["lease-lost"] = "lease-lost"
+    unit: str
+    epoch: int
+    now_owner: str | None
+    now_epoch: int
+
+
+class FirstOutput(JournalEventModel):
+    """The first output of a term reached the broker, with its claim's timings."""
+
+    event: Literal["first-output"] = "first-output"
+    unit: str
+    epoch: int
+    reason: str | None
+    previous_owner: str | None
+    last_heard: UtcTimestamp | None
+    claimed_at: UtcTimestamp | None
+    at: UtcTimestamp
+
+
+class HubReady(JournalEventModel):
+    """Once per process start, after the first round of claims: the hub is ready."""
+
+    event: Literal["hub-ready"] = "hub-ready"
+    units: tuple[str, ...]
+
+
+class HubResumed(JournalEventModel):
+    """The hub works again after its broker was out of reach or lost its log."""
+
+    event: Literal["hub-resumed"] = "hub-resumed"
+    reason: str
+    suspended_seconds: float
+    fresh_log: bool
+    cluster_id: str | None
+    incarnation: str
+
+
+class HubAlive(JournalEventModel):
+    """The writing hub sees the hub at ``site`` beating again."""
+
+    event: Literal["hub-alive"] = "hub-alive"
+    site: str
+    last_heard: UtcTimestamp | None
+    declared_at: UtcTimestamp
+
+
+class HubDead(JournalEventModel):
+    """The writing hub has not heard the hub at ``site`` within the liveness timeout."""
+
+    event: Literal["hub-dead"] = "hub-dead"
+    site: str
+    last_heard: UtcTimestamp | None
+    declared_at: UtcTimestamp
+
+
+class DeadLetterRedriven(JournalEventModel):
+    """An operator re-sent the dead letter at ``deadletter_offset`` to intake, where it
+    landed at ``partition``/``offset`` (``original``: topic/partition/offset refused)."""
+
+    event: Literal["dlq-redriven"] = "dlq-redriven"
+    deadletter_offset: int
+    reason: str
+    message_id: str | None
+    original: str
+    partition: int
+    offset: int
+    by: str
+
+
+class KeyRotated(JournalEventModel):
+    """An operator rotated ``participant``'s key ``kid`` (to ``new_kid``) and published
+    its key set as entry ``sequence`` of the key directory."""
+
+    event: Literal["key-rotated"] = "key-rotated"
+    participant: str
+    kid: str
+    new_kid: str | None
+    sequence: int
+    reason: str | None
+    by: str
+
+
+class KeyRevoked(JournalEventModel):
+    """An operator revoked ``participant``'s key ``kid`` (``new_kid`` replaced it, if the
+    revoked key was the active one)."""
+
+    event: Literal["key-revoked"] = "key-revoked"
+    participant: str
+    kid: str
+    new_kid: str | None
+    sequence: int
+    reason: str | None
+    by: str
+
+
+OperationsEvent = Annotated[
+    LeaseClaimed
+    | LeaseReleased
+    | LeaseLost
+    | FirstOutput
+    | HubReady
+    | HubResumed
+    | HubAlive
+    | HubDead
+    | DeadLetterRedriven
+    | KeyRotated
+    | KeyRevoked,
+    Field(discriminator="event"),
+]
+"""The hubs' and the command line's own events, one model each."""
+
+
+class UnknownEvent(BaseModel):
+    """A record of the journal no model here describes (an event a newer writer added, one
+    not typed yet, or not an event at all): readers skip it, as the contract asks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None  # its ``event`` field, if it has one
+
+
+_MODELS: dict[str, type[JournalEventModel]] = {}
+
+
+def journal_models() -> dict[str, type[JournalEventModel]]:
+    """Every typed event of this module by its name: desk events, operations events, and
+    any section added later (found once, on first use, from the models' classes)."""
+    if not _MODELS:
+        pending: list[type[JournalEventModel]] = [JournalEventModel]
+        while pending:
+            model = pending.pop()
+            pending.extend(model.__subclasses__())
+            field = model.model_fields.get("event")
+            if model.__module__ == __name__ and field is not None:
+                _MODELS[str(field.default)] = model
+    return _MODELS
+
+
+def parse_control_event(raw: bytes) -> JournalEventModel | UnknownEvent:
+    """The typed event in a record of ``i247.control``, or ``UnknownEvent`` (with its name,
+    if any) for an event no model describes or a value that is no JSON object.
+
+    A known event whose fields do not validate raises ``MalformedJournalEvent``: the
+    hubs and the command line write the journal, so that is a writer's bug to log.
+    """
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return UnknownEvent(name=None)
+    if not isinstance(data, dict):
+        return UnknownEvent(name=None)
+    return control_event_of(data)
+
+
+def control_event_of(data: dict[str, object]) -> JournalEventModel | UnknownEvent:
+    """``parse_control_event`` of a journal event already read as JSON."""
+    name = data.get("event")
+    model = journal_models().get(name) if isinstance(name, str) else None
+    if model is None:
+        return UnknownEvent(name=name if isinstance(name, str) else None)
+    try:
+        return model.model_validate(data)
+    except ValidationError as invalid:
+        raise MalformedJournalEvent(
+            f"journal event {name!r} does not validate: {invalid.errors()[:3]}"
+        ) from invalid
+
+
+__all__ += [  # the operations section's names, kept apart from the desks'
+    "DeadLetterRedriven",
+    "FirstOutput",
+    "HubAlive",
+    "HubDead",
+    "HubReady",
+    "HubResumed",
+    "KeyRevoked",
+    "KeyRotated",
+    "LeaseClaimed",
+    "LeaseLost",
+    "LeaseReleased",
+    "OperationsEvent",
+    "UnknownEvent",
+    "control_event_of",
+    "journal_models",
+    "parse_control_event",
+]
 
 
 DeskEvent = Annotated[

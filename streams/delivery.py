@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from brokers.record_headers import receipt_batch_headers
 from brokers.records import OutboundRecord, ReceivedRecord
+from schemas import header_names as names
 from schemas.header import MessageType, Precedence, RoutingHeader
 from schemas.journal import ClocksOpened, ClocksStopped, OpenedClock, StoppedClock
 from schemas.keys import PrivateIdentity
@@ -128,11 +129,11 @@ def plan_delivery(
         ParticipantKind.NCB,
         ParticipantKind.TEAM,
     )
-    raw_precedence = record.header("i247-precedence")
+    raw_precedence = record.header(names.PRECEDENCE)
     precedence = Precedence(raw_precedence.decode()) if raw_precedence else header.precedence
     headers = (
-        *tuple((k, v) for k, v in record.headers if k != "i247-hub"),
-        ("i247-hub", hub.encode()),
+        *tuple((k, v) for k, v in record.headers if k != names.HUB),
+        (names.HUB, hub.encode()),
     )
     origin = (record.topic, record.partition, record.offset)
     inbox: list[OutboundRecord] = []

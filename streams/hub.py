@@ -33,12 +33,12 @@ import structlog
 from brokers.access import process_security
 from brokers.broker_probe import BrokerWatcher
 from brokers.broker_watch import BrokerChange, BrokerWatch, ChangeKind
-from schemas.journal import HandlingBreach
+from schemas.journal import HandlingBreach, HubResumed
 from schemas.leases import fence_headers
 from schemas.registry import default_registry
 from streams.coordination import HubPhase
 from streams.hub_runtime import HubRuntime
-from streams.hub_state import HubState, journal_event, journal_record
+from streams.hub_state import HubState, journal_event
 from streams.probes import Probes, ProbeServer
 
 __all__ = ["HubService"]
@@ -181,18 +181,21 @@ class HubService:
                 await self.runtime.abandon()
                 await asyncio.sleep(2.0)
                 continue
-            fields = {
-                "reason": self.suspended,
-                "suspended_seconds": round(time.monotonic() - self._suspended_at, 3),
-                "fresh_log": change.kind is ChangeKind.LOG_READY,
-                "cluster_id": change.cluster_id,
-                "incarnation": self.runtime.incarnation,
-            }
+            resumed = HubResumed(
+                hub=self.state.hub,
+                time=self.state.clock(),
+                reason=self.suspended,
+                suspended_seconds=round(time.monotonic() - self._suspended_at, 3),
+                fresh_log=change.kind is ChangeKind.LOG_READY,
+                cluster_id=change.cluster_id,
+                incarnation=self.runtime.incarnation,
+            )
             self.suspended = None
-            out = journal_record(self.state, "hub-resumed", self.state.hub, fields)
+            out = journal_event(self.state, resumed, self.state.hub)
             await self.runtime.producer.send(
                 out.topic, out.value, key=out.key, headers=list(out.headers)
             )
+            fields = resumed.model_dump(mode="json", exclude={"event", "hub", "time"})
             log.info("hub-resumed", hub=self.state.hub, **fields)
             return
 

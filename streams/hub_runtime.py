@@ -44,9 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -55,11 +55,19 @@ from brokers.clients import make_consumer, make_producer
 from brokers.provisioning import provision
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import TopicTail
+from schemas import header_names as names
 from schemas.errors import RejectedMessage
-from schemas.header import format_timestamp
 from schemas.journal import (
     DiffusionRecalled,
     DiffusionRecorded,
+    FirstOutput,
+    HubAlive,
+    HubDead,
+    HubReady,
+    JournalEventModel,
+    LeaseClaimed,
+    LeaseLost,
+    LeaseReleased,
     MalformedJournalEvent,
     parse_desk_event,
 )
@@ -96,7 +104,7 @@ from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
 from streams.delivery import ClockBatch, DeliveryLedger, plan_delivery, receipt_records
 from streams.duty import INTAKE, ClaimReason
-from streams.hub_state import HubState, dead_letter, journal_event, journal_record
+from streams.hub_state import HubState, dead_letter, journal_event
 from streams.hub_tracing import traced_intake, traced_lane
 from streams.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.intake_progress import IntakeProgress
@@ -124,8 +132,16 @@ it names every journal and lane partition, which costs Tansu CPU per fetch; a cl
 read-back and a fence check wait on the tail, and waiting ends its rest at once."""
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else format_timestamp(moment)
+@dataclass(frozen=True, slots=True)
+class _ClaimTiming:
+    """What a claim's journal entry says of the term before it (failover timing)."""
+
+    previous_owner: str | None
+    previous_epoch: int
+    last_heard: datetime | None
+    detected_at: datetime | None
+    lease_expired_at: datetime | None
+    claimed_at: datetime
 
 
 class HubRuntime:
@@ -144,7 +160,7 @@ class HubRuntime:
         self.declared: dict[str, Liveness] = {}
         self.dead_since: dict[str, datetime] = {}
         self.last_renewed: dict[str, datetime] = {}
-        self.claims: dict[tuple[str, int], dict[str, Any]] = {}
+        self.claims: dict[tuple[str, int], LeaseClaimed] = {}
         self._producer: AIOKafkaProducer | None = None
         self._tail: TopicTail | None = None
         self._fold: dict[str, Callable[[ReceivedRecord], None]] = {}
@@ -282,10 +298,16 @@ class HubRuntime:
         for unit, term in list(self.workers.items()):
             final = await self.work.remove(unit)
             await self._write(Release(unit, self.me, term.epoch, now, final))
-            await self._journal(
-                "lease-released",
+            await self._journal_event(
+                LeaseReleased(
+                    hub=self.state.hub,
+                    time=self.state.clock(),
+                    unit=unit,
+                    epoch=term.epoch,
+                    reason="shutdown",
+                    positions=final,
+                ),
                 unit,
-                {"unit": unit, "epoch": term.epoch, "reason": "shutdown", "positions": final},
             )
         await self.beat(leaving=True)
         await self.producer.flush()
@@ -473,12 +495,13 @@ class HubRuntime:
         meta = await self.producer.send_and_wait(self.topics.leases, value, key=event.unit.encode())
         return int(meta.offset)
 
-    async def _journal(self, event: str, key: str, fields: dict[str, Any]) -> None:
-        out = journal_record(self.state, event, key, fields)
+    async def _journal_event(self, event: JournalEventModel, key: str) -> None:
+        out = journal_event(self.state, event, key)
         await self.producer.send_and_wait(
             out.topic, out.value, key=out.key, headers=list(out.headers)
         )
-        log.info(event, hub=self.state.hub, **fields)
+        fields = event.model_dump(mode="json", exclude={"event", "hub", "time"})
+        log.info(event.event_name, hub=self.state.hub, **fields)
 
     async def beat(self, *, leaving: bool = False) -> None:
         beat = Heartbeat(
@@ -542,7 +565,7 @@ class HubRuntime:
             topics=self.topics,
             roster=self.state.roster,
         )
-        claims: list[tuple[ClaimUnit, dict[str, Any]]] = []
+        claims: list[tuple[ClaimUnit, _ClaimTiming]] = []
         last_offset = -1
         for move in moves:
             if isinstance(move, Declare):
@@ -564,35 +587,37 @@ class HubRuntime:
                 await self._take(claim.unit, claim.epoch, claim.reason, timing)
         if not self._ready:
             self._ready = True
-            await self._journal("hub-ready", self.state.hub, {"units": sorted(self.workers)})
+            ready = HubReady(
+                hub=self.state.hub, time=self.state.clock(), units=sorted(self.workers)
+            )
+            await self._journal_event(ready, self.state.hub)
 
     async def _declare(self, move: Declare, now: datetime) -> None:
         self.declared[move.site] = move.liveness
         view = self.views.get(move.site)
         if move.liveness is Liveness.DEAD:
             self.dead_since[move.site] = now
-        await self._journal(
-            f"hub-{move.liveness.value}",
-            move.site,
-            {
-                "site": move.site,
-                "last_heard": _iso(view.last_received if view else None),
-                "declared_at": _iso(now),
-            },
+        declared = HubDead if move.liveness is Liveness.DEAD else HubAlive
+        event = declared(
+            hub=self.state.hub,
+            time=self.state.clock(),
+            site=move.site,
+            last_heard=view.last_received if view else None,
+            declared_at=now,
         )
+        await self._journal_event(event, move.site)
 
     async def _drop(self, move: Drop) -> None:
         await self.work.remove(move.unit, grace=0)
-        await self._journal(
-            "lease-lost",
-            move.unit,
-            {
-                "unit": move.unit,
-                "epoch": move.epoch,
-                "now_owner": move.now_owner,
-                "now_epoch": move.now_epoch,
-            },
+        lost = LeaseLost(
+            hub=self.state.hub,
+            time=self.state.clock(),
+            unit=move.unit,
+            epoch=move.epoch,
+            now_owner=move.now_owner,
+            now_epoch=move.now_epoch,
         )
+        await self._journal_event(lost, move.unit)
 
     async def _release(self, move: ReleaseUnit) -> None:
         unit = move.unit
@@ -607,19 +632,18 @@ class HubRuntime:
             await asyncio.wait_for(
                 self._journals.wait_past(self.topics.leases, offset or 0), self.ttl.total_seconds()
             )
-        await self._journal(
-            "lease-released",
-            unit,
-            {
-                "unit": unit,
-                "epoch": move.epoch,
-                "reason": "handover",
-                "handing_to": move.handing_to,
-                "positions": {str(p): o for p, o in final.items()},
-            },
+        released = LeaseReleased(
+            hub=self.state.hub,
+            time=self.state.clock(),
+            unit=unit,
+            epoch=move.epoch,
+            reason="handover",
+            handing_to=move.handing_to,
+            positions=final,
         )
+        await self._journal_event(released, unit)
 
-    async def _claim(self, move: ClaimUnit, now: datetime) -> tuple[int, dict[str, Any]]:
+    async def _claim(self, move: ClaimUnit, now: datetime) -> tuple[int, _ClaimTiming]:
         """Write the claim; return its offset and the timings its journal entry carries."""
         previous = self.book.lease(move.unit)
         view = self.views.get(move.previous_owner) if move.previous_owner else None
@@ -629,19 +653,17 @@ class HubRuntime:
             await self._journals.catch_up()
             seen = self.intake_progress.resume_from(previous.epoch, previous.positions)
         offset = await self._write(Claim(move.unit, self.me, move.epoch, now, self.ttl, seen))
-        timing = {
-            "previous_owner": move.previous_owner,
-            "previous_epoch": move.previous_epoch,
-            "last_heard": _iso(view.last_received if view else None),
-            "detected_at": _iso(self.dead_since.get(move.previous_owner or "")),
-            "lease_expired_at": _iso(previous.expires_at),
-            "claimed_at": _iso(now),
-        }
+        timing = _ClaimTiming(
+            previous_owner=move.previous_owner,
+            previous_epoch=move.previous_epoch,
+            last_heard=view.last_received if view else None,
+            detected_at=self.dead_since.get(move.previous_owner or ""),
+            lease_expired_at=previous.expires_at,
+            claimed_at=now,
+        )
         return offset or 0, timing
 
-    async def _take(
-        self, unit: str, epoch: int, reason: ClaimReason, timing: dict[str, Any]
-    ) -> None:
+    async def _take(self, unit: str, epoch: int, reason: ClaimReason, timing: _ClaimTiming) -> None:
         lease = self.book.lease(unit)
         if (lease.owner, lease.epoch) != (self.me, epoch):
             log.info(
@@ -651,18 +673,25 @@ class HubRuntime:
         confirmed = self.state.clock()
         self.last_renewed[unit] = confirmed
         start = dict(lease.positions)
-        fields = {
-            "unit": unit,
-            "epoch": epoch,
-            "reason": reason.value,
-            **timing,
-            "confirmed_at": _iso(confirmed),
-            "start": {str(p): o for p, o in start.items()},
-        }
-        self.claims[(unit, epoch)] = fields
+        claimed = LeaseClaimed(
+            hub=self.state.hub,
+            time=self.state.clock(),
+            unit=unit,
+            epoch=epoch,
+            reason=reason.value,
+            previous_owner=timing.previous_owner,
+            previous_epoch=timing.previous_epoch,
+            last_heard=timing.last_heard,
+            detected_at=timing.detected_at,
+            lease_expired_at=timing.lease_expired_at,
+            claimed_at=timing.claimed_at,
+            confirmed_at=confirmed,
+            start=start,
+        )
+        self.claims[(unit, epoch)] = claimed
         self.state.metrics.claimed(unit, reason.value)
         await self._start_worker(unit, epoch, start)
-        await self._journal("lease-claimed", unit, fields)
+        await self._journal_event(claimed, unit)
 
     async def _start_worker(self, unit: str, epoch: int, start: dict[int, int]) -> None:
         tracer, hub = self.state.tracer, self.state.hub
@@ -676,20 +705,19 @@ class HubRuntime:
             await self.work.add(unit, unit, epoch, start, traced, delivery.flush)
 
     async def _first_output(self, unit: str, epoch: int, at: datetime) -> None:
-        claim = self.claims.get((unit, epoch), {})
-        await self._journal(
-            "first-output",
-            unit,
-            {
-                "unit": unit,
-                "epoch": epoch,
-                "reason": claim.get("reason"),
-                "previous_owner": claim.get("previous_owner"),
-                "last_heard": claim.get("last_heard"),
-                "claimed_at": claim.get("claimed_at"),
-                "at": _iso(at),
-            },
+        claim = self.claims.get((unit, epoch))
+        first = FirstOutput(
+            hub=self.state.hub,
+            time=self.state.clock(),
+            unit=unit,
+            epoch=epoch,
+            reason=claim.reason if claim else None,
+            previous_owner=claim.previous_owner if claim else None,
+            last_heard=claim.last_heard if claim else None,
+            claimed_at=claim.claimed_at if claim else None,
+            at=at,
         )
+        await self._journal_event(first, unit)
 
     # --- the work -----------------------------------------------------------------
 
@@ -749,8 +777,8 @@ class HubRuntime:
             sealed = parse_envelope(record.value, max_bytes=state.settings.max_message_bytes)
             opened = open_sealed(
                 sealed,
-                topic=(record.header("i247-sealed-topic") or b"").decode(),
-                key=record.header("i247-sealed-key") or b"",
+                topic=(record.header(names.SEALED_TOPIC) or b"").decode(),
+                key=record.header(names.SEALED_KEY) or b"",
                 directory=state.directory,
                 identity=state.identity,
             )

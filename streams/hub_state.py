@@ -17,9 +17,11 @@ from typing import Any
 import structlog
 from opentelemetry.trace import Tracer
 
+from brokers.journal_records import journal_record_of
 from brokers.record_headers import cloudevent_headers, dead_letter_headers
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
+from schemas.control_events import control_ce_type
 from schemas.header import format_timestamp
 from schemas.journal import JournalEventModel
 from schemas.keys import Directory, PrivateIdentity
@@ -91,26 +93,28 @@ def dead_letter(
 
 
 def journal_record(state: HubState, event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
-    """An event for the operations journal (``i247.control``), with CloudEvents headers."""
+    """An untyped event for the operations journal (``i247.control``), with CloudEvents
+    headers: what the desks still write until their events are typed (``journal_event``)."""
     now = state.clock()
     body = {"event": event, "hub": state.hub, "time": format_timestamp(now), **fields}
-    return _journal_out(state, event, key, json.dumps(body).encode(), now)
+    headers = cloudevent_headers(
+        _event_id(state),
+        f"/i247/{state.hub}",
+        control_ce_type(event),
+        format_timestamp(now),
+        content_type="application/json",
+    )
+    return OutboundRecord(
+        state.settings.topics.control, key.encode(), json.dumps(body).encode(), tuple(headers)
+    )
 
 
 def journal_event(state: HubState, event: JournalEventModel, key: str) -> OutboundRecord:
     """A typed journal event (``schemas.journal``) as its record on ``i247.control``."""
-    return _journal_out(state, event.event_name, key, event.to_json_bytes(), event.time)
-
-
-def _journal_out(
-    state: HubState, event: str, key: str, value: bytes, now: datetime
-) -> OutboundRecord:
-    event_id = str(uuid.UUID(bytes=state.random_bytes(16), version=4))
-    headers = cloudevent_headers(
-        event_id,
-        f"/i247/{state.hub}",
-        f"int.interpol.i247.control.{event}.v1",
-        format_timestamp(now),
+    return journal_record_of(
+        event, topic=state.settings.topics.control, key=key, event_id=_event_id(state)
     )
-    headers[-1] = ("content-type", b"application/json")
-    return OutboundRecord(state.settings.topics.control, key.encode(), value, tuple(headers))
+
+
+def _event_id(state: HubState) -> str:
+    return str(uuid.UUID(bytes=state.random_bytes(16), version=4))

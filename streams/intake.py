@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from brokers.records import OutboundRecord, ReceivedRecord
+from schemas import header_names as names
 from schemas.errors import (
     KeyNotSender,
     MalformedMessage,
@@ -102,14 +103,14 @@ def forwarding_headers(
     record: ReceivedRecord, header: RoutingHeader, precedence: str, hub: str
 ) -> tuple[tuple[str, bytes], ...]:
     """What the CCC adds when it forwards a sender's bytes (docs/wire-format.md §7)."""
-    keep = tuple((k, v) for k, v in record.headers if not k.startswith("i247-"))
+    keep = tuple((k, v) for k, v in record.headers if not k.startswith(names.BACKBONE_PREFIX))
     return (
         *keep,
-        ("i247-sealed-topic", record.topic.encode()),
-        ("i247-sealed-key", record.key or b""),
-        ("i247-precedence", precedence.encode()),
-        ("i247-hub", hub.encode()),
-        ("i247-origin", record.origin.encode()),
+        (names.SEALED_TOPIC, record.topic.encode()),
+        (names.SEALED_KEY, record.key or b""),
+        (names.PRECEDENCE, precedence.encode()),
+        (names.HUB, hub.encode()),
+        (names.ORIGIN, record.origin.encode()),
     )
 
 

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from brokers.access import process_security
 from brokers.records import ReceivedRecord
+from schemas import header_names as names
 from schemas.topics import TopicCatalog
 from streams.dedup import SeenMessages
 
@@ -59,7 +60,7 @@ async def rebuild_seen_messages(
             for tp, records in batch.items():
                 for record in records:
                     headers = dict(record.headers or ())
-                    origin = _origin(headers.get("i247-origin", b""))
+                    origin = _origin(headers.get(names.ORIGIN, b""))
                     created = headers.get("ce_time")
                     if record.key and origin and created:
                         created_at = datetime.fromisoformat(created.decode())
@@ -75,7 +76,7 @@ async def rebuild_seen_messages(
 
 def remember_lane_record(seen: SeenMessages, record: ReceivedRecord, *, now: datetime) -> bool:
     """Fold one lane record into the replay memory; True if it was remembered."""
-    origin = _origin(record.header("i247-origin") or b"")
+    origin = _origin(record.header(names.ORIGIN) or b"")
     created = record.header("ce_time")
     if not (record.key and origin and created):
         return False

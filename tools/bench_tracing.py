@@ -24,6 +24,7 @@ from opentelemetry.trace import Tracer
 from brokers.record_headers import traceparent
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tracing import sampler_for
+from schemas import header_names as names
 from schemas.topics import TopicCatalog
 from streams.hub_tracing import traced_intake, traced_lane
 
@@ -42,7 +43,7 @@ class Discard(SpanExporter):
 
 
 async def admit(record: ReceivedRecord, epoch: int) -> list[OutboundRecord]:
-    headers = (*record.headers, ("i247-hub", b"hub:lyon"))
+    headers = (*record.headers, (names.HUB, b"hub:lyon"))
     return [OutboundRecord(LANE, b"m-1", record.value, headers)]
 
 

@@ -29,7 +29,7 @@ from schemas.header import Precedence
 from schemas.leases import FenceTag, fence_headers
 from schemas.team_journal import TeamEvent
 from schemas.topics import TopicCatalog
-from streams.hub_state import HubState, journal_record
+from streams.hub_state import HubState, journal_event
 from streams.intake import forwarding_headers
 from streams.roster import DutyRoster
 from tests.unit.factories import T0, make_header, small_keyring
@@ -143,7 +143,8 @@ def test_the_headers_the_code_writes_are_the_documented_ones() -> None:
     fenced = fence_headers(forwarded, FenceTag("intake", 3, 2, 40))
     assert [k for k, _ in fenced] == [*names.FORWARDING_HEADERS, *names.FENCE_HEADERS]
     assert set(names.FORWARDING_HEADERS) | set(names.FENCE_HEADERS) <= _header_names("forwarded")
-    event = journal_record(_state(), "hub-ready", "hub:lyon", {"units": []})
+    ready = journal_models.HubReady(hub="hub:lyon", time=T0, units=())
+    event = journal_event(_state(), ready, "hub:lyon")
     assert [k for k, _ in event.headers] == list(names.CLOUDEVENT_HEADERS)
     assert set(names.CLOUDEVENT_HEADERS) | set(names.FENCE_HEADERS) == _header_names(
         "control-hub-ready"
@@ -250,3 +251,57 @@ def test_every_typed_journal_event_is_cataloged_field_for_field(name: str) -> No
     model = getattr(journal_models, name)
     fields = set(model.model_fields) - {"event", "hub", "time"}
     assert fields == set(CONTROL_EVENTS[_TYPED[name]].fields)
+
+
+# --- which events are typed, and who may still write untyped ones ------------------------
+
+_DESK_MODULES = {  # the desks, being moved to effects: they type their own events there
+    "desk_shell.py",
+    "ccc_desk.py",
+    "check_desk.py",
+    "notice_desk.py",
+    "team_desk.py",
+    "vehicle_desk.py",
+    "nominal_feed.py",
+}
+_UNTYPED_DESK_EVENTS = {  # written by the desks with ``journal_record`` until they are typed
+    "notice-requested",
+    "notice-transition",
+    "notice-action-refused",
+    "notice-broadcast",
+    "renewal-prompted",
+    "notice-desk-failed",
+    "diffusion-not-recorded",
+    "diffusion-recall-refused",
+    "check-desk-refused",
+    "check-desk-undeliverable",
+    "vehicle-circulated",
+    "vehicle-report-refused",
+    *(event.value for event in TeamEvent),
+}
+
+
+def test_every_cataloged_event_is_typed_but_the_desks_untyped_ones() -> None:
+    typed = set(journal_models.journal_models())
+    assert typed <= set(CONTROL_EVENTS)
+    assert set(CONTROL_EVENTS) <= typed | _UNTYPED_DESK_EVENTS
+
+
+def _calls(path: Path, name: str) -> bool:
+    """Whether the module at ``path`` calls a function or method named ``name``."""
+    return any(
+        isinstance(node, ast.Call)
+        and name in (getattr(node.func, "id", None), getattr(node.func, "attr", None))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
+
+
+def test_only_the_desks_still_write_untyped_journal_events() -> None:
+    callers = {
+        path.relative_to(ROOT).as_posix()
+        for folder in ("schemas", "brokers", "streams", "agents")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.name not in _DESK_MODULES and _calls(path, "journal_record")
+    }
+    assert callers == set()
+    assert _calls(ROOT / "streams" / "hub_runtime.py", "journal_event")  # the scan sees calls

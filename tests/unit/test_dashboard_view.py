@@ -79,6 +79,29 @@ def control(
     return record(TOPICS.control, value, key=key)
 
 
+def declared(site: str, t: float) -> dict[str, Any]:
+    """The fields of a ``hub-dead``/``hub-alive`` about ``site``, declared at ``t``."""
+    return {"site": site, "last_heard": None, "declared_at": format_timestamp(at(t))}
+
+
+def failover(unit: str, t: float) -> dict[str, Any]:
+    """The fields of a ``lease-claimed`` of ``unit`` taken over from lyon at ``t``."""
+    stamp = format_timestamp(at(t))
+    return {
+        "unit": unit,
+        "epoch": 2,
+        "reason": "failover",
+        "previous_owner": "lyon",
+        "previous_epoch": 1,
+        "last_heard": None,
+        "detected_at": stamp,
+        "lease_expired_at": stamp,
+        "claimed_at": stamp,
+        "confirmed_at": stamp,
+        "start": {"0": 4},
+    }
+
+
 def fold(*steps: tuple[ReceivedRecord, float]) -> DashboardView:
     view = DashboardView(TOPICS)
     for rec, now in steps:
@@ -152,13 +175,13 @@ def test_hubs_beat_until_silent_or_leaving(
 
 def test_a_failover_reads_as_one_death_and_one_claim_of_several_units() -> None:
     view = fold(
-        (control("hub-dead", "lyon", hub="singapore", t=3.0, site="lyon"), 3.0),
-        (control("hub-dead", "lyon", hub="buenos-aires", t=3.2, site="lyon"), 3.2),
+        (control("hub-dead", "lyon", hub="singapore", t=3.0, **declared("lyon", 3.0)), 3.0),
+        (control("hub-dead", "lyon", hub="buenos-aires", t=3.2, **declared("lyon", 3.2)), 3.2),
         *(
-            (control("lease-claimed", u, hub="singapore", t=3.4, unit=u, reason="failover"), 3.4)
+            (control("lease-claimed", u, hub="singapore", t=3.4, **failover(u, 3.4)), 3.4)
             for u in (INTAKE, "i247.hub.lyon.flash", "i247.hub.lyon.routine")
         ),
-        (control("hub-alive", "lyon", hub="singapore", t=20.0, site="lyon"), 20.0),
+        (control("hub-alive", "lyon", hub="singapore", t=20.0, **declared("lyon", 20.0)), 20.0),
     )
     timeline = view.snapshot(at(21.0))["timeline"]
     assert [(e["event"], e["subject"], e["items"]) for e in timeline] == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from agents.hub_events import (
@@ -11,15 +13,44 @@ from agents.hub_events import (
     parse_schedule,
     takeovers,
 )
+from schemas.header import format_timestamp
+from schemas.journal import FirstOutput, HubDead, JournalEventModel, LeaseClaimed
 from schemas.participants import HUB_SITES
 
 KILL = 1_700_000_000.0  # wall time of the kill
 
 
-def iso(offset: float) -> str:
-    from datetime import UTC, datetime
+def when(offset: float) -> datetime:
+    return datetime.fromtimestamp(KILL + offset, UTC)
 
-    return datetime.fromtimestamp(KILL + offset, UTC).isoformat()
+
+def iso(offset: float) -> str:
+    return format_timestamp(when(offset))
+
+
+def claimed(
+    hub: str, unit: str, reason: str, previous: str | None, t: float, confirmed: float
+) -> LeaseClaimed:
+    """A ``lease-claimed`` as a hub writes it: claimed at ``t``, confirmed at ``confirmed``."""
+    return LeaseClaimed(
+        hub=hub,
+        time=when(confirmed),
+        unit=unit,
+        epoch=2,
+        reason=reason,
+        previous_owner=previous,
+        previous_epoch=1,
+        last_heard=None,
+        detected_at=None,
+        lease_expired_at=None,
+        claimed_at=when(t),
+        confirmed_at=when(confirmed),
+        start={},
+    )
+
+
+def dead(site: str, by: str, t: float) -> HubDead:
+    return HubDead(hub=by, time=when(t), site=site, last_heard=None, declared_at=when(t))
 
 
 def test_schedules_parse_and_bad_ones_say_how_to_write_them() -> None:
@@ -33,32 +64,23 @@ def test_schedules_parse_and_bad_ones_say_how_to_write_them() -> None:
 
 
 def test_a_failover_row_times_detection_hold_and_first_delivery_from_the_kill() -> None:
-    events = [
-        {"event": "hub-dead", "site": "lyon", "declared_at": iso(-50)},  # an earlier death
-        {"event": "hub-dead", "site": "lyon", "declared_at": iso(2.5), "hub": "hub:singapore"},
-        {"event": "hub-dead", "site": "lyon", "declared_at": iso(2.2), "hub": "hub:buenos-aires"},
-        {
-            "event": "lease-claimed",
-            "reason": "failover",
-            "previous_owner": "lyon",
-            "hub": "hub:buenos-aires",
-            "claimed_at": iso(3.0),
-            "confirmed_at": iso(3.1),
-        },
-        {
-            "event": "first-output",
-            "reason": "failover",
-            "previous_owner": "lyon",
-            "hub": "hub:buenos-aires",
-            "at": iso(3.4),
-        },
-        {
-            "event": "lease-claimed",
-            "unit": "intake",
-            "reason": "duty-handover",
-            "hub": "hub:lyon",
-            "confirmed_at": iso(-9),
-        },
+    events: list[JournalEventModel] = [
+        dead("lyon", "hub:singapore", -50),  # an earlier death
+        dead("lyon", "hub:singapore", 2.5),
+        dead("lyon", "hub:buenos-aires", 2.2),
+        claimed("hub:buenos-aires", "i247.hub.lyon.flash", "failover", "lyon", 3.0, 3.1),
+        FirstOutput(
+            hub="hub:buenos-aires",
+            time=when(3.4),
+            unit="i247.hub.lyon.flash",
+            epoch=2,
+            reason="failover",
+            previous_owner="lyon",
+            last_heard=None,
+            claimed_at=when(3.0),
+            at=when(3.4),
+        ),
+        claimed("hub:lyon", "intake", "duty-handover", "singapore", -9.5, -9),
     ]
     [row] = takeovers(events, [(Disturbance("fail", "lyon", 12.0), KILL)])
     assert row.kind == "failover"

@@ -277,6 +277,7 @@ from schemas.bodies import BODY_ADAPTER, AcknowledgementBody, MessageBody
 from schemas.control_events import CONTROL_EVENTS
 from schemas.errors import RejectReason
 from schemas.header import MessageType, Precedence
+from schemas.journal import journal_models
 from schemas.leases import (
     Claim,
     FenceTag,
@@ -292,7 +293,7 @@ from schemas.leases import (
 from schemas.leases import judge as project_judge
 from schemas.topics import TopicCatalog
 from streams.delivery import DeliveryLedger, plan_delivery
-from streams.hub_state import HubState, dead_letter, journal_record
+from streams.hub_state import HubState, dead_letter, journal_event, journal_record
 from streams.intake import IntakePolicy, Refused, _check_fresh, forwarding_headers
 from streams.roster import DutyRoster
 from tests.unit.factories import T0, make_header, small_keyring
@@ -312,6 +313,16 @@ def hub_state(prefix: str = "i247") -> HubState:
         clock=lambda: T0,
         random_bytes=os.urandom,
     )
+
+
+def project_writes(state: HubState, event: str, key: str, fields: Json) -> OutboundRecord:
+    """The project's writer of ``event``: its typed model (``schemas.journal``) where it
+    has one, else ``journal_record`` (a desk's event not typed yet)."""
+    model = journal_models().get(event)
+    if model is None:
+        return journal_record(state, event, key, fields)
+    typed = model.model_validate({"hub": state.hub, "time": state.clock(), **fields})
+    return journal_event(state, typed, key)
 
 
 def received(out: OutboundRecord, offset: int = 0) -> ReceivedRecord:
@@ -480,11 +491,24 @@ SAMPLES: dict[str, Json] = {
     },
     "vehicle-report-refused": {"message_id": "m", "sender": "FRA", "reason": "no"},
 }
+CLAIM: Json = {
+    "unit": "intake",
+    "epoch": 1,
+    "reason": "first-claim",
+    "previous_owner": None,
+    "previous_epoch": 0,
+    "last_heard": None,
+    "detected_at": None,
+    "lease_expired_at": None,
+    "claimed_at": "2026-11-23T12:00:00.000000Z",
+    "confirmed_at": "2026-11-23T12:00:00.000000Z",
+    "start": {},
+}
 
 
 @pytest.mark.parametrize("event", sorted(SAMPLES))
 def test_journal_events_the_project_writes_read_as_documented(event: str) -> None:
-    out = journal_record(hub_state(), event, "k", SAMPLES[event])
+    out = project_writes(hub_state(), event, "k", SAMPLES[event])
     read = read_control(out.key or b"", out.value, list(out.headers))
     assert read["event"] == event
     assert read["hub"] == "hub:lyon"
@@ -494,9 +518,9 @@ def test_journal_events_the_project_writes_read_as_documented(event: str) -> Non
 def test_a_client_tells_a_hub_is_ready_as_documented() -> None:
     state = hub_state()
     written = [
-        journal_record(state, "hub-ready", "hub:lyon", {"units": []}),  # an earlier run
-        journal_record(state, "lease-claimed", "intake", {"unit": "intake"}),
-        journal_record(state, "hub-ready", "hub:lyon", {"units": ["intake"]}),
+        project_writes(state, "hub-ready", "hub:lyon", {"units": []}),  # an earlier run
+        project_writes(state, "lease-claimed", "intake", CLAIM),
+        project_writes(state, "hub-ready", "hub:lyon", {"units": ["intake"]}),
     ]
     records = [(offset, out.value, list(out.headers)) for offset, out in enumerate(written)]
     assert hub_ready(records, "hub:lyon", since=1) == json.loads(written[2].value)
@@ -547,7 +571,7 @@ def test_a_dead_letter_written_from_the_document_reads_in_the_project() -> None:
 
 def test_header_names_and_event_types_keep_i247_under_another_prefix() -> None:
     state = hub_state("acme")
-    out = journal_record(state, "hub-ready", "hub:lyon", {"units": []})
+    out = project_writes(state, "hub-ready", "hub:lyon", {"units": []})
     assert out.topic == "acme.control"
     read_control(out.key or b"", out.value, list(out.headers))  # ce_type int.interpol.i247.…
     raw = ReceivedRecord("acme.inbound", 0, 1, 0, b"FRA", b"{}", ())
