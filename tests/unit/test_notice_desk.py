@@ -1,5 +1,5 @@
-"""The CCC's notice and diffusion desks without a broker: their effects, and the records the
-hub's shell makes of them opened as their recipients would."""
+"""The CCC's notice and diffusion desks without a broker: the effects they return, and the
+records the hub's shell makes of them where another hub or a board reads them."""
 
 from __future__ import annotations
 
@@ -73,9 +73,17 @@ REGISTRY = MemberRegistry(
 NCBS = ("DEU", "ESP", "FRA", "ITA")
 
 
+class Said(list[Effect]):
+    """What a desk said (its effects, which the tests compare), and ``records``: what the
+    hub's shell made of them, for what only records show (the compacted topic, the journal
+    as another hub's tail reads it)."""
+
+    records: list[OutboundRecord]
+
+
 class Hub:
-    """One hub's notice and diffusion desks, their effects carried out by the hub's shell
-    into the records a broker would carry (which the tests open as their readers would)."""
+    """One hub's notice and diffusion desks; their effects are carried out by the hub's
+    shell, as a hub does, so other hubs and boards can read the records."""
 
     def __init__(self, hub: str, *, scale: float, on_duty: bool) -> None:
         directory, identities = small_keyring()
@@ -105,23 +113,23 @@ class Hub:
             self.desk.restore,
         )
         self.fold_journal = self.diffusions.fold_journal
-        self.effects: list[Effect] = []  # every effect, in order
 
     def context(self, now: datetime) -> DeskContext:
         return self.shell.context(now)
 
-    def carry(self, effects: list[Effect], now: datetime) -> list[OutboundRecord]:
-        self.effects += effects
-        return self.shell.carry_out(effects, now)
+    def carry(self, effects: list[Effect], now: datetime) -> Said:
+        said = Said(effects)
+        said.records = self.shell.carry_out(effects, now)
+        return said
 
-    def handle(self, opened: OpenedMessage, at: datetime) -> list[OutboundRecord]:
+    def handle(self, opened: OpenedMessage, at: datetime) -> Said:
         to = self.desk if opened.header.message_type in self.desk.handles else self.diffusions
         return self.carry(to.handle(self.context(at), opened), at)
 
-    def tick(self, at: datetime) -> list[OutboundRecord]:
+    def tick(self, at: datetime) -> Said:
         return self.carry(self.desk.tick(self.context(at)), at)
 
-    def recall_diffusion(self, recall: DiffusionRecall, at: datetime) -> list[OutboundRecord]:
+    def recall_diffusion(self, recall: DiffusionRecall, at: datetime) -> Said:
         return self.carry(self.diffusions.recall_diffusion(self.context(at), recall), at)
 
 
@@ -136,38 +144,31 @@ def message(sender: str, body: Body, recipients: Sequence[str] = (CCC,)) -> Open
     return OpenedMessage(header, body)
 
 
-def handle(d: Hub, sender: str, body: Body, *, at: Any = T0) -> list[OutboundRecord]:
+def handle(d: Hub, sender: str, body: Body, *, at: Any = T0) -> Said:
     return d.handle(message(sender, body), at)
 
 
-def events(out: list[OutboundRecord]) -> list[dict[str, Any]]:
-    return [json.loads(r.value) for r in out if r.topic == TOPICS.control]
+def events(out: Said) -> list[dict[str, Any]]:
+    """The journal events the desk said, as written on the control topic."""
+    return [json.loads(e.event.to_json_bytes()) for e in out if isinstance(e, Journal)]
 
 
-def diffusion_events(out: list[OutboundRecord]) -> list[DiffusionRecorded | DiffusionRecalled]:
+def diffusion_events(out: Said) -> list[DiffusionRecorded | DiffusionRecalled]:
     """The diffusion events among ``out``, read as a hub's journal tail reads them."""
-    read = [parse_desk_event(r.value) for r in out if r.topic == TOPICS.control]
+    read = [parse_desk_event(r.value) for r in out.records if r.topic == TOPICS.control]
     return [e for e in read if isinstance(e, DiffusionRecorded | DiffusionRecalled)]
 
 
-def opened(out: list[OutboundRecord], code: str) -> list[Body]:
-    """What ``code`` opens from its inbox copies among ``out``."""
-    directory, identities = small_keyring()
-    adapter = NcbAdapter(identities[code], directory, TOPICS)
-    found = []
-    for record in out:
-        if record.topic == TOPICS.inbox(code):
-            got = adapter.receive(ReceivedRecord(record.topic, 0, 0, 0, record.key, record.value,
-                                                 record.headers))  # fmt: skip
-            assert isinstance(got, Opened), got
-            found.append(got.body)
-    return found
+def opened(out: Said, code: str) -> list[Body]:
+    """What the desk sent ``code`` (the shell's tests check each copy opens for it alone)."""
+    return [e.body for e in out if isinstance(e, Send) and code in e.to]
 
 
-def compacted(out: list[OutboundRecord]) -> list[ReceivedRecord]:
+def compacted(out: Said) -> list[ReceivedRecord]:
+    """The records written on the compacted notices topic, as a reader of it gets them."""
     return [
         ReceivedRecord(r.topic, 0, i, 0, r.key, r.value, r.headers)
-        for i, r in enumerate(out)
+        for i, r in enumerate(out.records)
         if r.topic == TOPICS.notices
     ]
 
