@@ -268,7 +268,7 @@ def test_only_the_requester_acts_and_only_as_the_lifecycle_allows() -> None:
     handle(d, "FRA", NoticeRequestBody(request=req))
     notice_id = notice_id_for(req)
 
-    def act(sender: str, action: NoticeAction) -> list[OutboundRecord]:
+    def act(sender: str, action: NoticeAction) -> Said:
         return handle(d, sender, NoticeActionBody(notice_id=notice_id, action=action))
 
     for sender, action, why in (
