@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from brokers.records import OutboundRecord
+from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
-from schemas.bodies import MessageBody
+from schemas.bodies import MessageBody, NoticeBody
 from schemas.checks import Urgency
+from schemas.errors import NotARecipient
 from schemas.header import HeaderFlag, MessageType, Precedence
 from schemas.journal import (
     CheckDeskRefused,
@@ -22,9 +23,10 @@ from schemas.journal import (
     VehicleReportRefused,
 )
 from schemas.keys import generate_identity
+from schemas.notices import Notice, NoticeColour, NoticeState, PersonSubject
 from schemas.sealing import OpenedMessage, open_sealed, parse_envelope
 from streams.desk_context import DeskContext
-from streams.desk_effects import AdmitTeam, Effect, Journal, Send
+from streams.desk_effects import AdmitTeam, Effect, Journal, PublishNotice, Send
 from streams.desk_shell import DeskShell
 from streams.hub_state import HubState
 from streams.roster import DutyRoster
@@ -193,3 +195,42 @@ def test_an_event_writes_the_fields_its_writer_set_and_no_others() -> None:
     approved = TeamApproved(hub="hub:lyon", time=NOW, request_id="r", team=None, inbox="i")
     assert json.loads(approved.to_json_bytes())["team"] is None
     assert "identity" not in json.loads(approved.to_json_bytes())
+
+
+def test_a_published_notice_is_sealed_for_the_notices_topic_its_recipients_and_hubs(
+    shell: DeskShell,
+) -> None:
+    notice = Notice(
+        notice_id="red-2026-000001", request_id="9b0f3c52-8a47-4f5e-9b1f-24a7c0c1e247",
+        colour=NoticeColour.RED, state=NoticeState.PUBLISHED, requester="FRA",
+        subject=PersonSubject(family_name="Dupont", forenames="Jean", date_of_birth="1970-01-31"),
+        facts="f", version=3, published_at=NOW,
+    )  # fmt: skip
+    [record] = shell.carry_out([PublishNotice(notice, ("FRA", "DEU"))], NOW)
+
+    topics = shell.state.settings.topics
+    assert (record.topic, record.key) == (topics.notices, b"red-2026-000001")
+    assert record.header("i247-notice-version") == b"3"
+    _, ids = small_keyring()
+    sealed = parse_envelope(record.value, max_bytes=1 << 20)
+    for reader in ("DEU", "hub:singapore", "auditor"):
+        opened = open_sealed(
+            sealed,
+            topic=topics.notices,
+            key=record.key or b"",
+            directory=shell.state.directory,
+            identity=ids[reader],
+        )
+        assert opened.body == NoticeBody(notice=notice)
+    with pytest.raises(NotARecipient):
+        open_sealed(
+            sealed,
+            topic=topics.notices,
+            key=record.key or b"",
+            directory=shell.state.directory,
+            identity=ids["ITA"],
+        )
+    stored = ReceivedRecord(record.topic, 0, 0, 0, record.key, record.value, record.headers)
+    assert shell.open_stored(stored) is not None
+    moved = ReceivedRecord(record.topic, 0, 1, 0, b"another-key", record.value, ())
+    assert shell.open_stored(moved) is None  # sealed for another key: logged, skipped
