@@ -35,22 +35,28 @@ order means nothing in JSON); ``parse_desk_event`` of those bytes is an equal mo
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from schemas.checks import Urgency
 from schemas.header import Precedence, UtcTimestamp
+from schemas.teams import Deployment
 
 __all__ = [
     "DESK_EVENTS",
+    "TEAM_SNAPSHOT_EVENTS",
     "CheckAnswered",
+    "CheckDeskRefused",
+    "CheckDeskUndeliverable",
     "CheckHitEscalated",
     "ClockOpened",
     "ClockStopped",
     "ClocksOpened",
     "ClocksStopped",
     "DeskEvent",
+    "DiffusionNotRecorded",
+    "DiffusionRecallRefused",
     "DiffusionRecalled",
     "DiffusionRecorded",
     "HandlingBreach",
@@ -63,9 +69,29 @@ __all__ = [
     "MultiCountryConsolidated",
     "MultiCountryOpened",
     "MultiCountryReplied",
+    "NoticeActionRefused",
+    "NoticeBroadcast",
     "NoticeDecided",
+    "NoticeDeskFailed",
+    "NoticeRequested",
+    "NoticeTransitioned",
     "OpenedClock",
+    "RenewalPrompted",
     "StoppedClock",
+    "TeamApproved",
+    "TeamArrived",
+    "TeamClosed",
+    "TeamConverted",
+    "TeamDeclined",
+    "TeamDispatched",
+    "TeamPhaseCompleted",
+    "TeamRefused",
+    "TeamReportAccepted",
+    "TeamRequested",
+    "TeamSnapshotEvent",
+    "VehicleCirculated",
+    "VehicleReportRefused",
+    "WrittenFieldsEvent",
     "parse_desk_event",
 ]
 
@@ -602,3 +628,228 @@ def parse_desk_event(raw: bytes) -> DeskEvent | None:
         raise MalformedJournalEvent(
             f"journal event {data.get('event')!r} does not validate: {invalid.errors()[:3]}"
         ) from invalid
+
+
+# === events the desks write, typed for their effects (``streams.desk_effects.Journal``) ===
+# Not desk state: nothing folds them into ``DeskState`` (they stay out of ``DeskEvent``).
+# Each writes exactly the fields its writer gave (``to_json_bytes`` leaves unset ones out),
+# as ``journal_record`` wrote them before: some writers leave a cataloged field out.
+
+
+class WrittenFieldsEvent(JournalEventModel):
+    """A journal event that writes the fields its writer set, and no others."""
+
+    def to_json_bytes(self) -> bytes:
+        written = set(self.model_fields_set) | {"hub", "time"}
+        fields = self.model_dump(mode="json", include=written)
+        return json.dumps({"event": self.event_name, **fields}).encode()
+
+
+class VehicleCirculated(WrittenFieldsEvent):
+    """A stolen-vehicle report was circulated to the teams it concerns."""
+
+    event: Literal["vehicle-circulated"] = "vehicle-circulated"
+    message_id: str
+    vin: str
+    reporter: str
+    registration_country: str
+    teams: tuple[str, ...]
+    unreachable: tuple[str, ...]
+
+
+class VehicleReportRefused(WrittenFieldsEvent):
+    """A stolen-vehicle report the vehicle desk would not take."""
+
+    event: Literal["vehicle-report-refused"] = "vehicle-report-refused"
+    message_id: str
+    sender: str
+    reason: str
+
+
+class CheckDeskRefused(WrittenFieldsEvent):
+    """A message the checks desk would not take (a query's refusal has no ``message_id``)."""
+
+    event: Literal["check-desk-refused"] = "check-desk-refused"
+    message_id: str | None = None
+    message_type: str
+    sender: str
+    reason: str
+
+
+class CheckDeskUndeliverable(WrittenFieldsEvent):
+    """An answer the checks desk could not seal for its recipients."""
+
+    event: Literal["check-desk-undeliverable"] = "check-desk-undeliverable"
+    message_type: str
+    recipients: tuple[str, ...]
+    detail: str
+
+
+class TeamSnapshotEvent(WrittenFieldsEvent):
+    """A step of a deployment with its snapshot (``schemas.team_journal``); a request whose
+    host is no member makes no deployment, so its events carry the facts alone."""
+
+    request_id: str
+    team: str | None = None
+    state: str | None = None
+    kind: str | None = None
+    host: str | None = None
+    deployment: Deployment | None = None
+
+
+class TeamRequested(TeamSnapshotEvent):
+    event: Literal["team-requested"] = "team-requested"
+    requester: str | None = None
+
+
+class TeamDeclined(TeamSnapshotEvent):
+    event: Literal["team-declined"] = "team-declined"
+    requester: str | None = None
+    reasons: tuple[str, ...] | None = None
+
+
+class TeamApproved(TeamSnapshotEvent):
+    event: Literal["team-approved"] = "team-approved"
+    identity: dict[str, Any] | None = None
+    inbox: str | None = None
+
+
+class TeamDispatched(TeamSnapshotEvent):
+    event: Literal["team-dispatched"] = "team-dispatched"
+
+
+class TeamArrived(TeamSnapshotEvent):
+    event: Literal["team-arrived"] = "team-arrived"
+
+
+class TeamConverted(TeamSnapshotEvent):
+    event: Literal["team-converted"] = "team-converted"
+    by: str | None = None
+
+
+class TeamPhaseCompleted(TeamSnapshotEvent):
+    event: Literal["team-phase-completed"] = "team-phase-completed"
+
+
+class TeamClosed(TeamSnapshotEvent):
+    event: Literal["team-closed"] = "team-closed"
+    by: str | None = None
+
+
+class TeamReportAccepted(WrittenFieldsEvent):
+    """A team report was accepted."""
+
+    event: Literal["team-report"] = "team-report"
+    request_id: str
+    team: str | None
+    message_id: str
+    phase: str | None
+    phase_complete: bool
+    counts: dict[str, int]
+
+
+class TeamRefused(WrittenFieldsEvent):
+    """A team message the desk would not take, with the reason."""
+
+    event: Literal["team-refused"] = "team-refused"
+    request_id: str | None
+    message_id: str
+    sender: str
+    type: str
+    reason: str
+
+
+TEAM_SNAPSHOT_EVENTS: dict[str, type[TeamSnapshotEvent]] = {
+    model.model_fields["event"].default: model
+    for model in (
+        TeamRequested,
+        TeamDeclined,
+        TeamApproved,
+        TeamDispatched,
+        TeamArrived,
+        TeamConverted,
+        TeamPhaseCompleted,
+        TeamClosed,
+    )
+}
+"""The model of each snapshot event, by its name (``schemas.team_journal.SNAPSHOT_EVENT``)."""
+
+
+class NoticeRequested(WrittenFieldsEvent):
+    """A notice request reached the notice desk."""
+
+    event: Literal["notice-requested"] = "notice-requested"
+    notice_id: str
+    request_id: str
+    requester: str
+    sender: str
+    colour: str
+    region: str | None
+
+
+class NoticeTransitioned(WrittenFieldsEvent):
+    """A notice moved in its lifecycle (suspend, reinstate, renew, cancel, expire...)."""
+
+    event: Literal["notice-transition"] = "notice-transition"
+    notice_id: str
+    transition: str
+    from_state: str
+    to_state: str
+    version: int
+    by: str
+
+
+class NoticeActionRefused(WrittenFieldsEvent):
+    """A notice action the desk would not take."""
+
+    event: Literal["notice-action-refused"] = "notice-action-refused"
+    notice_id: str
+    action: str
+    by: str
+    why: str
+
+
+class NoticeBroadcast(WrittenFieldsEvent):
+    """A notice's state was sent to its scope (``recipients``: inbox copies written)."""
+
+    event: Literal["notice-broadcast"] = "notice-broadcast"
+    notice_id: str
+    version: int
+    state: str
+    region: str | None
+    recipients: int
+
+
+class RenewalPrompted(WrittenFieldsEvent):
+    """The requester was prompted to renew a notice; ``expires_at`` in Python isoformat."""
+
+    event: Literal["renewal-prompted"] = "renewal-prompted"
+    notice_id: str
+    requester: str
+    version: int
+    expires_at: str
+
+
+class NoticeDeskFailed(WrittenFieldsEvent):
+    """A message to the notice desk could not be handled (a fault; the message skipped)."""
+
+    event: Literal["notice-desk-failed"] = "notice-desk-failed"
+    message_id: str
+    type: str
+
+
+class DiffusionNotRecorded(WrittenFieldsEvent):
+    """A diffusion the desk could not record."""
+
+    event: Literal["diffusion-not-recorded"] = "diffusion-not-recorded"
+    diffusion_id: str
+    sender: str
+
+
+class DiffusionRecallRefused(WrittenFieldsEvent):
+    """A recall the desk would not carry out."""
+
+    event: Literal["diffusion-recall-refused"] = "diffusion-recall-refused"
+    diffusion_id: str
+    by: str
+    why: str

@@ -1,19 +1,13 @@
-"""The CCC's own desk: what a hub does with messages addressed to ``ccc``, beyond delivery.
+"""How the hub speaks as the CCC: messages sealed from the hub, and bodies sealed for ``ccc``.
 
-Theory of operation: when a hub delivers a lane record whose recipients include ``ccc``,
-it opens the message with its own key (every hub holds a ``ccc`` key) and hands it to the
-``CccDesk``, which dispatches by message type to the desks registered for it (notices,
-checks, teams...). A desk answers with sealed records to produce; ``tick`` lets desks act
-on time (renewal prompts, confirmation deadlines, collection windows). Desks are small
-state machines over the pure cores; a desk's state is rebuilt from the log where the
-issue demands it (each desk says how).
+``seal_from_hub`` is how the desks' shell (``streams.desk_shell``) writes a ``Send``: the
+body is sealed as the hub, for the inbound topic (as any sender's message is), once per
+recipient, each copy to that recipient's inbox under one message id. A broadcast to 196
+bureaus costs 196 small seals (a signature and one key wrap each), not one envelope of 196
+wraps copied 196 times: that made every bureau read and digest all 196 wraps (35 KB,
+2.5-11 ms a copy on two cores) and the broker carry 6.8 MB per notice.
 
-``seal_from_hub`` is how a desk writes: the body is sealed as the hub, for the inbound
-topic (as any sender's message is), once per recipient, each copy to that recipient's
-inbox under one message id. A broadcast to 196 bureaus costs 196 small seals (a signature
-and one key wrap each), not one envelope of 196 wraps copied 196 times: that made every
-bureau read and digest all 196 wraps (35 KB, 2.5-11 ms a copy on two cores) and the
-broker carry 6.8 MB per notice.
+``seal_for_ccc``/``open_for_ccc``: a body a journal event carries that only hubs may read.
 """
 
 from __future__ import annotations
@@ -21,63 +15,20 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from brokers.record_headers import envelope_headers
-from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.records import OutboundRecord
 from schemas.bodies import Body
 from schemas.errors import RejectedMessage
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import CCC
-from schemas.sealing import OpenedMessage, RandomBytes, open_sealed, parse_envelope, seal
+from schemas.sealing import RandomBytes, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
 
-__all__ = ["CccDesk", "Desk", "open_for_ccc", "seal_for_ccc", "seal_from_hub"]
-
-
-class Desk(Protocol):
-    """One duty of the CCC (notices, checks, teams...)."""
-
-    handles: frozenset[MessageType]
-
-    def handle(
-        self, opened: OpenedMessage, record: ReceivedRecord, now: datetime
-    ) -> list[OutboundRecord]: ...
-
-    def tick(self, now: datetime) -> list[OutboundRecord]: ...
-
-
-@dataclass
-class CccDesk:
-    """Dispatch of opened ``ccc`` messages to the desks that handle their type."""
-
-    desks: list[Desk] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-
-    def register(self, desk: Desk) -> None:
-        taken = {t for d in self.desks for t in d.handles} & desk.handles
-        if taken:
-            raise ValueError(f"message types {sorted(taken)} already have a desk")
-        self.desks.append(desk)
-
-    def handle(
-        self, opened: OpenedMessage, record: ReceivedRecord, now: datetime
-    ) -> list[OutboundRecord]:
-        kind = opened.header.message_type
-        for desk in self.desks:
-            if kind in desk.handles:
-                self.counts[f"desk.{kind.value}"] += 1
-                return desk.handle(opened, record, now)
-        self.counts["desk.unhandled"] += 1
-        return []
-
-    def tick(self, now: datetime) -> list[OutboundRecord]:
-        return [out for desk in self.desks for out in desk.tick(now)]
+__all__ = ["open_for_ccc", "seal_for_ccc", "seal_from_hub"]
 
 
 def seal_from_hub(

@@ -23,8 +23,9 @@ its fetch wait adapting to the traffic), and folds each record by its topic:
   learned), the diffusion ledger, and the desks' state (``streams.desk_state``: handling
   clocks, hit confirmations, multi-country windows, returned notice requests), whichever
   hub wrote them; only the hub holding intake acts on what they owe
-  (``acting_for_desks``). The team desk (``streams.team_desk``) handles team traffic to ``ccc``;
-  intake refuses traffic for a closed team (``recipient-revoked``);
+  (``acting_for_desks``). The desks (``streams.desk_shell.DeskShell``: notices, diffusions,
+  teams, vehicles, checks) handle traffic to ``ccc`` and say what to do as effects, which
+  the shell seals; intake refuses traffic for a closed team (``recipient-revoked``);
 * the compacted notices topic, into the notices desk and the nominal index;
 * the compacted key directory (``i247.keys``), into a ``KeyDirectory`` laid over this
   hub's directory: a rotated key verifies until its grace deadline, a revoked one is
@@ -85,9 +86,9 @@ from schemas.leases import (
     fence_tag,
     judge,
 )
+from schemas.registry import default_registry
 from schemas.sealing import open_sealed, parse_envelope
 from schemas.topics import TopicKind, TopicSpec
-from streams.ccc_desk import CccDesk
 from streams.check_desk import CheckDesk
 from streams.clocks import OBJECTIVES
 from streams.coordination import (
@@ -103,6 +104,8 @@ from streams.coordination import (
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
 from streams.delivery import ClockBatch, DeliveryLedger, plan_delivery, receipt_records
+from streams.desk_shell import DeskShell
+from streams.diffusion_desk import DiffusionDesk
 from streams.duty import INTAKE, ClaimReason
 from streams.hub_state import HubState, dead_letter, journal_event
 from streams.hub_tracing import traced_intake, traced_lane
@@ -111,6 +114,7 @@ from streams.intake_progress import IntakeProgress
 from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
 from streams.nominal_feed import NominalFeed
 from streams.notice_desk import NoticeDesk
+from streams.notice_lifecycle import NoticeLifecycle
 from streams.replay_memory import remember_lane_record
 from streams.team_desk import TeamDesk, keyring_issuer
 from streams.team_registry import TeamRegistry
@@ -173,12 +177,11 @@ class HubRuntime:
         self._renewals: asyncio.Task[None] | None = None
         self.phase = HubPhase.STARTING
         self._ready = False
-        self.desk = CccDesk()
+        self.desk = DeskShell(state)  # the desks, and the one shell that seals what they say
         self.intake_progress = IntakeProgress()  # which inputs each intake term wrote out
         self.teams = TeamRegistry()
         self.keys = key_directory_for(state.directory)
         self.team_desk = TeamDesk(
-            state,
             self.teams,
             keyring_issuer(Path(settings.keys_dir)),
             acting=lambda: INTAKE in self.workers,
@@ -192,13 +195,17 @@ class HubRuntime:
             max_bytes=settings.max_message_bytes,
         )
         self.databases: Databases | None = None
-        self.notice_desk = NoticeDesk.from_state(
-            state,
+        self.notice_desk = NoticeDesk(
+            registry=default_registry(),
+            lifecycle=NoticeLifecycle(scale=settings.calendar),
+            open_stored=self.desk.open_stored,
             on_duty=self._on_intake_duty,
             teams=lambda: self.teams.teams_in_scope(self.state.clock()),
         )
+        self.diffusion_desk = DiffusionDesk(default_registry())
         self.desk.register(self.notice_desk)
-        self.desk.register(VehicleDesk(state, self.teams))
+        self.desk.register(self.diffusion_desk)
+        self.desk.register(VehicleDesk(self.teams))
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -342,7 +349,7 @@ class HubRuntime:
         journals' tail folds the notices topic into the nominal index meanwhile."""
         self.databases = await asyncio.to_thread(open_configured, self.state.settings, self.nominal)
         await self._journals.catch_up()
-        self.desk.register(CheckDesk(self.state, self.databases, acting=self.acting_for_desks))
+        self.desk.register(CheckDesk(self.databases, acting=self.acting_for_desks))
         log.info(
             "checks-desk-open",
             hub=self.state.hub,
@@ -467,7 +474,7 @@ class HubRuntime:
             )
             return
         if isinstance(event, DiffusionRecorded | DiffusionRecalled):  # recorded by any hub
-            self.notice_desk.fold_journal(event)
+            self.diffusion_desk.fold_journal(event)
         elif event is not None:
             self.state.desks.fold(event)
 
@@ -479,7 +486,7 @@ class HubRuntime:
 
     async def provision_team_inboxes(self) -> None:
         """Create the inboxes of teams the desk approved, before its outputs are produced."""
-        inboxes = self.team_desk.take_new_inboxes()
+        inboxes = self.desk.take_new_inboxes()
         if inboxes:
             await provision(
                 self.state.bootstrap,
@@ -787,7 +794,7 @@ class HubRuntime:
                 "desk-cannot-open", lane=record.topic, offset=record.offset, detail=str(refusal)
             )
             return []
-        return self.desk.handle(opened, record, now)
+        return self.desk.handle(opened, now)
 
     async def judge_upstream(self, tag: FenceTag) -> FenceVerdict:
         """Judge an input's fence tag; an epoch not folded yet is waited for (its claim was

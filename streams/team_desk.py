@@ -9,10 +9,11 @@ handles four message types addressed to ``ccc``:
   (``decide_team_request`` over every deployment the registry knows); the decision goes
   back sealed from the hub (to the host NCB when a hub filed the request). An approval
   creates the team: ``issue_identity(team)`` makes and stores its keys, the public half
-  joins the hub's directory at once and is journaled in ``team-approved`` for every other
-  hub and reader; its inbox topic waits in ``take_new_inboxes()`` for the runtime to
-  create before the decision is produced; the team is dispatched at once, its arrival
-  drawn inside the 12-24 h window (divided by ``I247_CLOCK_SCALE``).
+  joins the hub's directory at once (the effect ``AdmitTeam``) and is journaled in
+  ``team-approved`` for every other hub and reader; its inbox topic waits in the shell's
+  ``take_new_inboxes()`` for the runtime to create before the decision is produced; the
+  team is dispatched at once, its arrival drawn inside the 12-24 h window (divided by
+  ``I247_CLOCK_SCALE``).
 * ``team-report``: from the team itself; ``accept_report`` decides, a refusal (DVI phase
   out of order, team not deployed) goes back to the team with the reason.
 * ``team-conversion`` (IMEST -> IRT) and ``deployment-closed``: from the host NCB (or,
@@ -24,8 +25,10 @@ handles four message types addressed to ``ccc``:
 hubs do not all journal the same arrival: dispatches an approved team left undispatched,
 lands teams whose arrival is due, closes deployments at their ``ends_at``.
 
-Every step is journaled on ``i247.control`` as a ``streams.team_registry.TeamEvent``
-carrying the deployment's snapshot, and recorded in the registry at once; other hubs fold
+The desk answers with effects (``streams.desk_effects``): ``Send`` for what goes to the
+host NCB or the team, ``Journal`` for every step, journaled on ``i247.control`` as a typed
+team event (``schemas.journal.TeamSnapshotEvent`` and the others) carrying the
+deployment's snapshot, and recorded in the registry at once; other hubs fold
 the same events, so the registry survives a change of hub.
 
 Worked example (scale 43200): FRA asks for a DVI team at Nice now; the desk journals
@@ -45,7 +48,6 @@ from typing import Any
 
 import structlog
 
-from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import (
     Body,
     DeploymentClosedBody,
@@ -56,13 +58,19 @@ from schemas.bodies import (
     TeamRequestBody,
 )
 from schemas.header import MessageType, Precedence, RoutingHeader
+from schemas.journal import (
+    TEAM_SNAPSHOT_EVENTS,
+    TeamDeclined,
+    TeamRefused,
+    TeamReportAccepted,
+    TeamRequested,
+)
 from schemas.keys import PublicIdentity, generate_identity, save_identity
 from schemas.participants import ParticipantKind, kind_of
 from schemas.registry import MemberRegistry, default_registry
 from schemas.sealing import OpenedMessage
-from schemas.team_journal import SNAPSHOT_EVENT, TeamEvent
+from schemas.team_journal import SNAPSHOT_EVENT
 from schemas.teams import Deployment, DeploymentState, TeamKind, TeamReport, TeamRequest
-from streams.ccc_desk import seal_from_hub
 from streams.deployments import (
     DeploymentError,
     accept_report,
@@ -74,7 +82,8 @@ from streams.deployments import (
     due_arrivals,
     receive_request,
 )
-from streams.hub_state import HubState, journal_record
+from streams.desk_context import DeskContext
+from streams.desk_effects import AdmitTeam, Effect, Journal, Send
 from streams.team_approval import decide_team_request
 from streams.team_registry import TeamRegistry
 
@@ -104,7 +113,6 @@ def _fraction(random_bytes: Callable[[int], bytes]) -> float:
 class TeamDesk:
     """Requests, reports, conversions and closings of response teams, for one hub."""
 
-    state: HubState
     registry: TeamRegistry
     issue_identity: IssueIdentity
     acting: Callable[[], bool] = lambda: True  # does this hub act on time (holds intake)?
@@ -117,49 +125,41 @@ class TeamDesk:
             MessageType.DEPLOYMENT_CLOSED,
         }
     )
-    _new_inboxes: list[str] = field(default_factory=list)
 
-    # --- the Desk protocol --------------------------------------------------------
+    # --- the desk (streams.desk_context.EffectDesk) ----------------------------------
 
-    def handle(
-        self, opened: OpenedMessage, record: ReceivedRecord, now: datetime
-    ) -> list[OutboundRecord]:
+    def handle(self, ctx: DeskContext, opened: OpenedMessage) -> list[Effect]:
         header, body = opened.header, opened.body
         if isinstance(body, TeamRequestBody):
-            return self._request(header, body.request, now)
+            return self._request(ctx, header, body.request)
         if isinstance(body, TeamReportBody):
-            return self._report(header, body.report, now)
+            return self._report(ctx, header, body.report)
         if isinstance(body, TeamConversionBody):
-            return self._convert(header.sender, body, now, header)
+            return self._convert(ctx, header.sender, body, header)
         if isinstance(body, DeploymentClosedBody):
-            return self._close(header.sender, body.team, body.reason, now, header)
+            return self._close(ctx, header.sender, body.team, body.reason, header)
         return []
 
-    def tick(self, now: datetime) -> list[OutboundRecord]:
+    def tick(self, ctx: DeskContext) -> list[Effect]:
         if not self.acting():
             return []
-        out: list[OutboundRecord] = []
+        now = ctx.now
+        out: list[Effect] = []
         for d in self.registry.deployments():
             if d.state is DeploymentState.APPROVED:
-                out += self._step(dispatch(d, at=_at(d, now), rng_fraction=self._draw()))
+                drawn = _fraction(ctx.random_bytes)
+                out += self._step(ctx, dispatch(d, at=_at(d, now), rng_fraction=drawn))
         for d in due_arrivals(self.registry.deployments(), now):
-            out += self._step(arrive(d, at=_at(d, now)))
+            out += self._step(ctx, arrive(d, at=_at(d, now)))
             log.info("team-arrived", team=d.team, request_id=d.request_id)
         for d in self.registry.deployments():
             if d.active and d.team is not None and d.request.ends_at <= now:
-                out += self._closing(d, "the deployment reached its end date", now)
+                out += self._closing(ctx, d, "the deployment reached its end date")
         return out
-
-    def take_new_inboxes(self) -> list[str]:
-        """Inbox topics of teams approved since the last call; the runtime creates them."""
-        taken, self._new_inboxes = self._new_inboxes, []
-        return taken
 
     # --- the CCC's own moves ------------------------------------------------------
 
-    def convert(
-        self, team: str, to_kind: TeamKind, crisis: str, now: datetime
-    ) -> list[OutboundRecord]:
+    def convert(self, ctx: DeskContext, team: str, to_kind: TeamKind, crisis: str) -> list[Effect]:
         """The CCC converts the IMEST ``team`` to an IRT (a crisis at the event).
 
         Raises ``DeploymentError`` saying why when the team cannot convert.
@@ -167,23 +167,25 @@ class TeamDesk:
         body = TeamConversionBody.model_validate(
             {"team": team, "to_kind": to_kind, "crisis": crisis}
         )
-        return self._convert(self.state.hub, body, now, None)
+        return self._convert(ctx, ctx.hub, body, None)
 
-    def close_deployment(self, team: str, reason: str, now: datetime) -> list[OutboundRecord]:
+    def close_deployment(self, ctx: DeskContext, team: str, reason: str) -> list[Effect]:
         """The CCC closes the deployment of ``team``; its keys take no new traffic from now.
 
         Raises ``DeploymentError`` saying why when there is no active deployment to close.
         """
-        return self._close(self.state.hub, team, reason, now, None)
+        return self._close(ctx, ctx.hub, team, reason, None)
 
     # --- handlers -----------------------------------------------------------------
 
     def _request(
-        self, header: RoutingHeader, request: TeamRequest, now: datetime
-    ) -> list[OutboundRecord]:
+        self, ctx: DeskContext, header: RoutingHeader, request: TeamRequest
+    ) -> list[Effect]:
+        now = ctx.now
         request_id = header.message_id
         if request.requester != header.sender:
             return self._refuse(
+                ctx,
                 header,
                 f"the request names {request.requester!r} as requester but was sent by "
                 f"{header.sender!r}; send it as yourself",
@@ -198,24 +200,25 @@ class TeamDesk:
         recipient = request.requester
         if kind_of(recipient) is not ParticipantKind.NCB:  # a hub filed it for the host
             recipient = request.host
-        out: list[OutboundRecord] = []
+        out: list[Effect] = []
         if request.host not in self.members:  # no region, so no deployment: journal the facts
-            facts = {"request_id": request_id, "requester": request.requester}
-            out.append(self._event(TeamEvent.REQUESTED, request_id, facts))
-            reasons = [r.value for r in decision.reasons]
-            out.append(self._event(TeamEvent.DECLINED, request_id, {**facts, "reasons": reasons}))
+            reasons = tuple(r.value for r in decision.reasons)
+            facts = {"hub": ctx.hub, "time": now, "request_id": request_id}
+            requested = TeamRequested(**facts, requester=request.requester)
+            declined = TeamDeclined(**facts, requester=request.requester, reasons=reasons)
+            out += [Journal(requested, request_id), Journal(declined, request_id)]
         else:
             d = receive_request(request, request_id=request_id, at=now, registry=self.members)
-            out += self._step(d)
-            d = decide(d, decision, at=now, scale=self.state.settings.calendar)
+            out += self._step(ctx, d)
+            d = decide(d, decision, at=now, scale=ctx.calendar)
             if decision.approved and d.team is not None:
-                out += self._create_team(d, now)
+                out += self._create_team(ctx, d)
             else:
-                out += self._step(d)
+                out += self._step(ctx, d)
         body = TeamDecisionBody(request_id=request_id, decision=decision)
-        if recipient in self.state.directory:
+        if recipient in ctx.directory:
             urgent = request.kind.is_irt and decision.approved
-            out += self._seal(body, [recipient], now, request_id, urgent=urgent)
+            out += self._send(ctx, body, [recipient], request_id, urgent=urgent)
         log.info(
             "team-decided",
             request_id=request_id,
@@ -225,88 +228,92 @@ class TeamDesk:
         )
         return out
 
-    def _create_team(self, d: Deployment, now: datetime) -> list[OutboundRecord]:
+    def _create_team(self, ctx: DeskContext, d: Deployment) -> list[Effect]:
         assert d.team is not None
         public = self.issue_identity(d.team)
         self.registry.learn(public)
-        self.state.directory = self.state.directory.with_identities([public])
-        inbox = self.state.settings.topics.inbox(d.team)
-        self._new_inboxes.append(inbox)
-        out = self._step(d, identity=public.to_json(), inbox=inbox)
-        return out + self._step(dispatch(d, at=now, rng_fraction=self._draw()))
+        out: list[Effect] = [AdmitTeam(public)]
+        out += self._step(ctx, d, identity=public.to_json(), inbox=ctx.topics.inbox(d.team))
+        drawn = _fraction(ctx.random_bytes)
+        return out + self._step(ctx, dispatch(d, at=ctx.now, rng_fraction=drawn))
 
-    def _report(
-        self, header: RoutingHeader, report: TeamReport, now: datetime
-    ) -> list[OutboundRecord]:
+    def _report(self, ctx: DeskContext, header: RoutingHeader, report: TeamReport) -> list[Effect]:
         d = self.registry.of_team(header.sender)
         if d is None or report.team != header.sender:
             return self._refuse(
-                header, f"{header.sender!r} reports for {report.team!r}: a team reports as itself"
+                ctx,
+                header,
+                f"{header.sender!r} reports for {report.team!r}: a team reports as itself",
             )
         try:
-            after = accept_report(d, report, at=_at(d, now))
+            after = accept_report(d, report, at=_at(d, ctx.now))
         except DeploymentError as refusal:
-            return self._refuse(header, str(refusal), request_id=d.request_id)
-        fields = {
-            "request_id": d.request_id,
-            "team": d.team,
-            "message_id": header.message_id,
-            "phase": report.phase.value if report.phase else None,
-            "phase_complete": report.phase_complete,
-            "counts": dict(report.counts),
-        }
-        out = [self._event(TeamEvent.REPORT, d.request_id, fields)]
+            return self._refuse(ctx, header, str(refusal), request_id=d.request_id)
+        accepted = TeamReportAccepted(
+            hub=ctx.hub,
+            time=ctx.now,
+            request_id=d.request_id,
+            team=d.team,
+            message_id=header.message_id,
+            phase=report.phase.value if report.phase else None,
+            phase_complete=report.phase_complete,
+            counts=dict(report.counts),
+        )
+        out: list[Effect] = [Journal(accepted, d.request_id)]
         if after is not d:
-            out += self._step(after)
+            out += self._step(ctx, after)
         return out
 
     def _convert(
         self,
+        ctx: DeskContext,
         sender: str,
         body: TeamConversionBody,
-        now: datetime,
         header: RoutingHeader | None,
-    ) -> list[OutboundRecord]:
+    ) -> list[Effect]:
         d = self._hosted(sender, body.team)
         if d is None:
-            return self._refusal_for(header, sender, body.team, "convert")
+            return self._refusal_for(ctx, header, sender, body.team, "convert")
         try:
-            after = convert_to_irt(d, kind=body.to_kind, crisis=body.crisis, at=_at(d, now))
+            after = convert_to_irt(d, kind=body.to_kind, crisis=body.crisis, at=_at(d, ctx.now))
         except DeploymentError as refusal:
-            return self._refuse_or_log(header, str(refusal), d.request_id)
+            return self._refuse_or_log(ctx, header, str(refusal), d.request_id)
         notice = TeamConversionBody(team=body.team, to_kind=body.to_kind, crisis=body.crisis)
         correlation = header.message_id if header else d.request_id
-        return self._step(after, by=sender) + self._seal(
-            notice, [d.host, body.team], now, correlation, urgent=True
+        return self._step(ctx, after, by=sender) + self._send(
+            ctx, notice, [d.host, body.team], correlation, urgent=True
         )
 
     def _close(
         self,
+        ctx: DeskContext,
         sender: str,
         team: str,
         reason: str,
-        now: datetime,
         header: RoutingHeader | None,
-    ) -> list[OutboundRecord]:
+    ) -> list[Effect]:
         d = self._hosted(sender, team)
         if d is None:
-            return self._refusal_for(header, sender, team, "close")
+            return self._refusal_for(ctx, header, sender, team, "close")
         if not d.active:
             return self._refuse_or_log(
-                header, f"{team} is {d.state.value}; only an active deployment closes", d.request_id
+                ctx,
+                header,
+                f"{team} is {d.state.value}; only an active deployment closes",
+                d.request_id,
             )
-        return self._closing(d, reason, now, by=sender)
+        return self._closing(ctx, d, reason, by=sender)
 
     def _closing(
-        self, d: Deployment, reason: str, now: datetime, by: str | None = None
-    ) -> list[OutboundRecord]:
+        self, ctx: DeskContext, d: Deployment, reason: str, by: str | None = None
+    ) -> list[Effect]:
         assert d.team is not None
-        after = close(d, at=_at(d, now), reason=reason[:200])
+        after = close(d, at=_at(d, ctx.now), reason=reason[:200])
         assert after.closed_at is not None
         notice = DeploymentClosedBody(team=d.team, closed_at=after.closed_at, reason=reason[:256])
         log.info("team-closed", team=d.team, request_id=d.request_id, reason=reason)
-        return self._step(after, by=by or self.state.hub) + self._seal(
-            notice, [d.host, d.team], now, d.request_id
+        return self._step(ctx, after, by=by or ctx.hub) + self._send(
+            ctx, notice, [d.host, d.team], d.request_id
         )
 
     # --- helpers ------------------------------------------------------------------
@@ -321,92 +328,85 @@ class TeamDesk:
         return None
 
     def _refusal_for(
-        self, header: RoutingHeader | None, sender: str, team: str, what: str
-    ) -> list[OutboundRecord]:
+        self, ctx: DeskContext, header: RoutingHeader | None, sender: str, team: str, what: str
+    ) -> list[Effect]:
         d = self.registry.of_team(team)
         detail = (
             f"no deployment of {team!r} is known; check the team id"
             if d is None
             else f"only {d.host}'s NCB (the host) or the CCC may {what} {team}; {sender} may not"
         )
-        return self._refuse_or_log(header, detail, d.request_id if d else None)
+        return self._refuse_or_log(ctx, header, detail, d.request_id if d else None)
 
     def _refuse_or_log(
-        self, header: RoutingHeader | None, detail: str, request_id: str | None
-    ) -> list[OutboundRecord]:
+        self, ctx: DeskContext, header: RoutingHeader | None, detail: str, request_id: str | None
+    ) -> list[Effect]:
         if header is None:  # the CCC's own move: the operator reads the log
             log.warning("team-move-refused", detail=detail, request_id=request_id)
             raise DeploymentError(detail)
-        return self._refuse(header, detail, request_id=request_id)
+        return self._refuse(ctx, header, detail, request_id=request_id)
 
     def _refuse(
-        self, header: RoutingHeader, detail: str, *, request_id: str | None = None
-    ) -> list[OutboundRecord]:
+        self,
+        ctx: DeskContext,
+        header: RoutingHeader,
+        detail: str,
+        *,
+        request_id: str | None = None,
+    ) -> list[Effect]:
         """Tell the sender why its message was not taken, and journal it."""
         kind = header.message_type.value
-        fields = {
-            "request_id": request_id,
-            "message_id": header.message_id,
-            "sender": header.sender,
-            "type": kind,
-            "reason": detail,
-        }
-        log.info("team-refused", **fields)
-        out = [self._event(TeamEvent.REFUSED, request_id or header.message_id, fields)]
-        if header.sender in self.state.directory and kind_of(header.sender) in (
+        refused = TeamRefused(
+            hub=ctx.hub,
+            time=ctx.now,
+            request_id=request_id,
+            message_id=header.message_id,
+            sender=header.sender,
+            type=kind,
+            reason=detail,
+        )
+        log.info(
+            "team-refused", **refused.model_dump(mode="json", exclude={"event", "hub", "time"})
+        )
+        out: list[Effect] = [Journal(refused, request_id or header.message_id)]
+        if header.sender in ctx.directory and kind_of(header.sender) in (
             ParticipantKind.NCB,
             ParticipantKind.TEAM,
         ):
             body = MessageBody(subject=f"{kind} refused", text=detail)
-            out += self._seal(body, [header.sender], self.state.clock(), header.message_id)
+            out += self._send(ctx, body, [header.sender], header.message_id)
         return out
 
-    def _step(self, d: Deployment, **extra: Any) -> list[OutboundRecord]:
+    def _step(self, ctx: DeskContext, d: Deployment, **extra: Any) -> list[Effect]:
         """Record ``d`` and journal its last step with its snapshot."""
         self.registry.record(d)
-        event = SNAPSHOT_EVENT[d.journal[-1].event]
-        fields = {
-            "request_id": d.request_id,
-            "team": d.team,
-            "state": d.state.value,
-            "kind": d.kind.value,
-            "host": d.host,
-            "deployment": d.model_dump(mode="json"),
+        event = TEAM_SNAPSHOT_EVENTS[SNAPSHOT_EVENT[d.journal[-1].event].value](
+            hub=ctx.hub,
+            time=ctx.now,
+            request_id=d.request_id,
+            team=d.team,
+            state=d.state.value,
+            kind=d.kind.value,
+            host=d.host,
+            deployment=d,
             **extra,
-        }
-        return [self._event(event, d.request_id, fields)]
+        )
+        return [Journal(event, d.request_id)]
 
-    def _event(self, event: TeamEvent, key: str, fields: dict[str, Any]) -> OutboundRecord:
-        return journal_record(self.state, event.value, key, fields)
-
-    def _seal(
+    def _send(
         self,
+        ctx: DeskContext,
         body: Body,
         recipients: list[str],
-        now: datetime,
         correlation_id: str,
         *,
         urgent: bool = False,
-    ) -> list[OutboundRecord]:
-        state = self.state
-        known = [r for r in dict.fromkeys(recipients) if r in state.directory]
+    ) -> list[Effect]:
+        known = tuple(r for r in dict.fromkeys(recipients) if r in ctx.directory)
         if not known:
             return []
-        _, records = seal_from_hub(
-            body,
-            known,
-            hub=state.identity,
-            directory=state.directory,
-            topics=state.settings.topics,
-            now=now,
-            random_bytes=state.random_bytes,
-            precedence=Precedence.IMMEDIATE if urgent else Precedence.ROUTINE,
-            correlation_id=correlation_id,
-        )
-        return records
-
-    def _draw(self) -> float:
-        return _fraction(self.state.random_bytes)
+        precedence = Precedence.IMMEDIATE if urgent else Precedence.ROUTINE
+        return [Send(known, body, precedence, correlation_id=correlation_id)]
 
 
 def _at(d: Deployment, now: datetime) -> datetime:

@@ -20,19 +20,16 @@ team of the Americas gets it; ``vehicle-circulated`` lists no team.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import structlog
 
-from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.checks import StolenVehicleReport, StolenVehicleUpdate
 from schemas.header import MessageType, Precedence
+from schemas.journal import VehicleCirculated, VehicleReportRefused
 from schemas.registry import MemberRegistry, UnknownMember, default_registry
 from schemas.sealing import OpenedMessage
 from schemas.teams import Concern
-from streams.ccc_desk import seal_from_hub
-from streams.hub_state import HubState, journal_record
+from streams.desk_context import DeskContext
+from streams.desk_effects import Effect, Journal, Send
 from streams.team_registry import TeamRegistry
 
 __all__ = ["VehicleDesk", "vehicle_concern"]
@@ -52,65 +49,58 @@ def vehicle_concern(report: StolenVehicleReport, members: MemberRegistry) -> Con
 
 
 class VehicleDesk:
-    """See the module docstring; register with ``CccDesk.register``."""
+    """See the module docstring; register with the hub's ``DeskShell.register``."""
 
     handles = frozenset({MessageType.STOLEN_VEHICLE_REPORT})
 
-    def __init__(
-        self, state: HubState, teams: TeamRegistry, members: MemberRegistry | None = None
-    ) -> None:
-        self.state = state
+    def __init__(self, teams: TeamRegistry, members: MemberRegistry | None = None) -> None:
         self.teams = teams
         self.members = members or default_registry()
 
-    def handle(
-        self, opened: OpenedMessage, record: ReceivedRecord, now: datetime
-    ) -> list[OutboundRecord]:
-        body, header = opened.body, opened.header
+    def handle(self, ctx: DeskContext, opened: OpenedMessage) -> list[Effect]:
+        body, header, now = opened.body, opened.header, ctx.now
         if not isinstance(body, StolenVehicleReport):
-            return [self._refused(header.message_id, header.sender, f"not a report: {body.type}")]
+            return [
+                self._refused(ctx, header.message_id, header.sender, f"not a report: {body.type}")
+            ]
         if body.record.reporting_ncb != header.sender:
             reason = f"reporting NCB {body.record.reporting_ncb} is not the sender"
-            return [self._refused(header.message_id, header.sender, reason)]
+            return [self._refused(ctx, header.message_id, header.sender, reason)]
         concerned = self.teams.teams_concerned(vehicle_concern(body, self.members), now)
-        reachable = [t for t in concerned if t in self.state.directory]
+        reachable = tuple(t for t in concerned if t in ctx.directory)
         update = StolenVehicleUpdate(
             record=body.record, reported_at=body.reported_at, circulated_at=now
         )
-        out: list[OutboundRecord] = []
+        out: list[Effect] = []
         if reachable:
-            _, out = seal_from_hub(
-                update,
-                reachable,
-                hub=self.state.identity,
-                directory=self.state.directory,
-                topics=self.state.settings.topics,
-                now=now,
-                random_bytes=self.state.random_bytes,
-                precedence=Precedence.PRIORITY,
-                correlation_id=header.message_id,
+            out.append(
+                Send(reachable, update, Precedence.PRIORITY, correlation_id=header.message_id)
             )
         log.info(
             "vehicle-circulated",
             message_id=header.message_id,
             trace_id=header.trace_id,
             vin=body.record.vin,
-            teams=reachable,
+            teams=list(reachable),
         )
-        fields: dict[str, Any] = {
-            "message_id": header.message_id,
-            "vin": body.record.vin,
-            "reporter": header.sender,
-            "registration_country": body.record.registration_country,
-            "teams": reachable,
-            "unreachable": [t for t in concerned if t not in reachable],
-        }
-        return [*out, journal_record(self.state, "vehicle-circulated", header.message_id, fields)]
+        event = VehicleCirculated(
+            hub=ctx.hub,
+            time=now,
+            message_id=header.message_id,
+            vin=body.record.vin,
+            reporter=header.sender,
+            registration_country=body.record.registration_country,
+            teams=reachable,
+            unreachable=tuple(t for t in concerned if t not in reachable),
+        )
+        return [*out, Journal(event, header.message_id)]
 
-    def tick(self, now: datetime) -> list[OutboundRecord]:
+    def tick(self, ctx: DeskContext) -> list[Effect]:
         return []
 
-    def _refused(self, message_id: str, sender: str, reason: str) -> OutboundRecord:
+    def _refused(self, ctx: DeskContext, message_id: str, sender: str, reason: str) -> Journal:
         log.info("vehicle-report-refused", message_id=message_id, sender=sender, reason=reason)
-        fields = {"message_id": message_id, "sender": sender, "reason": reason}
-        return journal_record(self.state, "vehicle-report-refused", message_id, fields)
+        event = VehicleReportRefused(
+            hub=ctx.hub, time=ctx.now, message_id=message_id, sender=sender, reason=reason
+        )
+        return Journal(event, message_id)

@@ -1,5 +1,6 @@
 """The checks desk (answers, FLASH escalations, confirmation clocks, multi-country windows)
-and the nominal feed from the notices topic, over real sealing and small real databases."""
+and the nominal feed from the notices topic, over small real databases. The desk's effects
+are compared; the hub's shell carries them out (folds, sealed bodies for ``ccc``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.checks import (
@@ -30,13 +31,15 @@ from schemas.checks import (
 from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity
 from schemas.notices import Notice, NoticeColour, NoticeState, PersonSubject
-from schemas.sealing import OpenedMessage, open_sealed, parse_envelope
+from schemas.sealing import OpenedMessage
 from streams.check_desk import CheckDesk
 from streams.databases import Databases, open_databases
 from streams.databases import sltd as sltd_module
 from streams.databases import smv as smv_module
 from streams.databases import works_of_art as woa_module
 from streams.databases.nominal import NominalIndex
+from streams.desk_effects import Effect, Journal, Send
+from streams.desk_shell import DeskShell
 from streams.hub_state import HubState
 from streams.nominal_feed import FeedOutcome, NominalFeed, notice_record
 from streams.roster import DutyRoster
@@ -82,16 +85,22 @@ def hub_state(keyring: Keyring) -> HubState:
     )
 
 
-def opened_as(keyring: Keyring, participant: str, record: OutboundRecord) -> OpenedMessage:
-    directory, identities = keyring
-    received = ReceivedRecord(record.topic, 0, 0, 0, record.key, record.value, record.headers)
-    return open_sealed(
-        parse_envelope(record.value, max_bytes=1 << 20),
-        topic=(received.header("i247-sealed-topic") or b"").decode(),
-        key=received.header("i247-sealed-key") or b"",
-        directory=directory,
-        identity=identities[participant],
-    )
+class Checks:
+    """A checks desk on hub:lyon whose effects the hub's shell carries out."""
+
+    def __init__(self, keyring: Keyring, databases: Databases) -> None:
+        self.shell = DeskShell(hub_state(keyring))
+        self.desk = CheckDesk(databases)
+
+    def handle(self, opened: OpenedMessage, now: datetime) -> list[Effect]:
+        return self._carry(self.desk.handle(self.shell.context(now), opened), now)
+
+    def tick(self, now: datetime) -> list[Effect]:
+        return self._carry(self.desk.tick(self.shell.context(now)), now)
+
+    def _carry(self, effects: list[Effect], now: datetime) -> list[Effect]:
+        self.shell.carry_out(effects, now)
+        return effects
 
 
 def to_ccc(sender: str, body: Any) -> OpenedMessage:
@@ -108,20 +117,17 @@ def to_ccc(sender: str, body: Any) -> OpenedMessage:
     return OpenedMessage(header, body)
 
 
-LANE = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
-
-
-def events(outputs: list[OutboundRecord], name: str) -> list[dict[str, Any]]:
-    found = [json.loads(o.value) for o in outputs if o.topic.endswith(".control")]
+def events(effects: list[Effect], name: str) -> list[dict[str, Any]]:
+    """The journal events ``name`` among ``effects``, as written on ``i247.control``."""
+    found = [json.loads(e.event.to_json_bytes()) for e in effects if isinstance(e, Journal)]
     return [e for e in found if e["event"] == name]
 
 
-def inbox_of(outputs: list[OutboundRecord], participant: str) -> list[OutboundRecord]:
-    topics = Settings().topics
-    return [o for o in outputs if o.topic == topics.inbox(participant)]
+def sent_to(effects: list[Effect], participant: str) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send) and participant in e.to]
 
 
-def desk_with_hits(keyring: Keyring, databases: Databases) -> tuple[CheckDesk, CheckRequest, str]:
+def desk_with_hits(keyring: Keyring, databases: Databases) -> tuple[Checks, CheckRequest, str]:
     databases.nominal.upsert("red-2026-000001", DUPONT, issuing_ncb="BEL")
     document = databases.sltd.sample(random.Random(3))
     request = CheckRequest(
@@ -133,30 +139,30 @@ def desk_with_hits(keyring: Keyring, databases: Databases) -> tuple[CheckDesk, C
             PersonItem(family_name="Dupont", forenames="Jean", date_of_birth="1970-01-31"),
         ),
     )
-    return CheckDesk(hub_state(keyring), databases), request, document.owner
+    return Checks(keyring, databases), request, document.owner
 
 
 def test_a_batched_check_answers_the_asker_and_escalates_each_hit_flash(
     keyring: Keyring, databases: Databases
 ) -> None:
     desk, request, document_owner = desk_with_hits(keyring, databases)
-    out = desk.handle(to_ccc("FRA", request), LANE, NOON)
+    out = desk.handle(to_ccc("FRA", request), NOON)
 
-    answers = [opened_as(keyring, "FRA", r) for r in inbox_of(out, "FRA")]
+    answers = sent_to(out, "FRA")
     answer = next(a for a in answers if isinstance(a.body, CheckAnswer))
-    assert answer.header.correlation_id == "flight-AF1234"
+    assert answer.correlation_id == "flight-AF1234"
     assert isinstance(answer.body, CheckAnswer)
     assert [r.hit for r in answer.body.results] == [False, True, True]
 
     flashes = [a for a in answers if isinstance(a.body, MessageBody)]
-    assert {a.header.precedence for a in flashes} == {Precedence.FLASH}
-    assert {f for a in flashes for f in a.header.flags} == {
+    assert {a.precedence for a in flashes} == {Precedence.FLASH}
+    assert {f for a in flashes for f in a.flags} == {
         HeaderFlag.STOLEN_DOCUMENT_HIT,
         HeaderFlag.WANTED_PERSON_HIT,
     }
     for owner, flag in ((document_owner, "stolen-document-hit"), ("BEL", "wanted-person-hit")):
-        owner_mail = [opened_as(keyring, owner, r) for r in inbox_of(out, owner)]
-        assert any(flag in [f.value for f in m.header.flags] for m in owner_mail)
+        owner_mail = sent_to(out, owner)
+        assert any(flag in [f.value for f in m.flags] for m in owner_mail)
         assert any(isinstance(m.body, HitConfirmationRequest) for m in owner_mail)
 
     escalated = events(out, "check-hit-escalated")
@@ -169,12 +175,12 @@ def test_a_batched_check_answers_the_asker_and_escalates_each_hit_flash(
 
 def test_a_confirmation_in_time_closes_the_clock(keyring: Keyring, databases: Databases) -> None:
     desk, request, _ = desk_with_hits(keyring, databases)
-    out = desk.handle(to_ccc("FRA", request), LANE, NOON)
+    out = desk.handle(to_ccc("FRA", request), NOON)
     (asked,) = [e for e in events(out, "hit-confirmation-requested") if e["owner"] == "BEL"]
     confirmation = HitConfirmation(
         confirmation_id=asked["confirmation_id"], owner="BEL", confirmed=True, confirmed_at=at(1)
     )
-    (confirmed,) = events(desk.handle(to_ccc("BEL", confirmation), LANE, at(1)), "hit-confirmed")
+    (confirmed,) = events(desk.handle(to_ccc("BEL", confirmation), at(1)), "hit-confirmed")
     assert confirmed["in_time"] is True
     later = desk.tick(at(3600))  # scale 60: urgent deadline 10 s
     owners = {e["owner"] for e in events(later, "hit-confirmation-breach")}
@@ -186,15 +192,16 @@ def test_an_unanswered_confirmation_is_reminded_then_escalated(
     keyring: Keyring, databases: Databases
 ) -> None:
     desk, request, owner = desk_with_hits(keyring, databases)
-    desk.handle(to_ccc("FRA", request), LANE, NOON)
+    desk.handle(to_ccc("FRA", request), NOON)
     assert desk.tick(at(4)) == []
     reminders = desk.tick(at(5))  # half of 10 s
     assert {e["owner"] for e in events(reminders, "hit-confirmation-reminder")} == {"BEL", owner}
-    resent = [opened_as(keyring, "BEL", r) for r in inbox_of(reminders, "BEL")]
+    resent = sent_to(reminders, "BEL")
     assert [type(m.body) for m in resent] == [HitConfirmationRequest]
+    assert resent[0].body.owner == "BEL"  # type: ignore[union-attr]
     breaches = desk.tick(at(11.5))  # past the deadline and the journal's settle (1 s)
     assert {e["owner"] for e in events(breaches, "hit-confirmation-breach")} == {"BEL", owner}
-    told = [opened_as(keyring, "FRA", r) for r in inbox_of(breaches, "FRA")]
+    told = sent_to(breaches, "FRA")
     assert all(isinstance(m.body, MessageBody) for m in told)
     assert len(told) == 2
     assert desk.tick(at(60)) == []
@@ -203,21 +210,19 @@ def test_an_unanswered_confirmation_is_reminded_then_escalated(
 def test_a_multi_country_query_names_the_silent_target(
     keyring: Keyring, databases: Databases
 ) -> None:
-    desk = CheckDesk(hub_state(keyring), databases)
+    desk = Checks(keyring, databases)
     query = MultiCountryQuery(
         query_id="q-1", asker="FRA", targets=("DEU", "ITA"), question="Known to you?"
     )
-    out = desk.handle(to_ccc("FRA", query), LANE, NOON)
-    for target in ("DEU", "ITA"):
-        (forwarded,) = [opened_as(keyring, target, r) for r in inbox_of(out, target)]
-        assert forwarded.body == query
+    out = desk.handle(to_ccc("FRA", query), NOON)
+    assert sent_to(out, "DEU") == [Send(("DEU", "ITA"), query, correlation_id="q-1")]
     reply = MultiCountryReply(query_id="q-1", responder="DEU", answer="No record", replied_at=NOON)
-    (counted,) = events(desk.handle(to_ccc("DEU", reply), LANE, at(0.5)), "multi-country-reply")
+    (counted,) = events(desk.handle(to_ccc("DEU", reply), at(0.5)), "multi-country-reply")
     assert counted["outcome"] == "accepted"
     assert desk.tick(at(0.9)) == []  # scale 60: a 1 s window
     assert desk.tick(at(1.9)) == []  # the window has closed; the journal's lag is allowed
     due = desk.tick(at(2.1))  # past the window and the settle (1 s)
-    (consolidated,) = [opened_as(keyring, "FRA", r) for r in inbox_of(due, "FRA")]
+    (consolidated,) = sent_to(due, "FRA")
     assert isinstance(consolidated.body, ConsolidatedAnswer)
     assert consolidated.body.answers == {"DEU": "No record"}
     assert consolidated.body.silent == ("ITA",)
@@ -238,8 +243,9 @@ def test_a_multi_country_query_names_the_silent_target(
 def test_a_sender_speaking_for_someone_else_is_refused(
     keyring: Keyring, databases: Databases, sender: str, body: Any
 ) -> None:
-    out = CheckDesk(hub_state(keyring), databases).handle(to_ccc(sender, body), LANE, NOON)
-    assert [json.loads(o.value)["event"] for o in out] == ["check-desk-refused"]
+    out = Checks(keyring, databases).handle(to_ccc(sender, body), NOON)
+    assert [type(e) for e in out] == [Journal]
+    assert [e["sender"] for e in events(out, "check-desk-refused")] == [sender]
 
 
 def test_the_nominal_feed_follows_the_newest_version_of_each_red_notice(

@@ -1,4 +1,5 @@
-"""The CCC's notice desk without a broker: its outputs opened as their recipients would."""
+"""The CCC's notice and diffusion desks without a broker: the effects they return, and the
+records the hub's shell makes of them where another hub or a board reads them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import random
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from agents.ncb import NcbAdapter, Opened
 from agents.notice_board import NoticeBoard
 from agents.notice_traffic import NoticeTraffic, political_request, red_notice, red_notice_id
 from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.settings import Settings
 from schemas.bodies import (
     Body,
     DiffusionBody,
@@ -29,7 +31,13 @@ from schemas.bodies import (
 )
 from schemas.errors import NotARecipient
 from schemas.header import MessageType, Precedence
-from schemas.journal import DiffusionRecalled, DiffusionRecorded, parse_desk_event
+from schemas.journal import (
+    DiffusionRecalled,
+    DiffusionRecorded,
+    NoticeDecided,
+    NoticeRequested,
+    parse_desk_event,
+)
 from schemas.keys import generate_identity
 from schemas.notices import (
     DiffusionRecall,
@@ -45,8 +53,14 @@ from schemas.participants import CCC
 from schemas.registry import MemberRegistry, Region, default_registry
 from schemas.sealing import OpenedMessage, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
+from streams.desk_context import DeskContext
+from streams.desk_effects import Effect, Journal, PublishNotice, Send
+from streams.desk_shell import DeskShell
+from streams.diffusion_desk import DiffusionDesk
+from streams.hub_state import HubState
 from streams.notice_desk import NoticeDesk, notice_id_for
 from streams.notice_lifecycle import NoticeLifecycle
+from streams.roster import DutyRoster
 from tests.unit.factories import T0, make_header, small_keyring
 
 TOPICS = TopicCatalog(prefix="t")
@@ -59,24 +73,68 @@ REGISTRY = MemberRegistry(
 NCBS = ("DEU", "ESP", "FRA", "ITA")
 
 
-def journal(event: str, key: str, fields: dict[str, Any]) -> OutboundRecord:
-    """A journal record as a hub writes it: ``event``, ``hub``, ``time``, then the fields."""
-    common = {"event": event, "hub": "hub:test", "time": "2026-11-23T12:00:00.000000Z"}
-    return OutboundRecord(TOPICS.control, key.encode(), json.dumps({**common, **fields}).encode())
+class Said(list[Effect]):
+    """What a desk said (its effects, which the tests compare), and ``records``: what the
+    hub's shell made of them, for what only records show (the compacted topic, the journal
+    as another hub's tail reads it)."""
+
+    records: list[OutboundRecord]
 
 
-def desk(hub: str = "hub:lyon", *, scale: float = 1.0, on_duty: bool = True) -> NoticeDesk:
-    directory, identities = small_keyring()
-    return NoticeDesk(
-        identity=identities[hub],
-        directory=directory,
-        topics=TOPICS,
-        registry=REGISTRY,
-        lifecycle=NoticeLifecycle(scale=scale),
-        journal=journal,
-        random_bytes=os.urandom,
-        on_duty=lambda: on_duty,
-    )
+class Hub:
+    """One hub's notice and diffusion desks; their effects are carried out by the hub's
+    shell, as a hub does, so other hubs and boards can read the records."""
+
+    def __init__(self, hub: str, *, scale: float, on_duty: bool) -> None:
+        directory, identities = small_keyring()
+        state = HubState(
+            settings=Settings(topic_prefix="t", clock_scale=scale),
+            site=hub.removeprefix("hub:"),
+            bootstrap="localhost:9092",
+            directory=directory,
+            identity=identities[hub],
+            roster=DutyRoster(),
+            clock=lambda: T0,
+            random_bytes=os.urandom,
+        )
+        self.shell = DeskShell(state)
+        self.desk = NoticeDesk(
+            registry=REGISTRY,
+            lifecycle=NoticeLifecycle(scale=scale),
+            open_stored=self.shell.open_stored,
+            on_duty=lambda: on_duty,
+        )
+        self.diffusions = DiffusionDesk(REGISTRY)
+        self.lifecycle = self.desk.lifecycle
+        self.ledger = self.diffusions.ledger
+        self.notices, self.in_force, self.restore = (
+            self.desk.notices,
+            self.desk.in_force,
+            self.desk.restore,
+        )
+        self.fold_journal = self.diffusions.fold_journal
+
+    def context(self, now: datetime) -> DeskContext:
+        return self.shell.context(now)
+
+    def carry(self, effects: list[Effect], now: datetime) -> Said:
+        said = Said(effects)
+        said.records = self.shell.carry_out(effects, now)
+        return said
+
+    def handle(self, opened: OpenedMessage, at: datetime) -> Said:
+        to = self.desk if opened.header.message_type in self.desk.handles else self.diffusions
+        return self.carry(to.handle(self.context(at), opened), at)
+
+    def tick(self, at: datetime) -> Said:
+        return self.carry(self.desk.tick(self.context(at)), at)
+
+    def recall_diffusion(self, recall: DiffusionRecall, at: datetime) -> Said:
+        return self.carry(self.diffusions.recall_diffusion(self.context(at), recall), at)
+
+
+def desk(hub: str = "hub:lyon", *, scale: float = 1.0, on_duty: bool = True) -> Hub:
+    return Hub(hub, scale=scale, on_duty=on_duty)
 
 
 def message(sender: str, body: Body, recipients: Sequence[str] = (CCC,)) -> OpenedMessage:
@@ -86,39 +144,31 @@ def message(sender: str, body: Body, recipients: Sequence[str] = (CCC,)) -> Open
     return OpenedMessage(header, body)
 
 
-def handle(d: NoticeDesk, sender: str, body: Body, *, at: Any = T0) -> list[OutboundRecord]:
-    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
-    return d.handle(message(sender, body), record, at)
+def handle(d: Hub, sender: str, body: Body, *, at: Any = T0) -> Said:
+    return d.handle(message(sender, body), at)
 
 
-def events(out: list[OutboundRecord]) -> list[dict[str, Any]]:
-    return [json.loads(r.value) for r in out if r.topic == TOPICS.control]
+def events(out: Said) -> list[dict[str, Any]]:
+    """The journal events the desk said, as written on the control topic."""
+    return [json.loads(e.event.to_json_bytes()) for e in out if isinstance(e, Journal)]
 
 
-def diffusion_events(out: list[OutboundRecord]) -> list[DiffusionRecorded | DiffusionRecalled]:
+def diffusion_events(out: Said) -> list[DiffusionRecorded | DiffusionRecalled]:
     """The diffusion events among ``out``, read as a hub's journal tail reads them."""
-    read = [parse_desk_event(r.value) for r in out if r.topic == TOPICS.control]
+    read = [parse_desk_event(r.value) for r in out.records if r.topic == TOPICS.control]
     return [e for e in read if isinstance(e, DiffusionRecorded | DiffusionRecalled)]
 
 
-def opened(out: list[OutboundRecord], code: str) -> list[Body]:
-    """What ``code`` opens from its inbox copies among ``out``."""
-    directory, identities = small_keyring()
-    adapter = NcbAdapter(identities[code], directory, TOPICS)
-    found = []
-    for record in out:
-        if record.topic == TOPICS.inbox(code):
-            got = adapter.receive(ReceivedRecord(record.topic, 0, 0, 0, record.key, record.value,
-                                                 record.headers))  # fmt: skip
-            assert isinstance(got, Opened), got
-            found.append(got.body)
-    return found
+def opened(out: Said, code: str) -> list[Body]:
+    """What the desk sent ``code`` (the shell's tests check each copy opens for it alone)."""
+    return [e.body for e in out if isinstance(e, Send) and code in e.to]
 
 
-def compacted(out: list[OutboundRecord]) -> list[ReceivedRecord]:
+def compacted(out: Said) -> list[ReceivedRecord]:
+    """The records written on the compacted notices topic, as a reader of it gets them."""
     return [
         ReceivedRecord(r.topic, 0, i, 0, r.key, r.value, r.headers)
-        for i, r in enumerate(out)
+        for i, r in enumerate(out.records)
         if r.topic == TOPICS.notices
     ]
 
@@ -218,7 +268,7 @@ def test_only_the_requester_acts_and_only_as_the_lifecycle_allows() -> None:
     handle(d, "FRA", NoticeRequestBody(request=req))
     notice_id = notice_id_for(req)
 
-    def act(sender: str, action: NoticeAction) -> list[OutboundRecord]:
+    def act(sender: str, action: NoticeAction) -> Said:
         return handle(d, sender, NoticeActionBody(notice_id=notice_id, action=action))
 
     for sender, action, why in (
@@ -303,8 +353,7 @@ def test_a_diffusion_is_recorded_and_its_recall_reaches_every_original_recipient
     body = DiffusionBody(subject="s", text="t", purpose="p")
     header = make_header(sender="FRA", recipients=["DEU", "ITA", CCC],
                          message_type=MessageType.DIFFUSION)  # fmt: skip
-    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
-    out = d.handle(OpenedMessage(header, body), record, T0)
+    out = d.handle(OpenedMessage(header, body), T0)
     assert [(e["event"], e["recipients"]) for e in events(out)] == [("diffusion-recorded", 2)]
 
     recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.SENDER_WITHDREW)
@@ -346,9 +395,8 @@ def test_a_diffusion_recorded_by_one_hub_is_recalled_through_another() -> None:
     lyon, singapore = desk("hub:lyon"), desk("hub:singapore")
     header = make_header(sender="FRA", recipients=["DEU", "ITA", CCC],
                          message_type=MessageType.DIFFUSION)  # fmt: skip
-    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
     body = DiffusionBody(subject="s", text="t", purpose="p")
-    for event in diffusion_events(lyon.handle(OpenedMessage(header, body), record, T0)):
+    for event in diffusion_events(lyon.handle(OpenedMessage(header, body), T0)):
         singapore.fold_journal(event)  # Singapore follows the journal; Lyon then fails
 
     recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.SENDER_WITHDREW)
@@ -368,8 +416,7 @@ def test_a_diffusion_recorded_by_one_hub_is_recalled_through_another() -> None:
 def test_the_ccc_recalls_a_diffusion_after_a_compliance_finding() -> None:
     d = desk()
     header = make_header(sender="ESP", recipients=["FRA", CCC], message_type=MessageType.DIFFUSION)
-    record = ReceivedRecord("t.hub.lyon.routine", 0, 0, 0, None, b"")
-    d.handle(OpenedMessage(header, DiffusionBody(subject="s", text="t", purpose="p")), record, T0)
+    d.handle(OpenedMessage(header, DiffusionBody(subject="s", text="t", purpose="p")), T0)
     recall = DiffusionRecall(diffusion_id=header.message_id, reason=RecallReason.COMPLIANCE_FINDING)
     out = d.recall_diffusion(recall, T0)
     assert opened(out, "FRA") == opened(out, "ESP") == [DiffusionRecallBody(recall=recall)]
@@ -414,3 +461,60 @@ def test_the_traffic_names_notices_as_the_desk_does_and_is_seeded() -> None:
     kinds = run(11)
     assert kinds == run(11)
     assert {"notice-request", "diffusion"} <= set(kinds)
+
+
+def test_a_published_notice_is_sent_and_published_to_the_same_recipients_as_effects() -> None:
+    d, req = desk(), request()
+    opened_request = message("FRA", NoticeRequestBody(request=req))
+    effects = d.desk.handle(d.context(T0), opened_request)
+
+    notice_id = notice_id_for(req)
+    assert effects[0] == Journal(
+        NoticeRequested(
+            hub="hub:lyon",
+            time=T0,
+            notice_id=notice_id,
+            request_id=req.request_id,
+            requester="FRA",
+            sender="FRA",
+            colour=req.colour.value,
+            region=req.region.value if req.region else None,
+        ),
+        notice_id,
+    )
+    [copies] = [e for e in effects if isinstance(e, Send) and isinstance(e.body, NoticeBody)]
+    [published] = [e for e in effects if isinstance(e, PublishNotice)]
+    assert sorted(copies.to) == sorted(published.recipients) == sorted(NCBS)
+    assert copies.body == NoticeBody(notice=published.notice)
+    assert (published.notice.notice_id, published.notice.version) == (notice_id, 3)
+    [answer] = [e for e in effects if isinstance(e, Send) and e.to == ("FRA",)]
+    assert answer.correlation_id == opened_request.header.message_id
+    assert answer.body == NoticeDecisionBody(outcome=answer.body.outcome, notice_id=notice_id)  # type: ignore[union-attr]
+    decided = [e for e in effects if isinstance(e, Journal) and e.fold]
+    assert [e.event.event_name for e in decided] == ["notice-decided"]
+
+
+def test_a_refused_request_is_journaled_and_answered_to_its_sender_as_effects() -> None:
+    d, req = desk(), request()
+    opened_request = message("DEU", NoticeRequestBody(request=req))
+    requested, decided, answer = d.desk.handle(d.context(T0), opened_request)
+
+    assert isinstance(requested, Journal)
+    assert isinstance(requested.event, NoticeRequested)
+    assert decided == Journal(
+        NoticeDecided(
+            hub="hub:lyon",
+            time=T0,
+            notice_id=notice_id_for(req),
+            request_id=req.request_id,
+            requester="DEU",
+            decision="refused",
+            reasons=("not-requester",),
+        ),
+        notice_id_for(req),
+        fold=True,
+    )
+    assert isinstance(answer, Send)
+    assert (answer.to, answer.correlation_id) == (("DEU",), opened_request.header.message_id)
+    assert isinstance(answer.body, NoticeDecisionBody)
+    assert answer.body.outcome.decision is ReviewDecision.REFUSED

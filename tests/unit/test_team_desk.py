@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agents.ncb import NcbAdapter
-from brokers.records import OutboundRecord, ReceivedRecord
+from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import (
     Body,
@@ -29,7 +29,7 @@ from schemas.errors import RejectReason
 from schemas.header import MessageType
 from schemas.keys import PrivateIdentity, generate_identity, load_identity
 from schemas.registry import Region
-from schemas.sealing import OpenedMessage, open_sealed, parse_envelope
+from schemas.sealing import OpenedMessage
 from schemas.team_journal import TeamEvent, team_counts
 from schemas.teams import (
     Concern,
@@ -42,6 +42,9 @@ from schemas.teams import (
 )
 from streams.dedup import SeenMessages
 from streams.deployments import DeploymentError
+from streams.desk_context import DeskContext
+from streams.desk_effects import AdmitTeam, Effect, Journal, Send
+from streams.desk_shell import DeskShell
 from streams.hub_state import HubState
 from streams.intake import Admitted, IntakePolicy, Refused, admit
 from streams.roster import DutyRoster
@@ -67,7 +70,7 @@ class Rig:
     now: datetime = NOW
     acting: bool = True
     issued: dict[str, PrivateIdentity] = field(default_factory=dict)
-    out: list[OutboundRecord] = field(default_factory=list)
+    out: list[Effect] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         directory, ids = small_keyring()
@@ -82,33 +85,38 @@ class Rig:
             roster=DutyRoster(),
             clock=lambda: self.now,
         )
+        self.shell = DeskShell(self.state)
         self.registry = TeamRegistry()
-        self.desk = TeamDesk(self.state, self.registry, self._issue, acting=lambda: self.acting)
+        self.desk = TeamDesk(self.registry, self._issue, acting=lambda: self.acting)
 
     def _issue(self, team: str) -> Any:
         self.issued[team] = generate_identity(team)
         self.ids[team] = self.issued[team]
         return self.issued[team].public()
 
-    def send(self, sender: str, body: Body) -> list[OutboundRecord]:
+    def ctx(self) -> DeskContext:
+        return self.shell.context(self.now)
+
+    def carry(self, effects: list[Effect]) -> list[Effect]:
+        """Carry ``effects`` out as the hub would (keys, inboxes), and keep them."""
+        self.shell.carry_out(effects, self.now)
+        self.out += effects
+        return effects
+
+    def send(self, sender: str, body: Body) -> list[Effect]:
         header = make_header(
             sender=sender,
             recipients=["ccc"],
             message_type=MessageType(body.type),
             created_at=self.now,
         )
-        record = ReceivedRecord("i247.hub.lyon.routine", 0, 0, 0, b"k", b"")
-        produced = self.desk.handle(OpenedMessage(header, body), record, self.now)
-        self.out += produced
-        return produced
+        return self.carry(self.desk.handle(self.ctx(), OpenedMessage(header, body)))
 
-    def tick(self, at: datetime) -> list[OutboundRecord]:
+    def tick(self, at: datetime) -> list[Effect]:
         self.now = at
-        produced = self.desk.tick(at)
-        self.out += produced
-        return produced
+        return self.carry(self.desk.tick(self.ctx()))
 
-    def request(self, body: Body | None = None, sender: str = "FRA") -> list[OutboundRecord]:
+    def request(self, body: Body | None = None, sender: str = "FRA") -> list[Effect]:
         return self.send(sender, body or TeamRequestBody(request=DVI))
 
     def deployed(self) -> str:
@@ -120,37 +128,25 @@ class Rig:
         self.tick(d.expected_arrival)
         return TEAM
 
-    def report(self, phase: DviPhase | None, complete: bool = False) -> list[OutboundRecord]:
+    def report(self, phase: DviPhase | None, complete: bool = False) -> list[Effect]:
         body = TeamReportBody(
             report=TeamReport(team=TEAM, phase=phase, phase_complete=complete, text="field")
         )
         return self.send(TEAM, body)
 
 
-def events(out: list[OutboundRecord]) -> list[dict[str, Any]]:
-    return [json.loads(o.value) for o in out if o.topic.endswith(".control")]
+def events(out: list[Effect]) -> list[dict[str, Any]]:
+    """The journal events among ``out``, as written on ``i247.control``."""
+    return [json.loads(e.event.to_json_bytes()) for e in out if isinstance(e, Journal)]
 
 
-def names(out: list[OutboundRecord]) -> list[str]:
+def names(out: list[Effect]) -> list[str]:
     return [e["event"] for e in events(out)]
 
 
-def opened(rig: Rig, out: list[OutboundRecord], participant: str) -> list[Body]:
-    """Open every copy in ``participant``'s inbox with its own key."""
-    inbox = rig.state.settings.topics.inbox(participant)
-    bodies = []
-    for o in out:
-        if o.topic != inbox:
-            continue
-        message = open_sealed(
-            parse_envelope(o.value, max_bytes=1 << 20),
-            topic=(o.header("i247-sealed-topic") or b"").decode(),
-            key=o.header("i247-sealed-key") or b"",
-            directory=rig.state.directory,
-            identity=rig.ids[participant],
-        )
-        bodies.append(message.body)
-    return bodies
+def opened(rig: Rig, out: list[Effect], participant: str) -> list[Body]:
+    """Every body sent to ``participant`` (the shell's tests check the sealing)."""
+    return [e.body for e in out if isinstance(e, Send) and participant in e.to]
 
 
 @pytest.fixture
@@ -169,9 +165,11 @@ def test_an_approved_request_creates_the_team_and_answers_the_requester(rig: Rig
     assert isinstance(decision, TeamDecisionBody)
     assert decision.decision.approved
     assert decision.decision.team == TEAM
+    admitted = [e.identity.to_json() for e in out if isinstance(e, AdmitTeam)]
+    assert admitted == [rig.issued[TEAM].public().to_json()]
     assert TEAM in rig.state.directory
-    assert rig.desk.take_new_inboxes() == ["i247.team.dvi-fra-nice-20260701.inbox"]
-    assert rig.desk.take_new_inboxes() == []
+    assert rig.shell.take_new_inboxes() == ["i247.team.dvi-fra-nice-20260701.inbox"]
+    assert rig.shell.take_new_inboxes() == []
     approved = events(out)[1]
     assert approved["identity"] == rig.issued[TEAM].public().to_json()
     d = rig.registry.of_team(TEAM)
@@ -206,7 +204,8 @@ def test_a_declined_request_is_answered_with_every_reason_and_creates_nothing(
     [decision] = opened(rig, out, sender)
     assert isinstance(decision, TeamDecisionBody)
     assert list(decision.decision.reasons) == reasons
-    assert rig.desk.take_new_inboxes() == []
+    assert not any(isinstance(e, AdmitTeam) for e in out)
+    assert rig.shell.take_new_inboxes() == []
     assert not any(str(p).startswith("team:") for p in rig.state.directory.identities)
 
 
@@ -222,10 +221,9 @@ def test_a_request_naming_another_requester_is_refused_back(rig: Rig) -> None:
 
 def test_the_same_request_delivered_twice_is_decided_once(rig: Rig) -> None:
     header = make_header(sender="FRA", recipients=["ccc"], message_type=MessageType.TEAM_REQUEST)
-    record = ReceivedRecord("lane", 0, 0, 0, None, b"")
-    first = rig.desk.handle(OpenedMessage(header, TeamRequestBody(request=DVI)), record, NOW)
-    again = rig.desk.handle(OpenedMessage(header, TeamRequestBody(request=DVI)), record, NOW)
-    assert len(first) == 4
+    first = rig.desk.handle(rig.ctx(), OpenedMessage(header, TeamRequestBody(request=DVI)))
+    again = rig.desk.handle(rig.ctx(), OpenedMessage(header, TeamRequestBody(request=DVI)))
+    assert [type(e) for e in first] == [Journal, AdmitTeam, Journal, Journal, Send]
     assert again == []
 
 
@@ -314,7 +312,7 @@ def test_the_host_converts_its_imest_and_host_and_team_are_told(rig: Rig) -> Non
 def test_the_ccc_cannot_convert_a_disaster_team(rig: Rig) -> None:
     rig.request()
     with pytest.raises(DeploymentError, match="only an IMEST converts"):
-        rig.desk.convert(TEAM, TeamKind.IRT_CRIME, "crisis", NOW)
+        rig.desk.convert(rig.ctx(), TEAM, TeamKind.IRT_CRIME, "crisis")
 
 
 def test_the_host_closes_a_deployment_and_the_team_is_revoked_from_then(rig: Rig) -> None:
@@ -353,7 +351,7 @@ def test_intake_refuses_traffic_for_a_closed_team_and_admits_it_before(rig: Rig)
         )
 
     assert isinstance(intake(rig.now), Admitted)
-    rig.desk.close_deployment(TEAM, "called off", rig.now)
+    rig.carry(rig.desk.close_deployment(rig.ctx(), TEAM, "called off"))
     refused = intake(rig.now)
     assert isinstance(refused, Refused)
     assert refused.reason is RejectReason.RECIPIENT_REVOKED
@@ -377,7 +375,7 @@ def test_another_hub_folding_the_journal_knows_the_same_teams_in_any_order(rig: 
 
 def test_a_closed_team_stays_revoked_whatever_is_folded_after(rig: Rig) -> None:
     rig.deployed()
-    rig.out += rig.desk.close_deployment(TEAM, "over", rig.now)
+    rig.carry(rig.desk.close_deployment(rig.ctx(), TEAM, "over"))
     other = TeamRegistry()
     for event in events(rig.out)[::-1]:
         other.fold(event)
@@ -417,7 +415,7 @@ def test_team_counts_count_each_deployment_once_per_step(rig: Rig) -> None:
     rig.request(TeamRequestBody(request=DVI.model_copy(update={"requester": "DEU"})), "DEU")
     rig.report(DviPhase.POST_MORTEM)
     rig.report(DviPhase.SCENE_EXAMINATION, complete=True)
-    rig.out += rig.desk.close_deployment(TEAM, "over", rig.now)
+    rig.carry(rig.desk.close_deployment(rig.ctx(), TEAM, "over"))
     journal = events(rig.out)
     assert team_counts(journal + journal) == {
         "requested": 2,

@@ -12,6 +12,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.sealing import open_sealed, parse_envelope
 from schemas.team_journal import team_counts
+from streams.desk_shell import DeskShell
 from streams.hub_state import HubState
 from streams.roster import DutyRoster
 from streams.team_desk import TeamDesk, keyring_issuer
@@ -40,7 +41,8 @@ def test_requests_reports_and_closings_run_a_full_cycle_with_no_refusal(tmp_path
         roster=DutyRoster(),
         clock=lambda: clock[0],
     )
-    desk = TeamDesk(state, TeamRegistry(), keyring_issuer(keys))
+    desk = DeskShell(state)
+    desk.register(TeamDesk(TeamRegistry(), keyring_issuer(keys)))
     adapters = {c: NcbAdapter(ids[c], directory, settings.topics) for c in NCBS}
     traffic = TeamTraffic(adapters, keys, settings.topics, random.Random(7), request_every=5.0)
     journal: list[dict[str, object]] = []
@@ -56,7 +58,7 @@ def test_requests_reports_and_closings_run_a_full_cycle_with_no_refusal(tmp_path
                 directory=state.directory,
                 identity=ids["hub:lyon"],
             )
-            outputs += desk.handle(message, received(record), now)
+            outputs += desk.handle(message, now)
         for out in outputs:
             if out.topic == settings.topics.control:
                 journal.append(json.loads(out.value))

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from agents.ncb import NcbAdapter
-from brokers.records import OutboundRecord, ReceivedRecord
-from brokers.settings import Settings
 from schemas.checks import StolenVehicleReport, StolenVehicleUpdate, VehicleRecord
-from schemas.keys import generate_identity
+from schemas.header import MessageType, Precedence
+from schemas.journal import VehicleCirculated, VehicleReportRefused
+from schemas.keys import Directory, generate_identity
 from schemas.registry import Region
-from schemas.sealing import open_sealed, parse_envelope
+from schemas.sealing import OpenedMessage
 from schemas.teams import DeploymentState, Place
-from streams.hub_state import HubState
-from streams.roster import DutyRoster
+from streams.desk_effects import Effect, Journal, Send
 from streams.team_registry import TeamRegistry
 from streams.vehicle_desk import VehicleDesk, vehicle_concern
+from tests.unit.desk_rig import HUB, desk_context
+from tests.unit.factories import make_header
 from tests.unit.keyring import small_keyring
 from tests.unit.team_factories import NOW, make_deployment, make_request, registry
 
 TEAM = "team:imest-fra-paris-20260726"
+LATER = NOW + timedelta(seconds=1)
 
 
 def vehicle(registered: str, reporter: str) -> VehicleRecord:
@@ -39,59 +38,34 @@ def vehicle(registered: str, reporter: str) -> VehicleRecord:
     )
 
 
-def received(record: OutboundRecord) -> ReceivedRecord:
-    return ReceivedRecord(record.topic, 0, 0, 0, record.key, record.value, record.headers)
+@pytest.fixture
+def directory() -> Directory:
+    directory, _ = small_keyring()
+    return directory.with_identities(
+        [generate_identity(TEAM).public(), generate_identity("BRA").public()]
+    )
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> tuple[VehicleDesk, dict[str, NcbAdapter]]:
-    directory, ids = small_keyring()
-    team, brazil = generate_identity(TEAM), generate_identity("BRA")
-    directory = directory.with_identities([team.public(), brazil.public()])
-    ids = {**ids, "BRA": brazil}
-    state = HubState(
-        settings=Settings(data_dir=tmp_path),
-        site="lyon",
-        bootstrap="localhost:9092",
-        directory=directory,
-        identity=ids["hub:lyon"],
-        roster=DutyRoster(),
-        clock=lambda: NOW,
-    )
+def desk() -> VehicleDesk:
     teams = TeamRegistry()
     request = make_request(place=Place(country="FRA", name="Paris"), starts_at=NOW)
     teams.record(make_deployment(DeploymentState.DEPLOYED, request, team=TEAM))
-    adapters = {p: NcbAdapter(i, directory, state.settings.topics) for p, i in ids.items()}
-    adapters[TEAM] = NcbAdapter(team, directory, state.settings.topics)
-    return VehicleDesk(state, teams), adapters
+    return VehicleDesk(teams)
 
 
-def report(
-    adapters: dict[str, NcbAdapter], sender: str, record: VehicleRecord
-) -> list[OutboundRecord]:
-    desk_input = adapters[sender].compose(
-        ["ccc"], StolenVehicleReport(record=record, reported_at=NOW), now=NOW,
-        random_bytes=lambda n: b"\x01" * n,
-    )[1]  # fmt: skip
-    return [desk_input]
-
-
-def handle(
-    desk: VehicleDesk, adapters: dict[str, NcbAdapter], sender: str, record: VehicleRecord
-) -> list[OutboundRecord]:
-    [sent] = report(adapters, sender, record)
-    opened = open_sealed(
-        parse_envelope(sent.value, max_bytes=1 << 20),
-        topic=desk.state.settings.topics.inbound,
-        key=sent.key or b"",
-        directory=desk.state.directory,
-        identity=desk.state.identity,
+def report(sender: str, record: VehicleRecord) -> OpenedMessage:
+    header = make_header(
+        sender=sender,
+        recipients=["ccc"],
+        message_type=MessageType.STOLEN_VEHICLE_REPORT,
+        created_at=NOW,
     )
-    return desk.handle(opened, received(sent), NOW + timedelta(seconds=1))
+    return OpenedMessage(header, StolenVehicleReport(record=record, reported_at=NOW))
 
 
-def journal(out: list[OutboundRecord], desk: VehicleDesk) -> list[dict[str, object]]:
-    return [json.loads(r.value) for r in out if r.topic == desk.state.settings.topics.control]
+def handle(desk: VehicleDesk, directory: Directory, message: OpenedMessage) -> list[Effect]:
+    return desk.handle(desk_context(LATER, directory), message)
 
 
 @pytest.mark.parametrize(
@@ -104,33 +78,52 @@ def journal(out: list[OutboundRecord], desk: VehicleDesk) -> list[dict[str, obje
     ],
 )
 def test_a_report_reaches_the_team_only_where_it_works(
-    desk: tuple[VehicleDesk, dict[str, NcbAdapter]],
-    registered: str,
-    reporter: str,
-    reaches_team: bool,
+    desk: VehicleDesk, directory: Directory, registered: str, reporter: str, reaches_team: bool
 ) -> None:
-    vehicles, adapters = desk
-    out = handle(vehicles, adapters, reporter, vehicle(registered, reporter))
-    [event] = journal(out, vehicles)
-    assert event["event"] == "vehicle-circulated"
-    assert event["teams"] == ([TEAM] if reaches_team else [])
-    copies = [r for r in out if r.topic == vehicles.state.settings.topics.inbox(TEAM)]
-    assert len(copies) == (1 if reaches_team else 0)
-    for copy in copies:
-        opened = adapters[TEAM].receive(received(copy))
-        assert isinstance(opened.body, StolenVehicleUpdate)  # type: ignore[union-attr]
-        assert opened.body.record.registration_country == registered  # type: ignore[union-attr]
+    message = report(reporter, vehicle(registered, reporter))
+    message_id = message.header.message_id
+    teams = (TEAM,) if reaches_team else ()
+    update = StolenVehicleUpdate(
+        record=vehicle(registered, reporter), reported_at=NOW, circulated_at=LATER
+    )
+    circulated = VehicleCirculated(
+        hub=HUB,
+        time=LATER,
+        message_id=message_id,
+        vin="1M8GDM9AXKP042788",
+        reporter=reporter,
+        registration_country=registered,
+        teams=teams,
+        unreachable=(),
+    )
+    sent: list[Effect] = (
+        [Send(teams, update, Precedence.PRIORITY, correlation_id=message_id)] if teams else []
+    )
+    assert handle(desk, directory, message) == [*sent, Journal(circulated, message_id)]
+
+
+def test_a_team_whose_keys_the_hub_lacks_is_named_unreachable(desk: VehicleDesk) -> None:
+    directory, _ = small_keyring()
+    message = report("FRA", vehicle("FRA", "FRA"))
+    [journal] = handle(desk, directory, message)
+    assert isinstance(journal, Journal)
+    assert isinstance(journal.event, VehicleCirculated)
+    assert (journal.event.teams, journal.event.unreachable) == ((), (TEAM,))
 
 
 def test_a_report_for_another_bureaus_record_is_refused(
-    desk: tuple[VehicleDesk, dict[str, NcbAdapter]],
+    desk: VehicleDesk, directory: Directory
 ) -> None:
-    vehicles, adapters = desk
-    out = handle(vehicles, adapters, "DEU", vehicle("FRA", "FRA"))
-    [event] = journal(out, vehicles)
-    assert event["event"] == "vehicle-report-refused"
-    assert "FRA is not the sender" in str(event["reason"])
-    assert all(r.topic == vehicles.state.settings.topics.control for r in out)
+    message = report("DEU", vehicle("FRA", "FRA"))
+    message_id = message.header.message_id
+    refused = VehicleReportRefused(
+        hub=HUB,
+        time=LATER,
+        message_id=message_id,
+        sender="DEU",
+        reason="reporting NCB FRA is not the sender",
+    )
+    assert handle(desk, directory, message) == [Journal(refused, message_id)]
 
 
 def test_the_concern_names_the_region_and_both_countries() -> None:
