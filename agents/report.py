@@ -118,6 +118,14 @@ def accounting_tables(summary: dict[str, Any]) -> list[Table]:
             f" ms, of which the simulator's own (fetched → opened): p50 {_ms(own['p50_ms'])}"
             f" / p99 {_ms(own['p99_ms'])} ms"
         )
+    stages = summary["delivered"].get("stages") or {}
+    if any(spread.get("measured") for spread in stages.values()):
+        split = "; ".join(
+            f"{name.replace('_to_', ' → ')} {_ms(spread['p50_ms'])} / {_ms(spread['p99_ms'])}"
+            for name, spread in stages.items()
+        )
+        lead = f"{delivered.caption}\n" if delivered.caption else ""
+        delivered.caption = f"{lead}stages, p50 / p99 ms: {split}"
     tables = [totals, delivered]
     if "notices" in summary:
         tables.append(duties_table(summary))

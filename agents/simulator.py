@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.accounting import Accepted, Accounting
+from agents.accounting import Accepted, Accounting, Opening
 from agents.desk_traffic import DeskTraffic, kind_of_record
 from agents.faults import (
     forge_signature,
@@ -287,7 +287,15 @@ class Simulator:
         latency = (now - header.created_at).total_seconds() * 1000
         lag = now.timestamp() * 1000 - record.timestamp_ms if record.timestamp_ms > 0 else None
         own = (now - fetched_at).total_seconds() * 1000 if fetched_at is not None else None
-        self.books.on_delivered(header.message_id, adapter.participant, latency, lag, own)
+        opening = Opening(
+            created_ms=header.created_at.timestamp() * 1000,
+            opened_ms=now.timestamp() * 1000,
+            inbox_ms=float(record.timestamp_ms) if record.timestamp_ms > 0 else None,
+            fetched_ms=fetched_at.timestamp() * 1000 if fetched_at is not None else None,
+        )
+        self.books.on_delivered(
+            header.message_id, adapter.participant, latency, lag, own, opening=opening
+        )
         out: list[OutboundRecord] = []
         if self.desks is not None:
             out += self.desks.on_opened(adapter.participant, result, now)
@@ -378,8 +386,10 @@ class Observer:
                 return
             hub = (record.header(names.HUB) or b"?").decode()
             precedence = Precedence((record.header(names.PRECEDENCE) or b"ROUTINE").decode())
+            admitted = float(record.timestamp_ms) if record.timestamp_ms > 0 else None
             self.books.on_accepted(
-                header.message_id, Accepted(hub, precedence, tuple(header.recipients))
+                header.message_id,
+                Accepted(hub, precedence, tuple(header.recipients), admitted_ms=admitted),
             )
 
     async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:

@@ -63,19 +63,24 @@ class AdaptiveFetchWait:
 @dataclass
 class FetchPace:
     """How long a reader rests before its next fetch: ``pace_ms`` after an empty one,
-    nothing after one that brought records (0 disables the pacing).
+    nothing after one that brought records (0 disables the pacing), and nothing while
+    someone waits for a record (a delivery under a lease term not read yet): a reader that
+    needs the journal fetches at once.
 
     >>> pace = FetchPace(pace_ms=250)
     >>> pace.after(0, now_ms=1_000), pace.rest_ms(now_ms=1_100), pace.after(3, now_ms=1_300)
     (250, 150, 0)
+    >>> pace.after(0, now_ms=1_400, waiting=1)
+    0
     """
 
     pace_ms: int
     resume_at_ms: float = 0.0
 
-    def after(self, records: int, now_ms: float) -> int:
-        """Note a fetch that brought ``records`` at ``now_ms``; return the rest it earns."""
-        if records or self.pace_ms <= 0:
+    def after(self, records: int, now_ms: float, *, waiting: int = 0) -> int:
+        """Note a fetch that brought ``records`` at ``now_ms`` while ``waiting`` callers
+        wait for records; return the rest it earns."""
+        if records or waiting or self.pace_ms <= 0:
             self.resume_at_ms = 0.0
             return 0
         self.resume_at_ms = now_ms + self.pace_ms

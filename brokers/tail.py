@@ -126,8 +126,8 @@ class TopicTail:
                 async with self._advanced:
                     self._advanced.notify_all()
             count = sum(len(records) for records in batch.values())
-            rest = self._pace.after(count, time.monotonic() * 1000)
-            if rest and not self._waiters:
+            rest = self._pace.after(count, time.monotonic() * 1000, waiting=self._waiters)
+            if rest:
                 await self._rest(rest / 1000)
 
     async def _rest(self, seconds: float) -> None:

@@ -42,7 +42,9 @@ __all__ = [
     "RenewUnit",
     "advance",
     "alive_sites",
+    "pause_before_pass",
     "step",
+    "units_awaited",
 ]
 
 
@@ -190,3 +192,39 @@ def step(
                 )
             )
     return moves
+
+
+def units_awaited(
+    *,
+    me: str,
+    now: datetime,
+    book: LeaseBook,
+    views: Mapping[str, HubView],
+    policy: LivenessPolicy,
+    started_at: datetime,
+    topics: TopicCatalog,
+    roster: DutyRoster,
+) -> list[str]:
+    """Units this hub should hold now that another hub still holds, its lease good: a duty
+    handover or a failback under way. Until their release is read the shell waits on its
+    journal tail rather than a tick, so the claim follows the release at once."""
+    alive = alive_sites(me=me, now=now, views=views, policy=policy, started_at=started_at)
+    wanted = desired_owners(topics=topics, roster=roster, now=now, alive=alive)
+    return [
+        unit
+        for unit, owner in wanted.items()
+        if owner == me and book.owner_at(unit, now) not in (None, me)
+    ]
+
+
+def pause_before_pass(now: datetime, roster: DutyRoster, tick: timedelta) -> timedelta:
+    """How long to wait before the next coordination pass: a tick, cut short so that a pass
+    runs right at the next duty handover (a release a tick late holds intake up a tick).
+
+    >>> from datetime import UTC
+    >>> roster = DutyRoster(shift_seconds=20, epoch=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> pause_before_pass(datetime(2026, 1, 1, 0, 0, 19, 900_000, tzinfo=UTC), roster,
+    ...                   timedelta(seconds=0.2))
+    datetime.timedelta(microseconds=100000)
+    """
+    return max(timedelta(0), min(tick, roster.next_handover(now) - now))

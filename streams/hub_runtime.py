@@ -99,7 +99,9 @@ from streams.coordination import (
     ReleaseUnit,
     RenewUnit,
     advance,
+    pause_before_pass,
     step,
+    units_awaited,
 )
 from streams.databases import Databases, open_configured
 from streams.databases.nominal import NominalIndex
@@ -374,7 +376,34 @@ class HubRuntime:
                 raise
             except Exception:  # one bad pass must not end the hub's duty
                 log.exception("coordination-failed", hub=self.state.hub)
-            await asyncio.sleep(TICK)
+            await self._until_next_pass()
+
+    async def _until_next_pass(self) -> None:
+        """A tick, cut short at a duty handover; while a unit this hub should hold is still
+        another's (a handover under way), until the journal shows it released: waiting on
+        the tail keeps it from resting, so the claim follows the release at once."""
+        now = self.state.clock()
+        pause = pause_before_pass(now, self.state.roster, timedelta(seconds=TICK))
+        assert self._started_at is not None
+        awaited = units_awaited(
+            me=self.me,
+            now=now,
+            book=self.book,
+            views=self.views,
+            policy=self.policy,
+            started_at=self._started_at,
+            topics=self.topics,
+            roster=self.state.roster,
+        )
+        if not awaited:
+            await asyncio.sleep(pause.total_seconds())
+            return
+
+        def released() -> bool:
+            at = self.state.clock()
+            return any(self.book.owner_at(unit, at) in (None, self.me) for unit in awaited)
+
+        await self._journals.wait_until(released, timeout=pause.total_seconds())
 
     async def _renew_forever(self) -> None:
         """Renewals on a task of their own: a coordination pass can wait seconds (a claim's

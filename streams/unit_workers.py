@@ -153,6 +153,7 @@ class WorkLoop:
         self._between = asyncio.Event()
         self._between.set()
         self._stopping = False
+        self._changed = asyncio.Event()  # set when a term is added or removed
 
     async def start(self) -> None:
         await self._producer.start()
@@ -186,6 +187,7 @@ class WorkLoop:
         term.partitions = [TopicPartition(topic, p) for p in sorted(found)]
         self.terms[unit] = term
         self._reassign = True
+        self._changed.set()
         return term
 
     async def remove(self, unit: str, grace: float = 5.0) -> dict[int, int]:
@@ -200,6 +202,7 @@ class WorkLoop:
         if self.terms.get(unit) is term:
             del self.terms[unit]
             self._reassign = True
+            self._changed.set()
         return dict(term.positions)
 
     def backlog(self, unit: str | None = None) -> int:
@@ -227,7 +230,7 @@ class WorkLoop:
                 if not self.terms:
                     await asyncio.sleep(0.05)
                     continue
-                batch = await self._consumer.getmany(timeout_ms=100, max_records=BATCH_RECORDS)
+                batch = await self._fetch()
                 if self._reassign:
                     continue  # terms changed meanwhile: read again from their positions
                 if batch:
@@ -237,6 +240,29 @@ class WorkLoop:
             except Exception as failure:
                 log.exception("work-loop-restarted", units=sorted(self.terms))
                 await self._restart(failure)
+
+    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+        """The next batch, or none as soon as the terms change (a unit claimed or let go):
+        an idle loop would otherwise sit out its poll before it reads a new term's records
+        (intake just handed over to this hub)."""
+        self._changed.clear()
+        fetch = asyncio.ensure_future(
+            self._consumer.getmany(timeout_ms=100, max_records=BATCH_RECORDS)
+        )
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({fetch, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            if not fetch.done():
+                fetch.cancel()
+        try:
+            batch: dict[TopicPartition, list[Any]] = await fetch
+        except asyncio.CancelledError:
+            if not self._changed.is_set():
+                raise  # the loop itself was cancelled
+            return {}
+        return batch
 
     def _assign(self) -> None:
         """Assign every held term's partitions and seek them to the terms' positions."""

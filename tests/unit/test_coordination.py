@@ -22,7 +22,9 @@ from streams.coordination import (
     RenewUnit,
     advance,
     alive_sites,
+    pause_before_pass,
     step,
+    units_awaited,
 )
 from streams.duty import INTAKE, ClaimReason
 from streams.liveness import HubView, Liveness, LivenessPolicy
@@ -225,3 +227,55 @@ def test_the_life_cycle_goes_one_way(path: list[HubPhase], allowed: bool) -> Non
         phase = advance(phase, to)
     with pytest.raises(PhaseError, match="cannot go from"):
         advance(phase, path[-1])
+
+
+# --- between passes: a handover under way is waited for on the journal -------------
+
+
+def awaited(me: str, at: float, book: LeaseBook, views: Mapping[str, HubView]) -> list[str]:
+    return units_awaited(
+        me=me,
+        now=s(at),
+        book=book,
+        views=views,
+        policy=POLICY,
+        started_at=s(-100),
+        topics=TOPICS,
+        roster=ROSTER,
+    )
+
+
+ALL_HEARD = {site: heard(site, 10.5) for site in HUB_SITES}
+
+
+def test_at_a_handover_the_incoming_hub_awaits_intake_until_it_is_released() -> None:
+    book = book_of((INTAKE, "singapore", 1, 9.5))  # singapore's shift ends at 10 s
+    assert awaited("lyon", 10.5, book, ALL_HEARD) == [INTAKE]
+    assert awaited("singapore", 10.5, book, ALL_HEARD) == []  # it releases, it awaits nothing
+    assert awaited("buenos-aires", 10.5, book, ALL_HEARD) == []
+    released = book.apply(Release(INTAKE, "singapore", 1, s(10.2), {0: 7}))
+    assert awaited("lyon", 10.5, released, ALL_HEARD) == []  # free: claim it on this pass
+
+
+def test_a_unit_held_by_its_natural_owner_is_awaited_by_nobody() -> None:
+    book = book_of((INTAKE, "lyon", 1, 10.2))
+    assert all(awaited(site, 10.5, book, ALL_HEARD) == [] for site in HUB_SITES)
+
+
+def test_a_lapsed_lease_is_not_awaited_it_is_claimed() -> None:
+    book = book_of((INTAKE, "singapore", 1, 5.0))  # not renewed since 5 s: lapsed at 8 s
+    assert awaited("lyon", 10.5, book, ALL_HEARD) == []
+
+
+@pytest.mark.parametrize(
+    ("at", "pause_ms"),
+    [
+        (0.0, 200),  # a shift just began: a full tick
+        (9.7, 200),
+        (9.9, 100),  # the handover at 10 s comes first
+        (9.999, 1),
+    ],
+)
+def test_the_pause_between_passes_ends_at_a_handover(at: float, pause_ms: int) -> None:
+    pause = pause_before_pass(s(at), ROSTER, timedelta(milliseconds=200))
+    assert round(pause.total_seconds() * 1000) == pause_ms

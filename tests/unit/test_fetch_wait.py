@@ -68,3 +68,19 @@ def test_a_pace_of_zero_never_rests() -> None:
     pace = FetchPace(pace_ms=0)
     assert pace.after(0, now_ms=1_000) == 0
     assert pace.rest_ms(now_ms=1_000) == 0
+
+
+def test_a_reader_waiting_for_a_record_never_rests() -> None:
+    """A delivery under a lease term the reader has not read yet waits on its journal:
+    the journal's reader fetches again at once, however empty its last fetch."""
+    pace = FetchPace(pace_ms=250)
+    assert pace.after(0, now_ms=1_000, waiting=1) == 0
+    assert pace.rest_ms(now_ms=1_000) == 0
+    assert pace.after(0, now_ms=1_050, waiting=2) == 0
+
+
+def test_a_rest_earned_before_anyone_waited_is_ended_by_the_next_fetch_with_a_waiter() -> None:
+    pace = FetchPace(pace_ms=250)
+    assert pace.after(0, now_ms=1_000) == 250
+    assert pace.after(0, now_ms=1_010, waiting=1) == 0
+    assert pace.rest_ms(now_ms=1_020) == 0
