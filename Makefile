@@ -52,10 +52,10 @@ bench: $(STAMP)
 	$(BIN)/i247 bench $(BENCH_ARGS)
 
 soak: $(STAMP)
-	$(BIN)/python -m agents.soak $(SOAK_ARGS)
+	$(BIN)/python -m agents.bench.soak $(SOAK_ARGS)
 
 storm: $(STAMP)
-	$(BIN)/python -m agents.storm $(STORM_ARGS)
+	$(BIN)/python -m agents.bench.storm $(STORM_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache .coverage

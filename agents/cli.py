@@ -36,16 +36,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.access_commands import register_access
-from agents.bureau_commands import register_bureau_commands
 from agents.cli_errors import EXIT_CODES, explain
 from agents.cli_help import finish_help, non_negative, package_version, positive, share
-from agents.contract_command import register_contract
-from agents.dashboard import register_dashboard, tcp_port
-from agents.dlq_commands import register_dlq_commands
-from agents.key_commands import register_key_lifecycle
-from agents.replay_command import register_replay
-from agents.status_command import register_status
+from agents.ops.access_commands import register_access
+from agents.ops.bureau_commands import register_bureau_commands
+from agents.ops.contract_command import register_contract
+from agents.ops.dashboard import register_dashboard, tcp_port
+from agents.ops.dlq_commands import register_dlq_commands
+from agents.ops.key_commands import register_key_lifecycle
+from agents.ops.replay_command import register_replay
+from agents.ops.status_command import register_status
 from brokers.access import client_security
 from brokers.connect_via import install_connect_via
 from brokers.provisioning import check_topics, existing_topics
@@ -335,7 +335,7 @@ def _add_audit_commands(commands: Any) -> None:
         "--jsonl-records", type=int, help="records replayed to JSON Lines (default: all)"
     )
     bench.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    from agents import audit as tools
+    from agents.ops import audit as tools
 
     verify.set_defaults(handler=tools.verify_command)
     prove.set_defaults(handler=tools.prove_command)
@@ -344,12 +344,12 @@ def _add_audit_commands(commands: Any) -> None:
 
 
 def _audit_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """``i247 audit bench``; ``--full`` loads ``agents.bench_audit`` (live traffic, replay)."""
+    """``i247 audit bench``; ``--full`` loads ``agents.bench.audit`` (live traffic, replay)."""
     if args.full:
-        from agents.bench_audit import full_bench_command
+        from agents.bench.audit import full_bench_command
 
         return full_bench_command(args, settings)
-    from agents.audit import bench_command
+    from agents.ops.audit import bench_command
 
     return bench_command(args, settings)
 
@@ -358,7 +358,7 @@ def _archive(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     from brokers.archive_store import default_archive_path
-    from streams.archiver import run_archiver
+    from streams.archive.archiver import run_archiver
 
     if not settings.bootstrap:
         raise SettingsError("i247 archive needs a broker: set I247_BOOTSTRAP")
@@ -446,7 +446,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     if not (settings.bootstrap and _needs_broker(args)):
         return
     if args.command in {"hub", "simulate"}:
-        from agents.operations import backbone_topics
+        from agents.ops.operations import backbone_topics
 
         wanted = backbone_topics(settings)
         asyncio.run(check_topics(settings.bootstrap, wanted, security=client_security(settings)))
@@ -456,7 +456,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
-        from agents.demo import demo_plan
+        from agents.demo.run import demo_plan
 
         demo_plan(settings, args)  # the options, validated before anything starts
     _preflight(args, settings)
@@ -466,32 +466,32 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "replay":
         return asyncio.run(args.run(settings, args))  # type: ignore[no-any-return]
     if args.command == "keys":
-        from agents.keyring import init_all
+        from agents.ops.keyring import init_all
 
         directory_path = args.dir or Path(settings.keys_dir)
         directory = init_all(directory_path, overwrite=args.overwrite)
         print(f"{len(directory)} participants' keys in {directory_path}")
         return 0
     if args.command == "provision":
-        from agents.operations import provision_all
+        from agents.ops.operations import provision_all
 
         report = asyncio.run(provision_all(settings))
         print(f"topics on {settings.bootstrap}: {report}")
         return 0
     if args.command == "hub":
-        from streams.worker import run_hub
+        from streams.hub.worker import run_hub
 
         return run_hub(settings, args.site)
     if args.command == "simulate":
-        from agents.demo import simulate
+        from agents.demo.run import simulate
 
         return asyncio.run(simulate(settings, args))
     if args.command == "demo":
-        from agents.demo import demo
+        from agents.demo.run import demo
 
         return asyncio.run(demo(settings, args))
     if args.command == "bench":
-        from agents.bench import bench
+        from agents.bench.suite import bench
 
         return asyncio.run(bench(settings, args))
     raise AssertionError(args.command)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from agents.dlq import NotRedrivable
-from agents.dlq_commands import DeadLetterNotFound
-from agents.hub_events import InvalidSchedule
-from agents.replay_filter import ReplayFilterError
+from agents.ops.dlq import NotRedrivable
+from agents.ops.dlq_commands import DeadLetterNotFound
+from agents.ops.hub_events import InvalidSchedule
+from agents.ops.replay_filter import ReplayFilterError
 from brokers.access import BrokerAccessError
 from brokers.acls import AclError
 from brokers.archive_store import ArchiveUnreadable

@@ -86,7 +86,7 @@ def principal(participant: str) -> str:
 
 
 def ncb_group(topics: TopicCatalog, code: str) -> str:
-    """The consumer group a bureau's client reads its inbox with (``agents.ncb_client``)."""
+    """The consumer group a bureau's client reads its inbox with (``agents.ncb.client``)."""
     return f"{topics.prefix}.client.{code}"
 
 

@@ -1,7 +1,7 @@
 """A typed journal event (``schemas.journal``) as its record on ``i247.control``.
 
-One writer for every producer of the journal (the hubs, ``streams.hub_state``; the command
-line, ``agents.dlq`` and ``agents.key_lifecycle``): the value is the event's JSON, the
+One writer for every producer of the journal (the hubs, ``streams.desks.hub_state``; the command
+line, ``agents.ops.dlq`` and ``agents.ops.key_lifecycle``): the value is the event's JSON, the
 headers binary-mode CloudEvents (``ce_source`` ``/i247/<hub>``, ``ce_type``
 ``int.interpol.i247.control.<event>.v1``, ``ce_time`` the event's ``time``,
 ``content-type`` ``application/json``), as docs/wire-format.md §13 describes.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from agents.ncb_client import InboxMessage, InboxReceipt, NcbClient
+from agents.ncb.client import InboxMessage, InboxReceipt, NcbClient
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.header import MessageType, Precedence

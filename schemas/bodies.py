@@ -89,7 +89,7 @@ class DiffusionBody(_Body):
     """An alert an NCB circulates directly to several NCBs, without the CCC's review.
 
     The header's recipients are the NCBs it reaches; ``region``, when set, says it was
-    addressed to that whole region (``streams.diffusions.expand_diffusion`` lists them).
+    addressed to that whole region (``streams.core.diffusions.expand_diffusion`` lists them).
     """
 
     type: Literal[MessageType.DIFFUSION] = MessageType.DIFFUSION

@@ -103,7 +103,7 @@ class DocumentStatus(StrEnum):
 
 
 class Urgency(StrEnum):
-    """How fast a record's owner must confirm a hit (``streams.clocks.CONFIRMATION_DEADLINES``)."""
+    """How fast an owner must confirm a hit (``streams.core.clocks.CONFIRMATION_DEADLINES``)."""
 
     URGENT = "urgent"
     ROUTINE = "routine"

@@ -2,7 +2,7 @@
 
 The hubs and the command line write these events as typed models (``schemas.journal``,
 through ``brokers.journal_records``); the desks' events not typed yet go through
-``streams.hub_state.journal_record``. This catalog adds what the models do not say (each
+``streams.desks.hub_state.journal_record``. This catalog adds what the models do not say (each
 event's record key, its summary, its fields' JSON types) for the published contract
 (``docs/asyncapi.yaml``, ``docs/wire-format.md`` §13). Unit tests
 (``tests/unit/test_contract.py``) hold every typed model to its entry field for field, and

@@ -2,7 +2,7 @@
 
 It lives here, beside the other record formats, so the published contract
 (``docs/asyncapi.yaml``) and any reader can use it without the CCC's code; the liveness
-decisions that fold it are in ``streams.liveness``.
+decisions that fold it are in ``streams.core.liveness``.
 """
 
 from __future__ import annotations

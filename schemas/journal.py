@@ -12,7 +12,7 @@ so a writer may add a field without breaking an older reader.
 
 The desk events come first: everything a hub's desks keep in memory (handling clocks,
 hit-confirmation exchanges, multi-country windows, returned notice requests) is written
-here as it happens, so any hub that folds the journal (``streams.desk_state``) can carry
+here as it happens, so any hub that folds the journal (``streams.core.desk_state``) can carry
 on the desks' work after a failover. No event carries a message body in clear: where a
 desk needs a body later (the request a reminder repeats, a reply a consolidation
 gathers), the event carries it sealed for ``ccc`` (``sealed``: base64 of a sealed
@@ -335,8 +335,8 @@ class DiffusionRecalled(JournalEventModel):
 
 
 # === the hubs' and the command line's own events (not desk state) ===================
-# Written by ``streams.hub_runtime``/``streams.hub`` (leases, liveness, life cycle) and by
-# the command line (``agents.dlq``, ``agents.key_lifecycle``; ``hub`` is ``operator``).
+# Written by ``streams.hub.runtime``/``streams.hub.service`` (leases, liveness, life cycle) and by
+# the command line (``agents.ops.dlq``, ``agents.ops.key_lifecycle``; ``hub`` is ``operator``).
 # ``parse_control_event`` reads every typed event of this module, these and the desks'.
 
 
@@ -630,7 +630,7 @@ def parse_desk_event(raw: bytes) -> DeskEvent | None:
         ) from invalid
 
 
-# === events the desks write, typed for their effects (``streams.desk_effects.Journal``) ===
+# === events the desks write, typed for their effects (``streams.desks.effects.Journal``) ===
 # Not desk state: nothing folds them into ``DeskState`` (they stay out of ``DeskEvent``).
 # Each writes exactly the fields its writer gave (``to_json_bytes`` leaves unset ones out),
 # as ``journal_record`` wrote them before: some writers leave a cataloged field out.

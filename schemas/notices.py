@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 An NCB sends a ``NoticeRequest`` (colour, subject, facts and, for a Red Notice, the
-judicial basis). The General Secretariat reviews it (``streams.notice_review``) and answers
+judicial basis). The General Secretariat reviews it (``streams.core.notice_review``) and answers
 with a ``ReviewOutcome``: published, refused with reasons, or returned for more
 information. A published ``Notice`` is broadcast worldwide or to one INTERPOL region; every
 change (suspension, reinstatement, renewal, cancellation, expiry) is broadcast again with
@@ -93,7 +93,7 @@ class NoticeColour(StrEnum):
 
 
 class NoticeState(StrEnum):
-    """Where a notice is in its life (``streams.notice_lifecycle`` has the transitions)."""
+    """Where a notice is in its life (``streams.core.notice_lifecycle`` has the transitions)."""
 
     REQUESTED = "requested"
     UNDER_REVIEW = "under_review"

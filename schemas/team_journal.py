@@ -11,7 +11,7 @@ start ends with the same view whoever wrote the events. ``team-approved`` also c
 new team's public identity (``PublicIdentity.to_json``): that is how hubs and NCB
 adapters learn a team's keys (``fold`` returns the identities it learned, for the caller
 to add to its ``Directory``). Hubs extend the fold with revocation and relevance
-(``streams.team_registry.TeamRegistry``); the simulator uses it as is.
+(``streams.desks.team_registry.TeamRegistry``); the simulator uses it as is.
 
 Worked example: ``team-requested`` (a journal of 1 entry), ``team-approved`` (2 entries,
 with the identity of ``team:dvi-fra-nice-20260715``) and ``team-dispatched`` (3), folded

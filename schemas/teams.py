@@ -5,8 +5,8 @@ Theory of operation
 An NCB asks the CCC for a team with a ``TeamRequest`` (kind, place, dates, the named event
 for an IMEST, the incident for an IRT). The CCC answers with a ``TeamDecision``: approved
 with a new team id, or declined with reason codes and a sentence saying what to change
-(``streams.team_approval``). An approved request becomes a ``Deployment``, one record per
-team, moved through its states by ``streams.deployments``::
+(``streams.core.team_approval``). An approved request becomes a ``Deployment``, one record per
+team, moved through its states by ``streams.core.deployments``::
 
     requested -> approved -> en_route -> deployed -> closed
              \\-> declined          (approved, en_route and deployed may also close early)
@@ -20,7 +20,7 @@ A disaster team (``irt-dvi``) reports by DVI phase, in the order of ``DVI_PHASES
 scene examination, post-mortem data analysis, ante-mortem data analysis, reconciliation
 of information (the seeds' names). A phase is *complete* once the team has sent one
 report for it with ``phase_complete`` set; a report for a later phase is refused until
-then (``streams.deployments.accept_report``).
+then (``streams.core.deployments.accept_report``).
 
 Worked example: FRA asks for a DVI team at Nice from 2026-07-15; approved, it becomes
 ``team:dvi-fra-nice-20260715``, inbox ``i247.team.dvi-fra-nice-20260715.inbox``. A second
@@ -214,7 +214,7 @@ class JournalEntry(_Model):
 
 
 class Deployment(_Model):
-    """One team's life, from the request to its closing; moved by ``streams.deployments``.
+    """One team's life, from the request to its closing; moved by ``streams.core.deployments``.
 
     ``request_id`` (the team-request message id) is the key throughout; ``team`` is set
     from approval on. ``kind`` starts as the request's and changes once if an IMEST is

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from agents.keyring import all_participants, init_all
+from agents.ops.keyring import all_participants, init_all
 from schemas.keys import Directory, PrivateIdentity, load_identity
 
 # The machine running the suite is often loaded: an example's wall time says nothing about

@@ -26,7 +26,7 @@ from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tracing import sampler_for
 from schemas import header_names as names
 from schemas.topics import TopicCatalog
-from streams.hub_tracing import traced_intake, traced_lane
+from streams.hub.tracing import traced_intake, traced_lane
 
 TOPICS = TopicCatalog("i247")
 LANE = "i247.hub.lyon.routine"

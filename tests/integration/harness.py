@@ -18,9 +18,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.ncb import Inbound, NcbAdapter
-from agents.operations import provision_all
-from agents.simulator import received_from
+from agents.ncb.adapter import Inbound, NcbAdapter
+from agents.ops.operations import provision_all
+from agents.sim.simulator import received_from
 from brokers.clients import terminate
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings

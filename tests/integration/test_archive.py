@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agents.audit import verify_archive
+from agents.ops.audit import verify_archive
 from brokers.archive_store import ArchiveStore, ArchiveUnreadable, iter_archive
 from brokers.clients import make_producer, terminate
 from brokers.provisioning import provision
@@ -30,7 +30,7 @@ from brokers.settings import Settings
 from schemas.header import Precedence
 from schemas.keys import init_keyring, load_directory, load_identity
 from schemas.participants import AUDITOR
-from streams.archiver import HEAD_EVENT_TYPE, Archiver
+from streams.archive.archiver import HEAD_EVENT_TYPE, Archiver
 
 pytestmark = pytest.mark.integration
 

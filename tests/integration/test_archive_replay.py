@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.replay_command import register_replay, run_replay
+from agents.ops.replay_command import register_replay, run_replay
 from brokers.archive_store import ArchiveStore, iter_archive
 from brokers.provisioning import provision
 from brokers.record_headers import read_replay_mark
@@ -20,7 +20,7 @@ from brokers.settings import Settings
 from schemas.archive import ArchivedRecord, sign_tree_head
 from schemas.keys import load_identity
 from schemas.participants import AUDITOR
-from streams.archiver import HEAD_EVENT_TYPE, Archiver
+from streams.archive.archiver import HEAD_EVENT_TYPE, Archiver
 from tests.integration.test_archive import _archived, _until
 from tests.integration.test_replay import lines, publish_traffic, read_all
 

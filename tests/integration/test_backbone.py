@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.faults import (
+from agents.ncb.adapter import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopened
+from agents.sim.faults import (
     forge_signature,
     key_as_another,
     make_malformed,
@@ -21,7 +22,6 @@ from agents.faults import (
     tamper_body,
     tamper_header,
 )
-from agents.ncb import Duplicate, Fenced, NcbAdapter, Opened, Receipted, Unopened
 from brokers.record_headers import RECEIPTS_TYPE
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
@@ -31,7 +31,7 @@ from schemas.header import HeaderFlag, MessageType, Precedence, RoutingHeader
 from schemas.keys import Directory, PrivateIdentity, generate_identity
 from schemas.registry import default_registry
 from schemas.sealing import open_sealed, parse_envelope
-from streams.liveness import Heartbeat
+from streams.core.liveness import Heartbeat
 from tests.integration.harness import Backbone, now, running
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.audit import verify_archive
-from agents.bench_audit import bench_archive_path, bench_audit
+from agents.bench.audit import bench_archive_path, bench_audit
+from agents.ops.audit import verify_archive
 from brokers.settings import Settings
 from schemas.keys import load_directory
 from schemas.participants import AUDITOR

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.bench_broadcast import bench_broadcast
+from agents.bench.broadcast import bench_broadcast
 from brokers.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.bench import GOAL_RATIO, baseline, routing_json
-from agents.bench_idle import GATEWAY, bench_idle
-from agents.bench_routing import ROUTE_CALLS, client_costs, routing_saturation, step_costs
-from agents.keyring import load_all
-from agents.ncb import NcbAdapter
+from agents.bench.idle import GATEWAY, bench_idle
+from agents.bench.routing import ROUTE_CALLS, client_costs, routing_saturation, step_costs
+from agents.bench.suite import GOAL_RATIO, baseline, routing_json
+from agents.ncb.adapter import NcbAdapter
+from agents.ops.keyring import load_all
 from brokers.settings import Settings
 from schemas.participants import HUB_SITES
 from schemas.registry import default_registry

@@ -31,9 +31,9 @@ from typing import Any
 
 import pytest
 
-from agents.client_state import state_path
-from agents.ncb import Opened
-from agents.operations import provision_all
+from agents.ncb.adapter import Opened
+from agents.ncb.client_state import state_path
+from agents.ops.operations import provision_all
 from brokers.clients import make_producer, terminate
 from brokers.embedded import EmbeddedBroker
 from brokers.settings import Settings

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.checker import Landing, check
-from agents.ncb_client import InboxItem, InboxMessage, NcbClient
+from agents.bench.checker import Landing, check
+from agents.ncb.client import InboxItem, InboxMessage, NcbClient
 from brokers.record_headers import RECEIPTS_TYPE
 from brokers.settings import Settings
 from schemas.bodies import MessageBody

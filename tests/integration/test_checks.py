@@ -1,7 +1,7 @@
 """Database checks end to end: a real hub with small databases, on a real broker.
 
 An IMEST (a team enrolled for the test) screens a flight; NCBs answer the CCC's hit
-confirmations and multi-country queries through ``agents.check_traffic.CheckResponder``.
+confirmations and multi-country queries through ``agents.sim.check_traffic.CheckResponder``.
 Clocks run 30x fast: an urgent confirmation is due in 20 s, reminded at 10 s.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agents.check_traffic import CheckResponder, enrol_team, provision_team_inbox
-from agents.ncb import NcbAdapter, Opened
+from agents.ncb.adapter import NcbAdapter, Opened
+from agents.sim.check_traffic import CheckResponder, enrol_team, provision_team_inbox
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.checks import (
@@ -33,7 +33,7 @@ from schemas.header import HeaderFlag, Precedence
 from schemas.keys import Directory, PrivateIdentity, load_directory, load_identity
 from schemas.notices import Notice, NoticeColour, NoticeState, PersonSubject
 from streams.databases import open_configured
-from streams.nominal_feed import notice_record
+from streams.desks.nominal_feed import notice_record
 from tests.integration.harness import Backbone, now, running
 
 pytestmark = pytest.mark.integration

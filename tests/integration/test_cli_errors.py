@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from agents.operations import backbone_topics
+from agents.ops.operations import backbone_topics
 from brokers.clients import make_consumer, make_producer
 from brokers.settings import Settings
 from schemas.topics import TopicCatalog

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.checker import Landing, check
-from agents.client_state import state_path
+from agents.bench.checker import Landing, check
+from agents.ncb.client_state import state_path
 from brokers.clients import terminate
 from brokers.record_headers import RECEIPTS_TYPE
 from brokers.settings import Settings

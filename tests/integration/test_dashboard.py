@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.dashboard import Dashboard
+from agents.ops.dashboard import Dashboard
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.keys import Directory, PrivateIdentity

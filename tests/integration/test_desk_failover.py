@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from agents.ncb import NcbAdapter, Opened
-from agents.notice_traffic import red_notice
+from agents.ncb.adapter import NcbAdapter, Opened
+from agents.sim.notice_traffic import red_notice
 from brokers.settings import Settings
 from schemas.bodies import AcknowledgementBody, NoticeRequestBody, UrgentRequestBody
 from schemas.checks import (
@@ -42,7 +42,7 @@ from schemas.keys import Directory, PrivateIdentity
 from schemas.notices import Notice, NoticeColour, NoticeState, PersonSubject
 from schemas.participants import HUB_SITES
 from streams.databases import open_configured
-from streams.nominal_feed import notice_record
+from streams.desks.nominal_feed import notice_record
 from tests.integration.harness import Backbone, now, running
 
 pytestmark = pytest.mark.integration

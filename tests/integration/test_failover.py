@@ -19,14 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agents.ncb import Duplicate, Fenced, Opened, Unopened
+from agents.ncb.adapter import Duplicate, Fenced, Opened, Unopened
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.header import MessageType
 from schemas.keys import Directory, PrivateIdentity
 from schemas.leases import LeaseBook, fence_tag
 from schemas.participants import HUB_SITES
-from streams.roster import DutyRoster
+from streams.core.roster import DutyRoster
 from tests.integration.harness import Backbone, now, running
 from tests.integration.tcp_proxy import TcpProxy
 

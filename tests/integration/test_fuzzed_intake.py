@@ -2,7 +2,7 @@
 
 Spoiled records drawn by hypothesis (``tests.unit.fuzzing``) are interleaved with good
 ones and good ones decorated with extra headers, each tagged with an input id in a header
-of its own; the checker (``agents.checker``) then compares what was sent with what the
+of its own; the checker (``agents.bench.checker``) then compares what was sent with what the
 real inbox and dead-letter topics hold. Good traffic sent after the whole batch must still
 be delivered: a processor that stopped on a bad record would lose it.
 """
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from agents.checker import Landing, check
+from agents.bench.checker import Landing, check
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.key_lifecycle import revoke_key, rotate_key
-from agents.ncb import NcbAdapter
-from agents.ncb_client import InboxMessage, NcbClient
+from agents.ncb.adapter import NcbAdapter
+from agents.ncb.client import InboxMessage, NcbClient
+from agents.ops.key_lifecycle import revoke_key, rotate_key
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.operations import provision_all
+from agents.ops.operations import provision_all
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.keys import Directory, PrivateIdentity, load_identity
 from schemas.participants import AUDITOR
-from streams.archiver import run_archiver
+from streams.archive.archiver import run_archiver
 from tests.integration.harness import now, running
 
 pytestmark = pytest.mark.integration

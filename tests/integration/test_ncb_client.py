@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.ncb_client import InboxItem, InboxMessage, InboxReceipt, NcbClient
+from agents.ncb.client import InboxItem, InboxMessage, InboxReceipt, NcbClient
 from brokers.settings import Settings
 from schemas.bodies import AcknowledgementBody, MessageBody
 from schemas.header import MessageType, Precedence

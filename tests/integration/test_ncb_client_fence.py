@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.ncb_client import InboxMessage, NcbClient
+from agents.ncb.client import InboxMessage, NcbClient
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.keys import Directory, PrivateIdentity

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.storm import storm
+from agents.bench.storm import storm
 from brokers.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

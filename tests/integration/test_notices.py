@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agents.ncb import NcbAdapter, Opened
-from agents.notice_board import NoticeBoard
-from agents.notice_traffic import political_request, red_notice, red_notice_id, regional_alert
+from agents.ncb.adapter import NcbAdapter, Opened
+from agents.ncb.notice_board import NoticeBoard
+from agents.sim.notice_traffic import political_request, red_notice, red_notice_id, regional_alert
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import (

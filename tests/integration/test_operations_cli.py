@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agents.faults import tamper_body
+from agents.sim.faults import tamper_body
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody

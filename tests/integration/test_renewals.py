@@ -18,9 +18,9 @@ from brokers.settings import Settings
 from schemas.header import Precedence
 from schemas.keys import Directory, PrivateIdentity
 from schemas.leases import LeaseRecord, Renew
-from streams.hub_runtime import HubRuntime
-from streams.hub_state import HubState
-from streams.roster import DutyRoster
+from streams.core.roster import DutyRoster
+from streams.desks.hub_state import HubState
+from streams.hub.runtime import HubRuntime
 from tests.integration.harness import running
 
 TTL_MS = 1500

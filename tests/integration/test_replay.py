@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from agents.ncb import NcbAdapter
-from agents.replay import JsonLinesOutput, TopicOutput, replay
-from agents.replay_command import bench_replay, register_replay, run_replay, topic_selector
-from agents.replay_filter import ReplayFilter
-from agents.replay_pacing import Pace
+from agents.ncb.adapter import NcbAdapter
+from agents.ops.replay import JsonLinesOutput, TopicOutput, replay
+from agents.ops.replay_command import bench_replay, register_replay, run_replay, topic_selector
+from agents.ops.replay_filter import ReplayFilter
+from agents.ops.replay_pacing import Pace
 from brokers.clients import make_producer
 from brokers.provisioning import provision
 from brokers.record_headers import read_replay_mark

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.ncb import NcbAdapter, Opened
-from agents.notice_traffic import red_notice_id, regional_alert
+from agents.ncb.adapter import NcbAdapter, Opened
+from agents.sim.notice_traffic import red_notice_id, regional_alert
 from brokers.record_headers import read_dead_letter
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
@@ -41,7 +41,7 @@ from schemas.keys import Directory, PrivateIdentity, load_identity
 from schemas.registry import Region
 from schemas.sealing import parse_envelope
 from schemas.teams import Concern, DviPhase, Place, TeamKind, TeamReport, TeamRequest
-from streams.team_registry import TeamRegistry
+from streams.desks.team_registry import TeamRegistry
 from tests.integration.harness import Backbone, now, running
 
 pytestmark = pytest.mark.integration

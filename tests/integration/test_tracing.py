@@ -20,13 +20,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from agents.ncb_client import InboxMessage, NcbClient
+from agents.ncb.client import InboxMessage, NcbClient
 from brokers.settings import Settings
 from brokers.tracing import Tracing, start_tracing
 from schemas.bodies import MessageBody
 from schemas.keys import Directory, PrivateIdentity
 from schemas.participants import HUB_SITES
-from streams.roster import DutyRoster
+from streams.core.roster import DutyRoster
 from tests.integration.harness import Backbone, now, running
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.ncb import NcbAdapter
+from agents.ncb.adapter import NcbAdapter
 from brokers.clients import make_consumer, make_producer
 from brokers.provisioning import provision
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -22,8 +22,8 @@ from brokers.settings import Settings
 from schemas.bodies import MessageBody
 from schemas.header import Precedence
 from schemas.topics import TopicKind, TopicSpec
-from streams.delivery import DeliveryLedger, plan_delivery
-from streams.unit_workers import WorkerContext, WorkLoop
+from streams.core.delivery import DeliveryLedger, plan_delivery
+from streams.hub.unit_workers import WorkerContext, WorkLoop
 from tests.unit.factories import small_keyring
 
 BODY = MessageBody(subject="Cash courier intercepted", text="EUR 400,000 in false-bottom case")

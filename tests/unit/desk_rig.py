@@ -8,9 +8,9 @@ from datetime import datetime
 from schemas.keys import Directory
 from schemas.sealing import RandomBytes
 from schemas.topics import TopicCatalog
-from streams.desk_context import DeskContext, OpenForCcc
-from streams.desk_state import DeskState
-from streams.roster import DutyRoster
+from streams.core.desk_state import DeskState
+from streams.core.roster import DutyRoster
+from streams.desks.context import DeskContext, OpenForCcc
 
 __all__ = ["HUB", "desk_context"]
 

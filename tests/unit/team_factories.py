@@ -21,7 +21,7 @@ from schemas.teams import (
     TeamKind,
     TeamRequest,
 )
-from streams.deployments import arrive, close, decide, dispatch, receive_request
+from streams.core.deployments import arrive, close, decide, dispatch, receive_request
 
 __all__ = ["NOW", "make_deployment", "make_request", "registry"]
 

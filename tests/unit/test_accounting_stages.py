@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.accounting import STAGES, Accepted, Accounting, Opening, stage_times
+from agents.sim.accounting import STAGES, Accepted, Accounting, Opening, stage_times
 from schemas.header import Precedence
 
 

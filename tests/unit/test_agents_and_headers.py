@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.accounting import Accepted, Accounting
-from agents.traffic import EXPECTED_REASON, Fault, TrafficMix
+from agents.sim.accounting import Accepted, Accounting
+from agents.sim.traffic import EXPECTED_REASON, Fault, TrafficMix
 from brokers.record_headers import (
     dead_letter_headers,
     envelope_headers,

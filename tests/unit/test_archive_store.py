@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agents.audit import NotProvable, prove_consistency, prove_record, verify_archive
+from agents.ops.audit import NotProvable, prove_consistency, prove_record, verify_archive
 from brokers.archive_source import ArchiveSource
 from brokers.archive_store import ArchiveBusy, ArchiveStore, iter_archive
 from schemas.archive import ArchivedRecord, sign_tree_head

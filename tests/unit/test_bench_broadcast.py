@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.bench_broadcast import Reach, red_notices, to_all, to_first
+from agents.bench.broadcast import Reach, red_notices, to_all, to_first
 from schemas.notices import ReviewDecision, subject_identity
 from schemas.registry import default_registry
-from streams.notice_review import review_notice
+from streams.core.notice_review import review_notice
 
 THREE = {"FRA": 10.25, "DEU": 10.5, "ITA": 10.125}
 

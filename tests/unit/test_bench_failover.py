@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.bench_failover import FailoverFigures, KillFigures, Spread, spread
+from agents.bench.failover import FailoverFigures, KillFigures, Spread, spread
 
 
 @pytest.mark.parametrize(

@@ -10,21 +10,21 @@ import uuid
 
 import pytest
 
-from agents.bench import GOAL_RATIO, Figures, routing_json
-from agents.bench_idle import (
+from agents.bench.idle import (
     IdleFigures,
     ProcessIdle,
     broker_pid,
     cpu_percent,
     tree_cpu_seconds,
 )
-from agents.bench_routing import (
+from agents.bench.routing import (
     ROUTE_CALLS,
     RoutingFigures,
     breakdown,
     is_receipt,
     sent_ids_in,
 )
+from agents.bench.suite import GOAL_RATIO, Figures, routing_json
 from brokers.record_headers import envelope_type
 from schemas.header import MessageType
 

@@ -32,17 +32,17 @@ from schemas.header import HeaderFlag, Language, MessageType, Precedence, Routin
 from schemas.keys import Directory, PrivateIdentity
 from schemas.notices import Notice, NoticeColour, NoticeState, PersonSubject
 from schemas.sealing import OpenedMessage
-from streams.check_desk import CheckDesk
+from streams.core.roster import DutyRoster
 from streams.databases import Databases, open_databases
 from streams.databases import sltd as sltd_module
 from streams.databases import smv as smv_module
 from streams.databases import works_of_art as woa_module
 from streams.databases.nominal import NominalIndex
-from streams.desk_effects import Effect, Journal, Send
-from streams.desk_shell import DeskShell
-from streams.hub_state import HubState
-from streams.nominal_feed import FeedOutcome, NominalFeed, notice_record
-from streams.roster import DutyRoster
+from streams.desks.check_desk import CheckDesk
+from streams.desks.effects import Effect, Journal, Send
+from streams.desks.hub_state import HubState
+from streams.desks.nominal_feed import FeedOutcome, NominalFeed, notice_record
+from streams.desks.shell import DeskShell
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # Lyon on duty
 DUPONT = Person(family_name="Dupont", forenames="Jean", date_of_birth="1970-01-31")

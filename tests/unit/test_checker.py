@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.checker import check
+from agents.bench.checker import check
 
 
 def test_every_input_landing_once_where_expected_is_valid() -> None:

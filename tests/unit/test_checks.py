@@ -10,7 +10,7 @@ from itertools import islice
 
 import pytest
 
-from agents.screening import arriving_travellers
+from agents.sim.screening import arriving_travellers
 from schemas.checks import (
     ArtworkItem,
     CheckRequest,
@@ -24,9 +24,9 @@ from schemas.checks import (
 )
 from schemas.header import HeaderFlag, Precedence
 from schemas.participants import hub_id
-from streams.checks import answer_check
+from streams.core.checks import answer_check
+from streams.core.roster import DutyRoster
 from streams.databases import Databases, open_databases
-from streams.roster import DutyRoster
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ROSTER = DutyRoster()

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from agents.cli import main
 from agents.cli_errors import EXIT_CODES, Terminated, explain
-from agents.hub_events import InvalidSchedule
+from agents.ops.hub_events import InvalidSchedule
 from brokers.archive_store import ArchiveUnreadable
 from brokers.embedded import EmbeddedBrokerError
 from brokers.provisioning import (

@@ -1,4 +1,4 @@
-"""The CCC's clock lengths and the core's rule about time (streams/clocks.py); the clocks
+"""The CCC's clock lengths and the core's rule about time (streams/core/clocks.py); the clocks
 themselves are desk state (tests/unit/test_desk_state.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from schemas.checks import Urgency
 from schemas.header import Precedence
-from streams.clocks import CONFIRMATION_DEADLINES, OBJECTIVES, NaiveDatetimeError, as_utc
+from streams.core.clocks import CONFIRMATION_DEADLINES, OBJECTIVES, NaiveDatetimeError, as_utc
 from tests.unit.factories import T0
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "priority-rules.md"

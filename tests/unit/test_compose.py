@@ -306,7 +306,7 @@ class TestBrokerAccess:
     ) -> None:
         from datetime import UTC, datetime
 
-        from agents.access_commands import COMPOSE_PRINCIPALS
+        from agents.ops.access_commands import COMPOSE_PRINCIPALS
         from brokers.tls_keyring import make_tls_dir, write_kafka_secrets
 
         files = make_tls_dir(tmp_path, hosts=["kafka-1"], now=datetime.now(UTC))

@@ -29,9 +29,9 @@ from schemas.header import Precedence
 from schemas.leases import FenceTag, fence_headers
 from schemas.team_journal import TeamEvent
 from schemas.topics import TopicCatalog
-from streams.hub_state import HubState, journal_event
-from streams.intake import forwarding_headers
-from streams.roster import DutyRoster
+from streams.core.intake import forwarding_headers
+from streams.core.roster import DutyRoster
+from streams.desks.hub_state import HubState, journal_event
 from tests.unit.factories import T0, make_header, small_keyring
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -304,4 +304,4 @@ def test_only_the_desks_still_write_untyped_journal_events() -> None:
         if path.name not in _DESK_MODULES and _calls(path, "journal_record")
     }
     assert callers == set()
-    assert _calls(ROOT / "streams" / "hub_runtime.py", "journal_event")  # the scan sees calls
+    assert _calls(ROOT / "streams" / "hub" / "runtime.py", "journal_event")  # the scan sees calls

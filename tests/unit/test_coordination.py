@@ -11,7 +11,7 @@ from schemas.header import Precedence
 from schemas.leases import Claim, LeaseBook, Release
 from schemas.participants import HUB_SITES
 from schemas.topics import TopicCatalog
-from streams.coordination import (
+from streams.core.coordination import (
     ClaimUnit,
     Declare,
     Drop,
@@ -26,9 +26,9 @@ from streams.coordination import (
     step,
     units_awaited,
 )
-from streams.duty import INTAKE, ClaimReason
-from streams.liveness import HubView, Liveness, LivenessPolicy
-from streams.roster import DutyRoster
+from streams.core.duty import INTAKE, ClaimReason
+from streams.core.liveness import HubView, Liveness, LivenessPolicy
+from streams.core.roster import DutyRoster
 from tests.unit.factories import T0
 
 TOPICS = TopicCatalog("i247")

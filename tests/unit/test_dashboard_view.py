@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.dashboard_view import INTAKE, DashboardView
+from agents.ops.dashboard_view import INTAKE, DashboardView
 from brokers.records import ReceivedRecord
 from schemas.header import format_timestamp
 from schemas.topics import TopicCatalog

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.clocks import NaiveDatetimeError
-from streams.dedup import InvalidHorizon, Origin, SeenMessages, Verdict
+from streams.core.clocks import NaiveDatetimeError
+from streams.core.dedup import InvalidHorizon, Origin, SeenMessages, Verdict
 from tests.unit.factories import T0
 
 HERE: Origin = ("i247.inbound", 0, 7)

@@ -23,8 +23,8 @@ from schemas.teams import (
     TeamKind,
     TeamReport,
 )
-from streams.clocks import InvalidClockScale
-from streams.deployments import (
+from streams.core.clocks import InvalidClockScale
+from streams.core.deployments import (
     ARRIVAL_EARLIEST,
     ARRIVAL_LATEST,
     TRANSITIONS,

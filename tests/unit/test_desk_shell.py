@@ -25,11 +25,11 @@ from schemas.journal import (
 from schemas.keys import generate_identity
 from schemas.notices import Notice, NoticeColour, NoticeState, PersonSubject
 from schemas.sealing import OpenedMessage, open_sealed, parse_envelope
-from streams.desk_context import DeskContext
-from streams.desk_effects import AdmitTeam, Effect, Journal, PublishNotice, Send
-from streams.desk_shell import DeskShell
-from streams.hub_state import HubState
-from streams.roster import DutyRoster
+from streams.core.roster import DutyRoster
+from streams.desks.context import DeskContext
+from streams.desks.effects import AdmitTeam, Effect, Journal, PublishNotice, Send
+from streams.desks.hub_state import HubState
+from streams.desks.shell import DeskShell
 from tests.unit.factories import make_header
 from tests.unit.keyring import small_keyring
 

@@ -1,4 +1,4 @@
-"""The desks' state folded from the journal (streams/desk_state.py), as a specification.
+"""The desks' state folded from the journal (streams/core/desk_state.py), as a specification.
 
 Each case is a journal (events in the order a hub folds them) and a moment: what the hub
 holding intake then owes. Every case also holds with each event folded twice (a hub folds
@@ -36,9 +36,9 @@ from schemas.journal import (
     StoppedClock,
     parse_desk_event,
 )
-from streams.clocks import OBJECTIVES
-from streams.delivery import Acknowledge, ClockBatch, DeliveryPlan
-from streams.desk_state import (
+from streams.core.clocks import OBJECTIVES
+from streams.core.delivery import Acknowledge, ClockBatch, DeliveryPlan
+from streams.core.desk_state import (
     BreachOwed,
     ConsolidationOwed,
     DeskState,

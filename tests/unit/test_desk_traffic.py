@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from agents.desk_books import DeskBooks
-from agents.desk_traffic import DeskTraffic, kind_of_record
-from agents.ncb import NcbAdapter, Opened
-from agents.notice_traffic import NoticeTraffic, red_notice
-from agents.team_traffic import TeamTraffic
+from agents.ncb.adapter import NcbAdapter, Opened
+from agents.sim.desk_books import DeskBooks
+from agents.sim.desk_traffic import DeskTraffic, kind_of_record
+from agents.sim.notice_traffic import NoticeTraffic, red_notice
+from agents.sim.team_traffic import TeamTraffic
 from brokers.records import OutboundRecord
 from brokers.settings import Settings
 from schemas.bodies import Body, MessageBody, NoticeActionBody, NoticeBody, RenewalPromptBody

@@ -21,7 +21,7 @@ from schemas.notices import (
     RecallReason,
 )
 from schemas.registry import Region, UnknownMember, default_registry
-from streams.diffusions import (
+from streams.core.diffusions import (
     AlreadyRecalled,
     ConflictingDiffusion,
     DiffusionLedger,

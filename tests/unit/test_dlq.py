@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.dlq import (
+from agents.ops.dlq import (
     DLQ_REDRIVEN,
     NotRedrivable,
     original_headers,
@@ -122,7 +122,7 @@ def test_the_journal_event_follows_the_catalog() -> None:
 
 def test_a_refused_redrive_and_a_missing_offset_are_usage_errors() -> None:
     from agents.cli_errors import USAGE, explain
-    from agents.dlq_commands import DeadLetterNotFound
+    from agents.ops.dlq_commands import DeadLetterNotFound
 
     refused = explain(NotRedrivable("dead letter 3 came from x: only intake's refusals"))
     assert (refused.code, refused.line) == (

@@ -9,7 +9,7 @@ import pytest
 from schemas.header import Precedence
 from schemas.leases import Claim, LeaseBook, Release, Renew
 from schemas.topics import TopicCatalog
-from streams.duty import (
+from streams.core.duty import (
     INTAKE,
     ClaimReason,
     Intent,
@@ -21,7 +21,7 @@ from streams.duty import (
     standby_chain,
     units,
 )
-from streams.roster import DutyRoster
+from streams.core.roster import DutyRoster
 from tests.unit.factories import T0
 
 TOPICS = TopicCatalog("i247")

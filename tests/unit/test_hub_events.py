@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents.hub_events import (
+from agents.ops.hub_events import (
     Disturbance,
     InvalidSchedule,
     duty_changes,

@@ -14,9 +14,9 @@ from brokers.settings import Settings, SettingsError
 from schemas.archive import ArchivedRecord
 from schemas.keys import load_identity
 from schemas.participants import AUDITOR, HUB_SITES
-from streams.archiver import Archiver
-from streams.hub_metrics import ArchiverMetrics, HubMetrics
-from streams.probes import Probes, ProbeServer
+from streams.archive.archiver import Archiver
+from streams.health.metrics import ArchiverMetrics, HubMetrics
+from streams.health.probes import Probes, ProbeServer
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -203,7 +203,7 @@ class TestProbeServer:
 
 class TestDemoPorts:
     def test_each_child_of_the_demo_gets_its_own_port_or_none(self) -> None:
-        from agents.demo import metrics_ports
+        from agents.demo.run import metrics_ports
 
         ports = metrics_ports(9100)
         assert ports["archiver"] == 9100

@@ -12,12 +12,12 @@ from typing import Any, ClassVar, cast
 import pytest
 from structlog.testing import capture_logs
 
-import streams.hub
+import streams.hub.service
 from brokers.broker_watch import BrokerChange, BrokerState, BrokerWatch, ChangeKind
 from brokers.settings import Settings
-from streams.coordination import HubPhase
-from streams.hub import HubService
-from streams.hub_metrics import HubMetrics
+from streams.core.coordination import HubPhase
+from streams.health.metrics import HubMetrics
+from streams.hub.service import HubService
 
 
 @dataclass
@@ -85,8 +85,8 @@ class State:
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch) -> HubService:
     Runtime.made, Runtime.fail_starts = [], 0
-    monkeypatch.setattr(streams.hub, "HubRuntime", Runtime)
-    monkeypatch.setattr("streams.hub.asyncio.sleep", _no_wait)
+    monkeypatch.setattr(streams.hub.service, "HubRuntime", Runtime)
+    monkeypatch.setattr("streams.hub.service.asyncio.sleep", _no_wait)
     hub = HubService(State())  # type: ignore[arg-type]
     hub.runtime.phase = HubPhase.RUNNING
     return hub

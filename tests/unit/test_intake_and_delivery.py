@@ -11,20 +11,20 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from agents.accounting import Accounting
-from agents.faults import key_as_another
-from agents.ncb import NcbAdapter, Receipted
-from agents.simulator import Simulator
-from agents.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
+from agents.ncb.adapter import NcbAdapter, Receipted
+from agents.sim.accounting import Accounting
+from agents.sim.faults import key_as_another
+from agents.sim.simulator import Simulator
+from agents.sim.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import AcknowledgementBody, MessageBody, UrgentRequestBody
 from schemas.errors import RejectReason
 from schemas.header import HeaderFlag, Language, Precedence
 from schemas.topics import TopicCatalog
-from streams.dedup import SeenMessages
-from streams.delivery import DeliveryLedger, plan_delivery, receipt_id_for, receipt_records
-from streams.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
-from streams.roster import DutyRoster
+from streams.core.dedup import SeenMessages
+from streams.core.delivery import DeliveryLedger, plan_delivery, receipt_id_for, receipt_records
+from streams.core.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
+from streams.core.roster import DutyRoster
 from tests.unit.factories import T0, small_keyring
 
 TOPICS = TopicCatalog("i247")

@@ -7,14 +7,14 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.ncb import NcbAdapter
+from agents.ncb.adapter import NcbAdapter
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import MessageBody
 from schemas.errors import RejectReason
 from schemas.topics import TopicCatalog
-from streams.dedup import SeenMessages
-from streams.intake import Admitted, IntakePolicy, Refused, admit
-from streams.roster import DutyRoster
+from streams.core.dedup import SeenMessages
+from streams.core.intake import Admitted, IntakePolicy, Refused, admit
+from streams.core.roster import DutyRoster
 from tests.unit.factories import T0, small_keyring
 from tests.unit.fuzzing import decorated, fuzzed_record, header_lists
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.intake_progress import IntakeProgress
+from streams.core.intake_progress import IntakeProgress
 
 
 def progress(epoch: int, partition: int, offsets: list[int]) -> IntakeProgress:

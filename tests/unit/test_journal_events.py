@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agents.dlq import redriven_event
+from agents.ops.dlq import redriven_event
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas import journal
@@ -31,8 +31,8 @@ from schemas.journal import (
     journal_models,
     parse_control_event,
 )
-from streams.hub_state import HubState, journal_event, journal_record
-from streams.roster import DutyRoster
+from streams.core.roster import DutyRoster
+from streams.desks.hub_state import HubState, journal_event, journal_record
 from tests.unit.factories import T0, small_keyring
 
 STAMP = format_timestamp(T0)

@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.accounting import Accounting
 from agents.cli import main
-from agents.key_lifecycle import plan_revocation, plan_rotation, successor
-from agents.ncb import NcbAdapter
-from agents.simulator import Simulator
-from agents.traffic import TrafficMix
+from agents.ncb.adapter import NcbAdapter
+from agents.ops.key_lifecycle import plan_revocation, plan_rotation, successor
+from agents.sim.accounting import Accounting
+from agents.sim.simulator import Simulator
+from agents.sim.traffic import TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.bodies import MessageBody
 from schemas.errors import KeyExpired, KeyRevoked, RejectReason
@@ -35,10 +35,10 @@ from schemas.keys import Directory, PrivateIdentity
 from schemas.sealing import parse_envelope, verify
 from schemas.sealing_memo import signatures
 from schemas.topics import TopicCatalog
-from streams.ccc_desk import seal_from_hub
-from streams.dedup import SeenMessages
-from streams.intake import IntakePolicy, Refused, admit
-from streams.roster import DutyRoster
+from streams.core.dedup import SeenMessages
+from streams.core.intake import IntakePolicy, Refused, admit
+from streams.core.roster import DutyRoster
+from streams.desks.ccc_desk import seal_from_hub
 from tests.unit.factories import T0, small_keyring
 
 TOPICS = TopicCatalog("i247")

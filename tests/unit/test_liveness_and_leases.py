@@ -17,7 +17,7 @@ from schemas.leases import (
     Renew,
     judge,
 )
-from streams.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
+from streams.core.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, assess, observe
 from tests.unit.factories import T0
 
 POLICY = LivenessPolicy(timeout=timedelta(seconds=3), revive_after=2)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.bureau_commands import BureauCommandError, body_from_args, item_json
 from agents.cli import main
-from agents.client_state import ClientState, HandedOver, state_path
-from agents.ncb import Opened
-from agents.ncb_client import InboxMessage, InboxReceipt, acknowledgeable
+from agents.ncb.adapter import Opened
+from agents.ncb.client import InboxMessage, InboxReceipt, acknowledgeable
+from agents.ncb.client_state import ClientState, HandedOver, state_path
+from agents.ops.bureau_commands import BureauCommandError, body_from_args, item_json
 from schemas.bodies import DiffusionBody, MessageBody
 from schemas.header import MessageType, Precedence
 from tests.unit.factories import make_header

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from agents.ncb import NcbAdapter, Opened
-from agents.notice_board import NoticeBoard
-from agents.notice_traffic import NoticeTraffic, political_request, red_notice, red_notice_id
+from agents.ncb.adapter import NcbAdapter, Opened
+from agents.ncb.notice_board import NoticeBoard
+from agents.sim.notice_traffic import NoticeTraffic, political_request, red_notice, red_notice_id
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import (
@@ -53,14 +53,14 @@ from schemas.participants import CCC
 from schemas.registry import MemberRegistry, Region, default_registry
 from schemas.sealing import OpenedMessage, open_sealed, parse_envelope, seal
 from schemas.topics import TopicCatalog
-from streams.desk_context import DeskContext
-from streams.desk_effects import Effect, Journal, PublishNotice, Send
-from streams.desk_shell import DeskShell
-from streams.diffusion_desk import DiffusionDesk
-from streams.hub_state import HubState
-from streams.notice_desk import NoticeDesk, notice_id_for
-from streams.notice_lifecycle import NoticeLifecycle
-from streams.roster import DutyRoster
+from streams.core.notice_lifecycle import NoticeLifecycle
+from streams.core.roster import DutyRoster
+from streams.desks.context import DeskContext
+from streams.desks.diffusion_desk import DiffusionDesk
+from streams.desks.effects import Effect, Journal, PublishNotice, Send
+from streams.desks.hub_state import HubState
+from streams.desks.notice_desk import NoticeDesk, notice_id_for
+from streams.desks.shell import DeskShell
 from tests.unit.factories import T0, make_header, small_keyring
 
 TOPICS = TopicCatalog(prefix="t")

@@ -19,8 +19,8 @@ from schemas.notices import (
     ReviewReason,
 )
 from schemas.registry import MEMBER_COUNT, Region, default_registry
-from streams.clocks import InvalidClockScale
-from streams.notice_lifecycle import (
+from streams.core.clocks import InvalidClockScale
+from streams.core.notice_lifecycle import (
     PROMPT_LEAD,
     TRANSITIONS,
     VALIDITY,

@@ -26,7 +26,7 @@ from schemas.notices import (
     Sentence,
 )
 from schemas.registry import Region
-from streams.notice_review import (
+from streams.core.notice_review import (
     ARTICLE_3_TERMS,
     CATEGORY_CHARACTER,
     ORDINARY_LAW_PREDOMINATES,
@@ -285,7 +285,7 @@ def test_a_special_notice_without_its_un_reference_is_returned_for_it() -> None:
 
 
 def test_every_reason_code_is_reachable_by_some_rule() -> None:
-    # not-requester is the CCC desk's check of the sender (streams/notice_desk.py)
+    # not-requester is the CCC desk's check of the sender (streams/desks/notice_desk.py)
     assert {rule.code for rule in RULES} == set(ReasonCode) - {ReasonCode.NOT_REQUESTER}
 
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from schemas.header import HeaderFlag, MessageType, Precedence, RoutingHeader
 from schemas.participants import ParticipantKind, kind_of
-from streams import priority
-from streams.priority import (
+from streams.core import priority
+from streams.core.priority import (
     RULES,
     Rule,
     RuleTableError,

@@ -13,17 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from agents.accounting import Accepted, Accounting
-from agents.ncb import Fenced, NcbAdapter, Receipted, Unopened
-from agents.replay import TableOutput, replay
-from agents.replay_filter import ReplayFilter
-from agents.simulator import Simulator
-from agents.traffic import TrafficMix
+from agents.ncb.adapter import Fenced, NcbAdapter, Receipted, Unopened
+from agents.ops.replay import TableOutput, replay
+from agents.ops.replay_filter import ReplayFilter
+from agents.sim.accounting import Accepted, Accounting
+from agents.sim.simulator import Simulator
+from agents.sim.traffic import TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.header import Language, Precedence
 from schemas.leases import Claim, FenceTag, LeaseBook, fence_headers
 from schemas.topics import TopicCatalog
-from streams.delivery import ReceiptOrder, receipt_records
+from streams.core.delivery import ReceiptOrder, receipt_records
 from tests.unit.factories import T0, make_header, small_keyring
 
 TOPICS = TopicCatalog("i247")

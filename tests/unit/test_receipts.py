@@ -44,7 +44,7 @@ from schemas.receipts import (
     verify_receipts,
 )
 from schemas.topics import TopicCatalog
-from streams.delivery import ReceiptOrder, receipt_records
+from streams.core.delivery import ReceiptOrder, receipt_records
 from tests.unit.factories import T0, make_header, small_keyring
 
 TOPICS = TopicCatalog("i247")

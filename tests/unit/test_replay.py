@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.replay import (
+from agents.ops.replay import (
     JsonLinesOutput,
     Opener,
     ReplayedRecord,
@@ -25,8 +25,8 @@ from agents.replay import (
     sealed_for,
     to_json_line,
 )
-from agents.replay_command import build_filter, register_replay, topic_selector
-from agents.replay_filter import (
+from agents.ops.replay_command import build_filter, register_replay, topic_selector
+from agents.ops.replay_filter import (
     ReplayFilter,
     ReplayFilterError,
     envelope_of,
@@ -35,7 +35,7 @@ from agents.replay_filter import (
     matches_position,
     parse_moment,
 )
-from agents.replay_pacing import Pace, Pacer, parse_pace, schedule
+from agents.ops.replay_pacing import Pace, Pacer, parse_pace, schedule
 from brokers.record_headers import (
     BadHeader,
     ReplayMark,

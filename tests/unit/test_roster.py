@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.participants import HUB_SITES
-from streams.clocks import NaiveDatetimeError
-from streams.roster import (
+from streams.core.clocks import NaiveDatetimeError
+from streams.core.roster import (
     REAL_EPOCH,
     ROTATION,
     SHIFT_LENGTH,

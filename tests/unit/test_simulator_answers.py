@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-from agents.accounting import Accepted, Accounting
-from agents.simulator import Simulator
-from agents.traffic import TrafficMix
+from agents.sim.accounting import Accepted, Accounting
+from agents.sim.simulator import Simulator
+from agents.sim.traffic import TrafficMix
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import MessageBody

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.soak_plan import memory_trend, schedule
+from agents.bench.soak_plan import memory_trend, schedule
 
 SITES = ("lyon", "buenos-aires", "singapore")
 

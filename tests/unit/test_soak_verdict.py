@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.soak_verdict import MemoryVerdict, memory_verdict, second_half, soak_summary
+from agents.bench.soak_verdict import MemoryVerdict, memory_verdict, second_half, soak_summary
 
 CLEAN_GATEWAY = {"lost": 0, "duplicated": 0, "unexpected": 0}
 

@@ -17,7 +17,7 @@ from schemas.teams import (
     TeamKind,
     TeamRequest,
 )
-from streams.team_approval import (
+from streams.core.team_approval import (
     HORIZON,
     IMEST_LEAD,
     MAX_CONCURRENT,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agents.ncb import NcbAdapter
+from agents.ncb.adapter import NcbAdapter
 from brokers.records import ReceivedRecord
 from brokers.settings import Settings
 from schemas.bodies import (
@@ -40,16 +40,16 @@ from schemas.teams import (
     TeamKind,
     TeamReport,
 )
-from streams.dedup import SeenMessages
-from streams.deployments import DeploymentError
-from streams.desk_context import DeskContext
-from streams.desk_effects import AdmitTeam, Effect, Journal, Send
-from streams.desk_shell import DeskShell
-from streams.hub_state import HubState
-from streams.intake import Admitted, IntakePolicy, Refused, admit
-from streams.roster import DutyRoster
-from streams.team_desk import TeamDesk, keyring_issuer
-from streams.team_registry import TeamRegistry
+from streams.core.dedup import SeenMessages
+from streams.core.deployments import DeploymentError
+from streams.core.intake import Admitted, IntakePolicy, Refused, admit
+from streams.core.roster import DutyRoster
+from streams.desks.context import DeskContext
+from streams.desks.effects import AdmitTeam, Effect, Journal, Send
+from streams.desks.hub_state import HubState
+from streams.desks.shell import DeskShell
+from streams.desks.team_desk import TeamDesk, keyring_issuer
+from streams.desks.team_registry import TeamRegistry
 from tests.unit.factories import make_header
 from tests.unit.keyring import small_keyring
 from tests.unit.team_factories import NOW, make_request

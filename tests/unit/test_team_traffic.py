@@ -7,16 +7,16 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
-from agents.ncb import NcbAdapter
+from agents.ncb.adapter import NcbAdapter
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.settings import Settings
 from schemas.sealing import open_sealed, parse_envelope
 from schemas.team_journal import team_counts
-from streams.desk_shell import DeskShell
-from streams.hub_state import HubState
-from streams.roster import DutyRoster
-from streams.team_desk import TeamDesk, keyring_issuer
-from streams.team_registry import TeamRegistry
+from streams.core.roster import DutyRoster
+from streams.desks.hub_state import HubState
+from streams.desks.shell import DeskShell
+from streams.desks.team_desk import TeamDesk, keyring_issuer
+from streams.desks.team_registry import TeamRegistry
 from tests.unit.keyring import NCBS, small_keyring
 from tests.unit.team_factories import NOW
 
@@ -26,7 +26,7 @@ def received(record: OutboundRecord) -> ReceivedRecord:
 
 
 def test_requests_reports_and_closings_run_a_full_cycle_with_no_refusal(tmp_path: Path) -> None:
-    from agents.team_traffic import TeamTraffic
+    from agents.sim.team_traffic import TeamTraffic
 
     directory, ids = small_keyring()
     keys = tmp_path / "keys"

@@ -25,7 +25,7 @@ from schemas.teams import (
     new_team_id,
 )
 from schemas.topics import TopicCatalog
-from streams.team_relevance import relevant_to_team
+from streams.core.team_relevance import relevant_to_team
 from tests.unit.team_factories import NOW, make_deployment, make_request, registry
 
 S = DeploymentState

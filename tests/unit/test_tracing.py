@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
-from agents.ncb import NcbAdapter
+from agents.ncb.adapter import NcbAdapter
 from brokers.record_headers import (
     TraceParent,
     dead_letter_headers,
@@ -39,7 +39,7 @@ from brokers.tracing import (
 )
 from schemas.bodies import MessageBody
 from schemas.topics import TopicCatalog
-from streams.hub_tracing import traced_intake, traced_lane
+from streams.hub.tracing import traced_intake, traced_lane
 from tests.unit.factories import T0, small_keyring
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -13,9 +13,9 @@ from schemas.keys import Directory, generate_identity
 from schemas.registry import Region
 from schemas.sealing import OpenedMessage
 from schemas.teams import DeploymentState, Place
-from streams.desk_effects import Effect, Journal, Send
-from streams.team_registry import TeamRegistry
-from streams.vehicle_desk import VehicleDesk, vehicle_concern
+from streams.desks.effects import Effect, Journal, Send
+from streams.desks.team_registry import TeamRegistry
+from streams.desks.vehicle_desk import VehicleDesk, vehicle_concern
 from tests.unit.desk_rig import HUB, desk_context
 from tests.unit.factories import make_header
 from tests.unit.keyring import small_keyring

@@ -5,7 +5,7 @@ The first half never imports the project: it folds handling clocks, hit confirma
 multi-country windows and returned notice requests from plain JSON as §13.1 says. The
 second half has the project write events (``schemas.journal``, ``journal_event``,
 ``seal_for_ccc``) for this reader, and this writer write events for the project's fold
-(``streams.desk_state``), and checks both owe the same. Where the document leaves a
+(``streams.core.desk_state``), and checks both owe the same. Where the document leaves a
 choice open, the reading taken is marked READING.
 """
 
@@ -218,10 +218,10 @@ from schemas.journal import (  # noqa: E402
     NoticeDecided,
     parse_desk_event,
 )
-from streams.ccc_desk import open_for_ccc, seal_for_ccc  # noqa: E402
-from streams.delivery import Acknowledge, ClockBatch, DeliveryPlan  # noqa: E402
-from streams.desk_state import DeskState  # noqa: E402
-from streams.hub_state import journal_event  # noqa: E402
+from streams.core.delivery import Acknowledge, ClockBatch, DeliveryPlan  # noqa: E402
+from streams.core.desk_state import DeskState  # noqa: E402
+from streams.desks.ccc_desk import open_for_ccc, seal_for_ccc  # noqa: E402
+from streams.desks.hub_state import journal_event  # noqa: E402
 from tests.unit.factories import T0, make_header  # noqa: E402
 from tests.unit.test_wire_independent_journals import hub_state, read_control  # noqa: E402
 

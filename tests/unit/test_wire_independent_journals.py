@@ -268,7 +268,7 @@ def ack_body(acknowledged: str, note: str | None = None) -> bytes:
 # ruff: noqa: E402  (the project's imports start here, below the independent client)
 
 
-from agents.ncb import NcbAdapter, Opened
+from agents.ncb.adapter import NcbAdapter, Opened
 from brokers.record_headers import dead_letter_headers
 from brokers.record_headers import read_dead_letter as project_read_dead_letter
 from brokers.records import OutboundRecord, ReceivedRecord
@@ -292,10 +292,10 @@ from schemas.leases import (
 )
 from schemas.leases import judge as project_judge
 from schemas.topics import TopicCatalog
-from streams.delivery import DeliveryLedger, plan_delivery
-from streams.hub_state import HubState, dead_letter, journal_event, journal_record
-from streams.intake import IntakePolicy, Refused, _check_fresh, forwarding_headers
-from streams.roster import DutyRoster
+from streams.core.delivery import DeliveryLedger, plan_delivery
+from streams.core.intake import IntakePolicy, Refused, _check_fresh, forwarding_headers
+from streams.core.roster import DutyRoster
+from streams.desks.hub_state import HubState, dead_letter, journal_event, journal_record
 from tests.unit.factories import T0, make_header, small_keyring
 
 TOPICS = TopicCatalog()

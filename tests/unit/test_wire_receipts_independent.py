@@ -3,8 +3,8 @@
 The first half extends the independent client of ``test_wire_independent`` (its byte-level
 helpers: ``lp``, ``b64d``, the §3.1 canonical form, strict JSON; none of them imports
 ``schemas``) with building, signing and verifying a receipt batch. The second half checks
-it against the project's hub (``streams.delivery.receipt_records``) and reader
-(``agents.ncb.NcbAdapter``), used as black boxes, in both directions.
+it against the project's hub (``streams.core.delivery.receipt_records``) and reader
+(``agents.ncb.adapter.NcbAdapter``), used as black boxes, in both directions.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agents.ncb import NcbAdapter, Receipted, Unopened
+from agents.ncb.adapter import NcbAdapter, Receipted, Unopened
 from brokers.records import OutboundRecord, ReceivedRecord
 from schemas.header import Precedence
 from schemas.topics import TopicCatalog
-from streams.delivery import ReceiptOrder, receipt_records
+from streams.core.delivery import ReceiptOrder, receipt_records
 from tests.unit.factories import T0, make_header
 from tests.unit.test_wire_independent import (
     HEX,

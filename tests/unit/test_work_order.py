@@ -8,7 +8,7 @@ from aiokafka import TopicPartition
 
 from schemas.header import Precedence
 from schemas.topics import TopicCatalog
-from streams.unit_workers import acknowledged_positions, handling_order, lane_rank
+from streams.hub.unit_workers import acknowledged_positions, handling_order, lane_rank
 
 TOPICS = TopicCatalog("i247")
 

@@ -1,0 +1,1 @@
+"""A bureau's side of the backbone: the NCB adapter and the client over it."""

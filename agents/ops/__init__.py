@@ -1,0 +1,1 @@
+"""Operators' tools: audit, replay, dead letters, keys, status, the dashboard."""

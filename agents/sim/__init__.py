@@ -1,0 +1,1 @@
+"""The simulated bureaus' and teams' traffic, and the books kept on it."""

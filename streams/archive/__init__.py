@@ -1,0 +1,1 @@
+"""The audit archiver: every backbone record, appended to the archive."""

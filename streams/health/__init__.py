@@ -1,0 +1,1 @@
+"""Metrics and health probes of a hub and of the archiver."""
