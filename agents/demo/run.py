@@ -223,9 +223,8 @@ class TrafficRun:
     """What a run of simulated traffic leaves: the books, the hubs' journal, what was done."""
 
     books: Accounting
-    events: list[dict[str, object]]  # as JSON, for the desk books
     done: list[tuple[Disturbance, float]]
-    journal: list[JournalEventModel] = dataclasses.field(default_factory=list)  # typed
+    journal: list[JournalEventModel] = dataclasses.field(default_factory=list)
     duties: DeskBooks | None = None
 
 
@@ -377,7 +376,7 @@ async def run_traffic(
             def refresh(phase: str) -> None:
                 if view is not None:
                     duties_now = (
-                        desks.books.summary(observer.hub_events) if desks is not None else None
+                        desks.books.summary(observer.journal) if desks is not None else None
                     )
                     view.update(live_table(books, phase, time.monotonic() - started, duties_now))
 
@@ -415,7 +414,7 @@ async def run_traffic(
         if desks is not None and desks.world is not None:
             desks.world.close()
     desk_books = desks.books if desks else None
-    return TrafficRun(books, observer.hub_events, done, observer.journal, desk_books)
+    return TrafficRun(books, done, observer.journal, desk_books)
 
 
 def demo_plan(settings: Settings, args: argparse.Namespace) -> tuple[Settings, list[Disturbance]]:
@@ -532,7 +531,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
         {"at": at, "hub": hub, "reason": reason} for at, hub, reason in duty_changes(run.journal)
     ]
     if run.duties is not None:
-        summary.update(run.duties.summary(run.events))
+        summary.update(run.duties.summary(run.journal))
     if archiver is not None:
         summary["archive"] = archive_summary(archive)
     for table in accounting_tables(summary):

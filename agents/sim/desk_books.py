@@ -12,8 +12,9 @@ Three sources, each counted where it is true:
   counted by their key (notice id, correlation id...), so an event journaled twice by two
   hubs around a handover counts once.
 
-``summary(events)`` is the demo's ``--summary-json`` sections ``notices``, ``diffusions``,
-``teams`` and ``checks``. Pure: no I/O, time passed in.
+``summary(events)``, over the typed journal events (``schemas.journal``), is the demo's
+``--summary-json`` sections ``notices``, ``diffusions``, ``teams`` and ``checks``.
+Pure: no I/O, time passed in.
 
 Worked example: a bureau sends a Red Notice request; the journal says ``notice-requested``
 then ``notice-decided`` (published) then ``notice-broadcast`` (196 recipients); 196
@@ -23,9 +24,8 @@ broadcasts 1, broadcast_recipients 196, broadcast_deliveries 196``.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,24 @@ from schemas.checks import (
     StolenVehicleUpdate,
 )
 from schemas.header import HeaderFlag, RoutingHeader
+from schemas.journal import (
+    CheckHitEscalated,
+    DiffusionRecalled,
+    DiffusionRecorded,
+    HitConfirmationBreach,
+    HitConfirmationReminder,
+    HitConfirmationRequested,
+    HitConfirmed,
+    JournalEventModel,
+    NoticeBroadcast,
+    NoticeDecided,
+    NoticeRequested,
+    TeamRefused,
+    TeamReportAccepted,
+    TeamSnapshotEvent,
+    UnknownEvent,
+    VehicleCirculated,
+)
 from schemas.team_journal import team_counts
 
 __all__ = ["DeskBooks"]
@@ -121,14 +139,14 @@ class DeskBooks:
 
     # --- the summary --------------------------------------------------------------
 
-    def summary(self, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    def summary(self, events: Iterable[JournalEventModel | UnknownEvent]) -> dict[str, Any]:
         """The four sections of the demo's summary, from these books and the journal."""
         journal = _Journal.fold(events)
         answers = self._answers.values()
         teams = team_counts(journal.team_events)
         return {
             "notices": {
-                "requested": len(journal.keys["notice-requested"]),
+                "requested": len(journal.keys[NoticeRequested]),
                 "published": len(journal.decided["published"]),
                 "refused": len(journal.decided["refused"]),
                 "returned": len(journal.decided["returned"]),
@@ -143,9 +161,9 @@ class DeskBooks:
             },
             "diffusions": {
                 "sent": self.sent["diffusion"],
-                "recorded": len(journal.keys["diffusion-recorded"]),
+                "recorded": len(journal.keys[DiffusionRecorded]),
                 "recalls_sent": self.sent["diffusion-recall"],
-                "recalled": len(journal.keys["diffusion-recalled"]),
+                "recalled": len(journal.keys[DiffusionRecalled]),
                 "copies_opened": self.opened["diffusion"],
                 "recalls_opened": self.opened["recall"],
             },
@@ -159,7 +177,7 @@ class DeskBooks:
                 "reports": teams["reports"],
                 "notices_opened": self.opened["notice.team"],
                 "vehicle_reports": self.sent["stolen-vehicle-report"],
-                "vehicles_circulated": len(journal.keys["vehicle-circulated"]),
+                "vehicles_circulated": len(journal.keys[VehicleCirculated]),
                 "vehicle_updates_opened": self.opened["vehicle-update"],
             },
             "checks": {
@@ -169,10 +187,10 @@ class DeskBooks:
                 "hits": sum(hits for _, hits, _ in answers),
                 "escalations": len(journal.escalations),
                 "escalations_opened": self.opened["escalation"],
-                "confirmations_requested": len(journal.keys["hit-confirmation-requested"]),
-                "confirmed": len(journal.keys["hit-confirmed"]),
-                "reminders": len(journal.keys["hit-confirmation-reminder"]),
-                "breaches": len(journal.keys["hit-confirmation-breach"]),
+                "confirmations_requested": len(journal.keys[HitConfirmationRequested]),
+                "confirmed": len(journal.keys[HitConfirmed]),
+                "reminders": len(journal.keys[HitConfirmationReminder]),
+                "breaches": len(journal.keys[HitConfirmationBreach]),
                 "multi_country": {
                     "asked": self.sent["multi-country-query"],
                     "consolidated": len(self._consolidated),
@@ -190,51 +208,53 @@ class DeskBooks:
 class _Journal:
     """The journal events the summary counts, each by its key."""
 
-    keys: dict[str, set[str]] = field(default_factory=dict)
+    keys: dict[type[JournalEventModel], set[str]] = field(default_factory=dict)
     decided: dict[str, set[str]] = field(default_factory=dict)
     broadcasts: dict[tuple[str, int], int] = field(default_factory=dict)  # -> recipients
     broadcast_states: Counter[str] = field(default_factory=Counter)
     escalations: set[tuple[str, int]] = field(default_factory=set)
-    team_events: list[Mapping[str, Any]] = field(default_factory=list)
+    team_events: list[dict[str, Any]] = field(default_factory=list)  # as ``team_counts`` reads
 
     @classmethod
-    def fold(cls, events: Iterable[Mapping[str, Any]]) -> _Journal:
+    def fold(cls, events: Iterable[JournalEventModel | UnknownEvent]) -> _Journal:
         journal = cls(
-            keys={name: set() for name in _KEYED},
+            keys={model: set() for model in _KEYS},
             decided={d: set() for d in ("published", "refused", "returned")},
         )
         for event in events:
-            journal._take(event)
+            if isinstance(event, JournalEventModel):
+                journal._take(event)
         return journal
 
-    def _take(self, event: Mapping[str, Any]) -> None:
-        kind = str(event.get("event", ""))
-        if kind.startswith("team-"):
-            self.team_events.append(event)
-        if kind in _KEYED:
-            self.keys[kind].add(json.dumps([event.get(f) for f in _KEYED[kind]]))
-        if kind == "notice-decided":
-            self.decided.setdefault(str(event.get("decision")), set()).add(
-                str(event.get("notice_id"))
-            )
-        elif kind == "notice-broadcast":
-            key = (str(event.get("notice_id")), int(event.get("version") or 0))
-            if key not in self.broadcasts:
-                self.broadcast_states[str(event.get("state"))] += 1
-            self.broadcasts[key] = int(event.get("recipients") or 0)
-        elif kind == "check-hit-escalated":
-            self.escalations.add(
-                (str(event.get("correlation_id")), int(event.get("item_index") or 0))
-            )
+    def _take(self, event: JournalEventModel) -> None:
+        if isinstance(event, TeamSnapshotEvent | TeamReportAccepted | TeamRefused):
+            self.team_events.append({"event": event.event_name, **event.model_dump(mode="json")})
+        key = _KEYS.get(type(event))
+        if key is not None:
+            self.keys[type(event)].add(key(event))
+        if isinstance(event, NoticeDecided):
+            self.decided.setdefault(event.decision, set()).add(event.notice_id)
+        elif isinstance(event, NoticeBroadcast):
+            at = (event.notice_id, event.version)
+            if at not in self.broadcasts:
+                self.broadcast_states[event.state] += 1
+            self.broadcasts[at] = event.recipients
+        elif isinstance(event, CheckHitEscalated):
+            self.escalations.add((event.correlation_id, event.item_index))
 
 
-_KEYED: dict[str, tuple[str, ...]] = {
-    "notice-requested": ("notice_id",),
-    "diffusion-recorded": ("diffusion_id",),
-    "diffusion-recalled": ("diffusion_id",),
-    "hit-confirmation-requested": ("confirmation_id",),
-    "hit-confirmed": ("confirmation_id",),
-    "hit-confirmation-reminder": ("confirmation_id",),
-    "hit-confirmation-breach": ("confirmation_id",),
-    "vehicle-circulated": ("message_id",),
+def _key(field_name: str) -> Callable[[JournalEventModel], str]:
+    return lambda event: str(getattr(event, field_name))
+
+
+_KEYS: dict[type[JournalEventModel], Callable[[JournalEventModel], str]] = {
+    NoticeRequested: _key("notice_id"),
+    DiffusionRecorded: _key("diffusion_id"),
+    DiffusionRecalled: _key("diffusion_id"),
+    HitConfirmationRequested: _key("confirmation_id"),
+    HitConfirmed: _key("confirmation_id"),
+    HitConfirmationReminder: _key("confirmation_id"),
+    HitConfirmationBreach: _key("confirmation_id"),
+    VehicleCirculated: _key("message_id"),
 }
+"""The events counted once per key, and the field that is their key."""

@@ -349,8 +349,7 @@ class Observer:
     topics: TopicCatalog
     books: Accounting
     max_bytes: int
-    hub_events: list[dict[str, object]] = field(default_factory=list)  # as JSON (desk books)
-    journal: list[JournalEventModel] = field(default_factory=list)  # the typed ones
+    journal: list[JournalEventModel] = field(default_factory=list)  # typed (unknown: skipped)
     on_control: Callable[[ReceivedRecord], None] | None = None  # e.g. the team traffic's fold
 
     def partitions(self) -> list[TopicPartition]:
@@ -377,8 +376,6 @@ class Observer:
                 self.books.breaches += 1
             if isinstance(typed, JournalEventModel):
                 self.journal.append(typed)
-            if isinstance(event, dict):
-                self.hub_events.append(event)
         else:
             try:
                 header = parse_envelope(record.value, max_bytes=self.max_bytes).header

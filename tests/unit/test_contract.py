@@ -264,27 +264,10 @@ _DESK_MODULES = {  # the desks, being moved to effects: they type their own even
     "vehicle_desk.py",
     "nominal_feed.py",
 }
-_UNTYPED_DESK_EVENTS = {  # written by the desks with ``journal_record`` until they are typed
-    "notice-requested",
-    "notice-transition",
-    "notice-action-refused",
-    "notice-broadcast",
-    "renewal-prompted",
-    "notice-desk-failed",
-    "diffusion-not-recorded",
-    "diffusion-recall-refused",
-    "check-desk-refused",
-    "check-desk-undeliverable",
-    "vehicle-circulated",
-    "vehicle-report-refused",
-    *(event.value for event in TeamEvent),
-}
 
 
-def test_every_cataloged_event_is_typed_but_the_desks_untyped_ones() -> None:
-    typed = set(journal_models.journal_models())
-    assert typed <= set(CONTROL_EVENTS)
-    assert set(CONTROL_EVENTS) <= typed | _UNTYPED_DESK_EVENTS
+def test_every_cataloged_event_is_typed() -> None:
+    assert set(journal_models.journal_models()) == set(CONTROL_EVENTS)
 
 
 def _calls(path: Path, name: str) -> bool:

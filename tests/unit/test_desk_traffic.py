@@ -32,7 +32,15 @@ from schemas.checks import (
     TravelDocumentRecord,
     Urgency,
 )
-from schemas.header import HeaderFlag, Language, MessageType, Precedence, RoutingHeader
+from schemas.header import (
+    HeaderFlag,
+    Language,
+    MessageType,
+    Precedence,
+    RoutingHeader,
+    format_timestamp,
+)
+from schemas.journal import JournalEventModel, UnknownEvent, control_event_of
 from schemas.notices import Notice, NoticeAction, NoticeState, RenewalPrompt
 from schemas.registry import MemberRegistry, default_registry
 from schemas.sealing import OpenedMessage, open_sealed, parse_envelope
@@ -180,31 +188,54 @@ def test_a_bureau_board_follows_the_notices_it_opens(traffic: DeskTraffic) -> No
 # --- the books --------------------------------------------------------------------
 
 
-def journal(*events: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(events)
+def journal(*events: dict[str, Any]) -> list[JournalEventModel | UnknownEvent]:
+    """The typed events of these journal records (written by lyon at ``NOW``)."""
+    stamp = format_timestamp(NOW)
+    return [control_event_of({"hub": "hub:lyon", "time": stamp, **e}) for e in events]
 
 
 def test_journal_events_count_once_whichever_hubs_wrote_them() -> None:
+    requested = {
+        "request_id": "q",
+        "requester": "FRA",
+        "sender": "FRA",
+        "colour": "red",
+        "region": None,
+    }
+    decided = {"request_id": "q", "requester": "FRA"}
+    escalated = {
+        "database": "sltd",
+        "owner": "DEU",
+        "hub_on_duty": "hub:lyon",
+        "recipients": ["FRA"],
+        "flag": "stolen-document-hit",
+        "precedence": "FLASH",
+    }
+    confirmation = {"confirmation_id": "k-1", "owner": "DEU", "urgency": "urgent"}
     events = journal(
-        {"event": "notice-requested", "notice_id": "red-1"},
-        {"event": "notice-requested", "notice_id": "red-1"},  # the successor journaled it too
-        {"event": "notice-requested", "notice_id": "red-2"},
-        {"event": "notice-decided", "notice_id": "red-1", "decision": "published"},
-        {"event": "notice-decided", "notice_id": "red-2", "decision": "refused"},
+        {"event": "notice-requested", "notice_id": "red-1", **requested},
+        {"event": "notice-requested", "notice_id": "red-1", **requested},  # the successor too
+        {"event": "notice-requested", "notice_id": "red-2", **requested},
+        {"event": "notice-decided", "notice_id": "red-1", "decision": "published", **decided},
+        {"event": "notice-decided", "notice_id": "red-2", "decision": "refused", **decided},
         {"event": "notice-broadcast", "notice_id": "red-1", "version": 1, "state": "published",
-         "recipients": 196},
+         "recipients": 196, "region": None},
         {"event": "notice-broadcast", "notice_id": "red-1", "version": 1, "state": "published",
-         "recipients": 196},
+         "recipients": 196, "region": None},
         {"event": "notice-broadcast", "notice_id": "red-1", "version": 2, "state": "cancelled",
-         "recipients": 196},
-        {"event": "diffusion-recorded", "diffusion_id": "d-1"},
-        {"event": "diffusion-recalled", "diffusion_id": "d-1"},
-        {"event": "check-hit-escalated", "correlation_id": "c-1", "item_index": 3},
-        {"event": "check-hit-escalated", "correlation_id": "c-1", "item_index": 3},
-        {"event": "check-hit-escalated", "correlation_id": "c-1", "item_index": 5},
-        {"event": "hit-confirmation-requested", "confirmation_id": "k-1"},
-        {"event": "hit-confirmation-breach", "confirmation_id": "k-1"},
-        {"event": "lease-claimed", "unit": "intake"},
+         "recipients": 196, "region": None},
+        {"event": "diffusion-recorded", "diffusion_id": "d-1", "sender": "FRA", "recipients": 3,
+         "reached": ["DEU"]},
+        {"event": "diffusion-recalled", "diffusion_id": "d-1", "reason": "error", "by": "FRA",
+         "sender": "FRA", "recipients": 3},
+        {"event": "check-hit-escalated", "correlation_id": "c-1", "item_index": 3, **escalated},
+        {"event": "check-hit-escalated", "correlation_id": "c-1", "item_index": 3, **escalated},
+        {"event": "check-hit-escalated", "correlation_id": "c-1", "item_index": 5, **escalated},
+        {"event": "hit-confirmation-requested", "correlation_id": "c-1",
+         "deadline": format_timestamp(NOW), **confirmation},
+        {"event": "hit-confirmation-breach", "asker": "FRA", "late_seconds": 1.0,
+         "hub_on_duty": "hub:lyon", **confirmation},
+        {"event": "an-event-added-later", "unit": "intake"},  # unknown: skipped
     )  # fmt: skip
     summary = DeskBooks().summary(events)
     notices = summary["notices"]
