@@ -1,12 +1,13 @@
 """The dashboard's fold of the control journal (``i247.control``, docs/wire-format.md §13).
 
-Two kinds of events: the hubs' own (``lease-*``, ``hub-*``: the failover/failback
-timeline, each written by the hub that saw or did it, read as their typed models,
-``schemas.journal``) and the desks' (notices, teams,
-checks, breaches), which a stand-in may write again for the same key, so each is counted
-once per (event, key, fields other than ``hub`` and ``time``): a notice's second transition
-differs from its first, a stand-in's copy of an event does not. Unknown events and fields
-are ignored, as the contract asks.
+Every event is read as its typed model (``schemas.journal``) and dispatched on its class.
+Two kinds: the hubs' own (leases, hub deaths and returns: the failover/failback timeline,
+each written by the hub that saw or did it) and the desks' (notices, teams, checks,
+breaches), which a stand-in may write again for the same key, so each is counted once per
+(event, key, fields other than ``hub`` and ``time``): a notice's second transition differs
+from its first, a stand-in's copy of an event does not. Unknown events and fields are
+ignored, as the contract asks; a known event that does not validate raises
+``schemas.journal.MalformedJournalEvent`` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -18,16 +19,44 @@ from typing import Any
 
 from schemas.header import format_timestamp
 from schemas.journal import (
+    CheckAnswered,
+    CheckDeskRefused,
+    CheckDeskUndeliverable,
+    CheckHitEscalated,
+    DeadLetterRedriven,
+    FirstOutput,
+    HandlingBreach,
+    HitConfirmationBreach,
+    HitConfirmationReminder,
+    HitConfirmationRequested,
+    HitConfirmed,
     HubAlive,
     HubDead,
     HubReady,
+    HubResumed,
     JournalEventModel,
+    KeyRevoked,
+    KeyRotated,
     LeaseClaimed,
     LeaseLost,
     LeaseReleased,
+    MultiCountryConsolidated,
+    MultiCountryOpened,
+    MultiCountryReplied,
+    NoticeActionRefused,
+    NoticeBroadcast,
+    NoticeDecided,
+    NoticeRequested,
+    NoticeTransitioned,
+    RenewalPrompted,
+    TeamRefused,
+    TeamReportAccepted,
+    TeamSnapshotEvent,
+    UnknownEvent,
+    VehicleCirculated,
+    VehicleReportRefused,
     control_event_of,
 )
-from schemas.team_journal import TeamEvent
 from schemas.teams import ACTIVE_STATES
 
 __all__ = ["TIMELINE_LENGTH", "JournalFold"]
@@ -36,7 +65,6 @@ TIMELINE_LENGTH = 60
 _MERGE_WITHIN_S = 3.0  # claims of several units in one go, or one death seen by two hubs
 _RECENT = 12
 _ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
-_TEAM_EVENTS = frozenset(event.value for event in TeamEvent)
 
 
 def _site(hub: object) -> str:
@@ -44,6 +72,31 @@ def _site(hub: object) -> str:
 
 
 _TIMELINE_EVENTS = (LeaseClaimed, LeaseLost, LeaseReleased, HubDead, HubAlive, HubReady)
+_OTHER_HUB_EVENTS = (HubResumed, FirstOutput, DeadLetterRedriven, KeyRotated, KeyRevoked)
+_NOTICE_EVENTS = (
+    NoticeRequested,
+    NoticeDecided,
+    NoticeTransitioned,
+    NoticeBroadcast,
+    NoticeActionRefused,
+    RenewalPrompted,
+)
+_TEAM_EVENTS = (TeamSnapshotEvent, TeamReportAccepted, TeamRefused)
+_BREACHES = (HandlingBreach, HitConfirmationBreach)
+_CHECK_EVENTS = (  # counted by name, but for answers and confirmations
+    CheckAnswered,
+    CheckHitEscalated,
+    CheckDeskRefused,
+    CheckDeskUndeliverable,
+    HitConfirmed,
+    HitConfirmationRequested,
+    HitConfirmationReminder,
+    MultiCountryOpened,
+    MultiCountryReplied,
+    MultiCountryConsolidated,
+    VehicleCirculated,
+    VehicleReportRefused,
+)
 
 
 @dataclass
@@ -59,14 +112,15 @@ class JournalFold:
     seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     def apply(self, event: dict[str, Any], key: str) -> None:
-        """Fold one journal event (the record's JSON value and its key); a hub event
+        """Fold one journal event (the record's JSON value and its key); a known event
         that does not validate raises ``schemas.journal.MalformedJournalEvent``."""
-        name = str(event.get("event", ""))
-        if name.startswith(("lease-", "hub-")):
-            typed = control_event_of(event)
-            if isinstance(typed, _TIMELINE_EVENTS):  # the hubs' other events are not on it
-                self._hub_event(typed)
+        typed = control_event_of(event)
+        if isinstance(typed, (UnknownEvent, *_OTHER_HUB_EVENTS)):  # not on the page
             return
+        if isinstance(typed, _TIMELINE_EVENTS):
+            self._hub_event(typed)
+            return
+        name = typed.event_name
         fields = json.dumps(
             {k: v for k, v in event.items() if k not in ("hub", "time")},
             sort_keys=True,
@@ -75,14 +129,14 @@ class JournalFold:
         if (name, key, fields) in self.seen:
             return
         self.seen.add((name, key, fields))
-        if name.startswith(("notice-", "renewal-")):
-            self._notice(name, event)
-        elif name in _TEAM_EVENTS:
-            self._team(name, event)
-        elif name == "handling-breach" or name == "hit-confirmation-breach":
-            self._breach(name, event)
-        elif name.startswith(("check-", "hit-", "multi-country-", "vehicle-")):
-            self._check(name, event)
+        if isinstance(typed, _NOTICE_EVENTS):
+            self._notice(typed)
+        elif isinstance(typed, _TEAM_EVENTS):
+            self._team(typed)
+        elif isinstance(typed, _BREACHES):
+            self._breach(typed)
+        elif isinstance(typed, _CHECK_EVENTS):
+            self._check(typed)
 
     def _hub_event(self, event: JournalEventModel) -> None:
         by = _site(event.hub)
@@ -96,7 +150,7 @@ class JournalFold:
         elif isinstance(event, LeaseReleased):
             self._mark(name, by, event.reason, event.unit, event, f"{by} released")
         elif isinstance(event, HubDead | HubAlive):
-            state = name.removeprefix("hub-")
+            state = "dead" if isinstance(event, HubDead) else "alive"
             self.declared[event.site] = state
             self._mark(name, event.site, state, by, event, f"{event.site} declared {state} by")
         elif isinstance(event, HubReady):
@@ -129,50 +183,66 @@ class JournalFold:
             }
         )
 
-    def _notice(self, name: str, event: dict[str, Any]) -> None:
-        notice_id = str(event.get("notice_id", ""))
-        if not notice_id:
+    def _notice(
+        self,
+        event: NoticeRequested
+        | NoticeDecided
+        | NoticeTransitioned
+        | NoticeBroadcast
+        | NoticeActionRefused
+        | RenewalPrompted,
+    ) -> None:
+        if not event.notice_id:
             return
-        notice = self.notices.setdefault(notice_id, {"id": notice_id, "state": "requested"})
-        if name == "notice-requested":
-            notice.update(colour=event.get("colour"), requester=event.get("requester"))
-        elif name == "notice-decided":
-            notice["state"] = str(event.get("decision", notice["state"]))
-        elif name == "notice-transition":
-            notice["state"] = str(event.get("to_state", notice["state"]))
+        notice = self.notices.setdefault(
+            event.notice_id, {"id": event.notice_id, "state": "requested"}
+        )
+        if isinstance(event, NoticeRequested):
+            notice.update(colour=event.colour, requester=event.requester)
+        elif isinstance(event, NoticeDecided):
+            notice["state"] = event.decision
+        elif isinstance(event, NoticeTransitioned):
+            notice["state"] = event.to_state
 
-    def _team(self, name: str, event: dict[str, Any]) -> None:
-        request_id = str(event.get("request_id") or "")
-        if not request_id or name in (TeamEvent.REPORT.value, TeamEvent.REFUSED.value):
-            self.checks["team_reports" if name == TeamEvent.REPORT.value else "team_refused"] += 1
-            return
-        team = self.teams.setdefault(request_id, {"request": request_id})
-        for name_ in ("team", "kind", "host", "state"):
-            if event.get(name_) is not None:
-                team[name_] = event[name_]
-
-    def _check(self, name: str, event: dict[str, Any]) -> None:
-        if name == "check-answered":
-            self.checks["answered"] += 1
-            for count in ("items", "hits"):
-                value = event.get(count)
-                if isinstance(value, int):
-                    self.checks[count] += value
-        elif name == "hit-confirmed":
-            self.checks["confirmed" if event.get("confirmed") else "not_confirmed"] += 1
+    def _team(self, event: TeamSnapshotEvent | TeamReportAccepted | TeamRefused) -> None:
+        if isinstance(event, TeamReportAccepted):
+            self.checks["team_reports"] += 1
+        elif isinstance(event, TeamRefused) or not event.request_id:
+            self.checks["team_refused"] += 1
         else:
-            self.checks[name] += 1
+            team = self.teams.setdefault(event.request_id, {"request": event.request_id})
+            for name, value in (
+                ("team", event.team),
+                ("kind", event.kind),
+                ("host", event.host),
+                ("state", event.state),
+            ):
+                if value is not None:
+                    team[name] = value
 
-    def _breach(self, name: str, event: dict[str, Any]) -> None:
-        kind = str(event.get("precedence") or event.get("urgency") or "?")
-        self.breaches[f"{name}/{kind}"] += 1
+    def _check(self, event: JournalEventModel) -> None:
+        if isinstance(event, CheckAnswered):
+            self.checks["answered"] += 1
+            self.checks["items"] += event.items
+            self.checks["hits"] += event.hits
+        elif isinstance(event, HitConfirmed):
+            self.checks["confirmed" if event.confirmed else "not_confirmed"] += 1
+        else:
+            self.checks[event.event_name] += 1
+
+    def _breach(self, event: HandlingBreach | HitConfirmationBreach) -> None:
+        if isinstance(event, HandlingBreach):
+            kind, subject = str(event.precedence), event.message_id
+        else:
+            kind, subject = str(event.urgency), event.confirmation_id
+        self.breaches[f"{event.event_name}/{kind}"] += 1
         self.recent_breaches.append(
             {
-                "event": name,
+                "event": event.event_name,
                 "kind": kind,
-                "id": event.get("message_id") or event.get("confirmation_id"),
-                "late_s": event.get("late_seconds"),
-                "time": event.get("time"),
+                "id": subject,
+                "late_s": event.late_seconds,
+                "time": format_timestamp(event.time),
             }
         )
 

@@ -199,18 +199,29 @@ def test_a_failover_reads_as_one_death_and_one_claim_of_several_units() -> None:
 
 def test_desk_events_count_once_per_key_whichever_hub_wrote_them() -> None:
     answered: dict[str, Any] = {
+        "correlation_id": "c1",
         "asker": "FRA",
         "items": 5,
         "hits": 1,
         "escalations": 1,
         "confirmations": 1,
     }
+    escalated: dict[str, Any] = {
+        "item_index": 0,
+        "database": "sltd",
+        "owner": "DEU",
+        "hub_on_duty": "hub:lyon",
+        "recipients": ["FRA"],
+        "flag": "stolen-document-hit",
+        "precedence": "FLASH",
+    }
+    confirmed: dict[str, Any] = {"confirmation_id": "h1", "owner": "DEU"}
     view = fold(
         (control("check-answered", "c1", hub="lyon", **answered), 0.0),
         (control("check-answered", "c1", hub="singapore", **answered), 0.1),  # stand-in
         (control("check-answered", "c2", hub="lyon", **{**answered, "hits": 0}), 0.2),
-        (control("hit-confirmed", "h1", owner="DEU", confirmed=True, in_time=True), 0.3),
-        (control("check-hit-escalated", "c1", correlation_id="c1"), 0.4),
+        (control("hit-confirmed", "h1", confirmed=True, in_time=True, **confirmed), 0.3),
+        (control("check-hit-escalated", "c1", correlation_id="c1", **escalated), 0.4),
     )
     checks = view.snapshot(at(1.0))["checks"]
     assert (checks["answered"], checks["items"], checks["hits"]) == (2, 10, 1)
@@ -218,16 +229,24 @@ def test_desk_events_count_once_per_key_whichever_hub_wrote_them() -> None:
 
 
 def test_notices_in_force_follow_their_latest_state() -> None:
+    asked: dict[str, Any] = {"request_id": "q", "sender": "FRA", "region": None}
+    decided: dict[str, Any] = {"request_id": "q", "requester": "FRA"}
+    moved: dict[str, Any] = {"notice_id": "n3", "by": "FRA"}
     view = fold(
-        (control("notice-requested", "n1", notice_id="n1", colour="red", requester="FRA"), 0.0),
-        (control("notice-decided", "n1", notice_id="n1", decision="published"), 0.1),
-        (control("notice-requested", "n2", notice_id="n2", colour="yellow", requester="DEU"), 0.2),
-        (control("notice-decided", "n2", notice_id="n2", decision="refused"), 0.3),
-        (control("notice-requested", "n3", notice_id="n3", colour="red", requester="ITA"), 0.4),
-        (control("notice-decided", "n3", notice_id="n3", decision="published"), 0.5),
-        (control("notice-transition", "n3", notice_id="n3", to_state="suspended", version=2), 0.6),
-        (control("notice-transition", "n3", notice_id="n3", to_state="cancelled", version=3), 0.7),
-    )
+        (control("notice-requested", "n1", notice_id="n1", colour="red", requester="FRA",
+                 **asked), 0.0),
+        (control("notice-decided", "n1", notice_id="n1", decision="published", **decided), 0.1),
+        (control("notice-requested", "n2", notice_id="n2", colour="yellow", requester="DEU",
+                 **asked), 0.2),
+        (control("notice-decided", "n2", notice_id="n2", decision="refused", **decided), 0.3),
+        (control("notice-requested", "n3", notice_id="n3", colour="red", requester="ITA",
+                 **asked), 0.4),
+        (control("notice-decided", "n3", notice_id="n3", decision="published", **decided), 0.5),
+        (control("notice-transition", "n3", transition="suspend", from_state="published",
+                 to_state="suspended", version=2, **moved), 0.6),
+        (control("notice-transition", "n3", transition="cancel", from_state="suspended",
+                 to_state="cancelled", version=3, **moved), 0.7),
+    )  # fmt: skip
     notices = view.snapshot(at(1.0))["notices"]
     assert notices["in_force"] == 1
     assert notices["recent_in_force"][0]["id"] == "n1"
@@ -249,16 +268,26 @@ def test_teams_deployed_are_those_in_an_active_state() -> None:
 
 
 def test_breaches_count_by_kind_and_keep_the_latest() -> None:
+    late: dict[str, Any] = {
+        "message_id": "m1",
+        "precedence": "FLASH",
+        "late_seconds": 2.0,
+        "started_at": format_timestamp(at(0)),
+        "deadline": format_timestamp(at(0)),
+        "unacknowledged": ["DEU"],
+    }
+    unconfirmed: dict[str, Any] = {
+        "confirmation_id": "h1",
+        "urgency": "urgent",
+        "owner": "DEU",
+        "asker": "FRA",
+        "late_seconds": 1.0,
+        "hub_on_duty": "hub:lyon",
+    }
     view = fold(
-        (
-            control("handling-breach", "m1", message_id="m1", precedence="FLASH", late_seconds=2.0),
-            0,
-        ),
-        (
-            control("handling-breach", "m1", message_id="m1", precedence="FLASH", late_seconds=2.0),
-            0,
-        ),
-        (control("hit-confirmation-breach", "h1", confirmation_id="h1", urgency="urgent"), 0),
+        (control("handling-breach", "m1", **late), 0),
+        (control("handling-breach", "m1", **late), 0),
+        (control("hit-confirmation-breach", "h1", **unconfirmed), 0),
     )
     breaches = view.snapshot(at(1.0))["breaches"]
     assert breaches["total"] == 2
