@@ -239,7 +239,7 @@ async def _backbone(
     await producer.start()
     sizes: dict[str, list[int]] = {"request": [], "copy": reader.copy_sizes}
     try:
-        await reader.until(lambda: reader.ready, READY_SECONDS, hub, "hub-ready")
+        await reader.until(lambda: reader.ready, READY_SECONDS, hub, "the hub to be ready")
         start = time.monotonic()
         for index, request in enumerate(requests):
             delay = start + index / rate - time.monotonic()
@@ -323,7 +323,7 @@ class _NoticeReader:
                     f"the hub exited while waiting for {what}; see <data dir>/bench/hub-lyon.log"
                 )
             if time.monotonic() > deadline:
-                if what == "hub-ready":
+                if what == "the hub to be ready":
                     raise TimeoutError(
                         "the hub did not become ready; see <data dir>/bench/hub-lyon.log"
                     )
