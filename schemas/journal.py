@@ -531,17 +531,23 @@ def parse_control_event(raw: bytes) -> JournalEventModel | UnknownEvent:
         return UnknownEvent(name=None)
     if not isinstance(data, dict):
         return UnknownEvent(name=None)
-    return control_event_of(data)
+    return _typed(data, raw)
 
 
 def control_event_of(data: dict[str, object]) -> JournalEventModel | UnknownEvent:
     """``parse_control_event`` of a journal event already read as JSON."""
+    return _typed(data, None)
+
+
+def _typed(data: dict[str, object], raw: bytes | None) -> JournalEventModel | UnknownEvent:
+    """Validated as the JSON it was written as: nested strict models (a team event's
+    ``deployment``) take their enums and times from JSON strings only in JSON mode."""
     name = data.get("event")
     model = journal_models().get(name) if isinstance(name, str) else None
     if model is None:
         return UnknownEvent(name=name if isinstance(name, str) else None)
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(raw if raw is not None else json.dumps(data))
     except ValidationError as invalid:
         raise MalformedJournalEvent(
             f"journal event {name!r} does not validate: {invalid.errors()[:3]}"

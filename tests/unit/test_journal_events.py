@@ -31,9 +31,11 @@ from schemas.journal import (
     journal_models,
     parse_control_event,
 )
+from schemas.teams import DeploymentState
 from streams.core.roster import DutyRoster
 from streams.desks.hub_state import HubState, journal_event, journal_record
 from tests.unit.factories import T0, small_keyring
+from tests.unit.team_factories import make_deployment
 
 STAMP = format_timestamp(T0)
 LATER = format_timestamp(T0 + timedelta(seconds=2, microseconds=7))
@@ -237,3 +239,22 @@ def test_an_operations_event_may_be_null_where_the_catalog_says(
         documented = spec.fields[name].get("type")
         nullable = isinstance(documented, list) and "null" in documented
         assert (type(None) in typing.get_args(field.annotation)) == nullable, name
+
+
+def test_a_team_event_with_its_deployment_reads_back_from_its_json() -> None:
+    deployment = make_deployment(DeploymentState.APPROVED)
+    written = journal.TeamApproved(
+        hub="hub:lyon",
+        time=T0,
+        request_id=deployment.request_id,
+        team=deployment.team,
+        state=deployment.state.value,
+        deployment=deployment,
+    ).to_json_bytes()
+    assert (
+        journal.parse_control_event(written).model_dump()
+        == journal.control_event_of(json.loads(written)).model_dump()
+    )
+    read = journal.control_event_of(json.loads(written))
+    assert isinstance(read, journal.TeamApproved)
+    assert read.deployment == deployment
