@@ -81,6 +81,7 @@ class BrokerWatcher:
         self.clock = clock
         self.watch: BrokerWatch | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> BrokerWatch:
         """The first probe (the broker as this process finds it), then the loop."""
@@ -90,14 +91,23 @@ class BrokerWatcher:
         return self.watch
 
     async def stop(self) -> None:
+        """End the loop between probes: a probe cancelled half way could leave its
+        connection open (aiokafka's bootstrap registers it only once made)."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.every)
+            if self._stopping.is_set():
+                return
             probe = await probe_broker(self.bootstrap, self.topics, security=self.security)
             assert self.watch is not None
             self.watch, change = self.watch.observe(probe, self.clock())

@@ -290,8 +290,11 @@ class WorkLoop:
     async def _restart(self, failure: Exception) -> None:
         """After a failed batch: a fresh producer, every term again from its positions."""
         old = self._producer
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(old.stop(), 2.0)
+        except Exception:  # stuck on unacknowledged sends: close its connections anyway
+            with contextlib.suppress(Exception):
+                await old.client.close()
         for term in self.terms.values():
             log.warning(
                 "unit-worker-restarted",
