@@ -38,10 +38,12 @@ names, so these names are a contract:
 Full size (``I247_DB_SCALE=1``): SLTD 1,000,000, SMV 200,000, Works of Art 47,000
 (``database_sizes``); tests use 0.01. Each size is built once under ``<data dir>/databases``.
 
-An empty variable counts as unset. Two more names belong to the processes that read them,
-not to this model: ``I247_CONNECT_VIA`` (``brokers.connect_via``; checked here too) and
-``I247_LOG_FILE`` (where a child process logs). Any other ``I247_*`` name is refused,
-naming the closest known one: a misspelt variable would otherwise be ignored in silence.
+An empty variable counts as unset. More names belong to the processes that read them, not
+to this model (``PROCESS_VARIABLES``): ``I247_CONNECT_VIA`` (``brokers.connect_via``;
+checked here too), ``I247_GATE_USERS`` (the embedded broker's gate), ``I247_LOG_FILE``
+(where a child process logs) and ``I247_MEMORY_CENSUS`` (a hub's allocation census). Any
+other ``I247_*`` name is refused, naming the closest known one: a misspelt variable would
+otherwise be ignored in silence.
 
 ``VARIABLES`` is the one registry of names. To add a variable: a field here (every process
 reads it; ``json_schema_extra`` gives its help group) or an entry in ``PROCESS_VARIABLES``
@@ -509,6 +511,12 @@ PROCESS_VARIABLES: tuple[Variable, ...] = (
         "unset",
         "JSON {user: password}: what the embedded broker's access gate admits (set for it)",
         "broker",
+    ),
+    Variable(
+        "I247_MEMORY_CENSUS",
+        "unset: off",
+        "seconds between a hub's memory-census log lines (tracemalloc; slows the hub)",
+        "logs",
     ),
     Variable(
         "I247_LOG_FILE",

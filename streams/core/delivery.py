@@ -16,7 +16,7 @@ runs the clocks.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,6 +39,7 @@ __all__ = [
     "DeliveryPlan",
     "Origin",
     "ReceiptOrder",
+    "ledger_horizon",
     "plan_delivery",
     "receipt_id_for",
     "receipt_records",
@@ -80,33 +81,71 @@ Origin = tuple[str, int, int]
 """The lane record a delivery was planned from: (topic, partition, offset)."""
 
 
-@dataclass
+LEDGER_MARGIN = timedelta(seconds=60)
+"""Added to intake's window: hubs' clocks and a lane's writes across a takeover differ."""
+
+
+def ledger_horizon(freshness: timedelta, future_skew: timedelta) -> timedelta:
+    """How long (in creation time) a pair can still be duplicated: see ``DeliveryLedger``."""
+    return freshness + future_skew + LEDGER_MARGIN
+
+
+DEFAULT_LEDGER_HORIZON = ledger_horizon(timedelta(seconds=300), timedelta(seconds=60))
+
+
 class DeliveryLedger:
-    """Which lane record each (message, recipient) pair was planned from, bounded, oldest
-    forgotten first.
+    """Which lane record each (message, recipient) pair was planned from, for as long as a
+    duplicate of it can still come.
 
     A pair planned from a DIFFERENT lane record is a duplicate (intake admitted the message
-    twice, e.g. after a restart) and is skipped. The SAME lane record read again is planned
+    twice, e.g. after a failover) and is skipped. The SAME lane record read again is planned
     again: the loop reads a record twice only when its outputs were not acknowledged (the
     worker restarted from its positions), so skipping it would lose the delivery. Across
     restarts recipients deduplicate by message id themselves.
+
+    Bounded by time, not by count: intake admits a message only within its freshness window
+    of the message's signed creation time (plus a future skew), so both admissions of a
+    duplicate fall in that window, and so does every record its lane partition holds
+    between them. A pair is therefore forgotten once its partition has planned a message
+    created ``horizon`` (at least the window plus the skew) after it. The ledger holds about
+    rate x horizon pairs and stops growing after one horizon, whatever the run's length.
     """
 
-    capacity: int = 200_000
-    _pairs: OrderedDict[tuple[str, str], Origin] = field(default_factory=OrderedDict)
+    __slots__ = ("_expiry", "_newest", "_pairs", "_topics", "horizon")
+
+    def __init__(self, horizon: timedelta = DEFAULT_LEDGER_HORIZON) -> None:
+        self.horizon = horizon.total_seconds()
+        self._pairs: dict[str, int] = {}  # "message id\0recipient" -> packed origin
+        self._topics: dict[str, int] = {}  # lane topic -> index, for packing origins
+        self._expiry: dict[tuple[str, int], list[tuple[float, str]]] = {}  # per partition
+        self._newest: dict[tuple[str, int], float] = {}  # newest creation time planned
 
     def duplicate(self, message_id: str, recipient: str, origin: Origin) -> bool:
         """Whether the pair was already planned from another lane record."""
-        planned = self._pairs.get((message_id, recipient))
-        return planned is not None and planned != origin
+        planned = self._pairs.get(f"{message_id}\0{recipient}")
+        return planned is not None and planned != self._pack(origin)
 
-    def record(self, message_id: str, recipient: str, origin: Origin) -> None:
-        key = (message_id, recipient)
-        if key in self._pairs:
-            return  # the first origin stays the one that counts
-        self._pairs[key] = origin
-        while len(self._pairs) > self.capacity:
-            self._pairs.popitem(last=False)
+    def record(self, message_id: str, recipient: str, origin: Origin, created_at: datetime) -> None:
+        """Note the pair as planned from ``origin``; the first origin stays the one that
+        counts. Forgets the pairs of ``origin``'s partition that are past the horizon."""
+        where = origin[:2]
+        created = created_at.timestamp()
+        newest = max(self._newest.get(where, created), created)
+        self._newest[where] = newest
+        expiry = self._expiry.setdefault(where, [])
+        limit = newest - self.horizon
+        while expiry and expiry[0][0] < limit:
+            del self._pairs[heapq.heappop(expiry)[1]]
+        key = f"{message_id}\0{recipient}"
+        if key in self._pairs or created < limit:
+            return
+        self._pairs[key] = self._pack(origin)
+        heapq.heappush(expiry, (created, key))
+
+    def _pack(self, origin: Origin) -> int:
+        topic, partition, offset = origin
+        index = self._topics.setdefault(topic, len(self._topics))
+        return (index << 80) | (partition << 48) | offset
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -150,7 +189,7 @@ def plan_delivery(
         if ledger.duplicate(header.message_id, recipient, origin):
             duplicates.append(recipient)
             continue
-        ledger.record(header.message_id, recipient, origin)
+        ledger.record(header.message_id, recipient, origin, header.created_at)
         inbox.append(
             OutboundRecord(
                 topics.inbox(recipient), header.message_id.encode(), record.value, headers

@@ -102,7 +102,13 @@ from streams.core.coordination import (
     step,
     units_awaited,
 )
-from streams.core.delivery import ClockBatch, DeliveryLedger, plan_delivery, receipt_records
+from streams.core.delivery import (
+    ClockBatch,
+    DeliveryLedger,
+    ledger_horizon,
+    plan_delivery,
+    receipt_records,
+)
 from streams.core.duty import INTAKE, ClaimReason
 from streams.core.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.core.intake_progress import IntakeProgress
@@ -167,6 +173,7 @@ class HubRuntime:
         self.dead_since: dict[str, datetime] = {}
         self.last_renewed: dict[str, datetime] = {}
         self.claims: dict[tuple[str, int], LeaseClaimed] = {}
+        self.ledgers: dict[str, DeliveryLedger] = {}  # of the lanes held, for hub-stats
         self._producer: AIOKafkaProducer | None = None
         self._tail: TopicTail | None = None
         self._fold: dict[str, Callable[[ReceivedRecord], None]] = {}
@@ -306,6 +313,7 @@ class HubRuntime:
         now = self.state.clock()
         for unit, term in list(self.workers.items()):
             final = await self.work.remove(unit)
+            self.ledgers.pop(unit, None)
             await self._write(Release(unit, self.me, term.epoch, now, final))
             await self._journal_event(
                 LeaseReleased(
@@ -645,6 +653,7 @@ class HubRuntime:
 
     async def _drop(self, move: Drop) -> None:
         await self.work.remove(move.unit, grace=0)
+        self.ledgers.pop(move.unit, None)
         lost = LeaseLost(
             hub=self.state.hub,
             time=self.state.clock(),
@@ -662,6 +671,7 @@ class HubRuntime:
             if unit in self.workers
             else dict(self.book.lease(unit).positions)
         )
+        self.ledgers.pop(unit, None)
         offset = await self._write(Release(unit, self.me, move.epoch, self.state.clock(), final))
         # read it back before the next pass, which would otherwise release it once more
         with contextlib.suppress(TimeoutError):
@@ -737,6 +747,7 @@ class HubRuntime:
             await self.work.add(unit, self.topics.inbound, epoch, start, intake)
         else:
             delivery = LaneDelivery(self)
+            self.ledgers[unit] = delivery.ledger
             traced = traced_lane(delivery.handle, tracer, hub=hub, unit=unit, topics=self.topics)
             await self.work.add(unit, unit, epoch, start, traced, delivery.flush)
 
@@ -842,7 +853,8 @@ class LaneDelivery:
 
     def __init__(self, runtime: HubRuntime) -> None:
         self.runtime = runtime
-        self.ledger = DeliveryLedger()
+        policy = runtime.state.policy
+        self.ledger = DeliveryLedger(ledger_horizon(policy.freshness, policy.future_skew))
         self.clocks: dict[int, ClockBatch] = {}  # by lane partition, until the batch ends
 
     def flush(self, partition: int) -> list[OutboundRecord]:

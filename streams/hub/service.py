@@ -39,6 +39,7 @@ from schemas.registry import default_registry
 from streams.core.coordination import HubPhase
 from streams.desks.hub_state import HubState, journal_event
 from streams.health.probes import Probes, ProbeServer
+from streams.hub.memory_census import census_interval, take_census
 from streams.hub.runtime import HubRuntime
 
 __all__ = ["HubService"]
@@ -91,6 +92,11 @@ class HubService:
                 self._every(1.0, "desk-due", self.desk_due),
                 self._every(10.0, "hub-stats", self.report),
             ]
+            census = census_interval()
+            if census is not None:
+                self._timers.append(
+                    asyncio.create_task(take_census(self.state.hub, census), name="census")
+                )
             await self._stop.wait()
         finally:
             if self.watcher is not None:
@@ -262,4 +268,7 @@ class HubService:
             open_clocks=self.state.desks.open_clocks,
             open_confirmations=self.state.desks.open_exchanges,
             open_windows=self.state.desks.open_windows,
+            ended_remembered=self.state.desks.remembered,
+            replay_ids=len(self.state.seen),
+            ledger_pairs=sum(len(ledger) for ledger in self.runtime.ledgers.values()),
         )

@@ -16,6 +16,7 @@ from schemas.keys import load_directory, load_identity
 from schemas.participants import hub_id
 from streams.core.roster import DutyRoster
 from streams.desks.hub_state import HubState
+from streams.hub.memory_census import InvalidCensusInterval, census_interval
 from streams.hub.service import HubService
 
 __all__ = ["run_hub"]
@@ -28,6 +29,10 @@ def run_hub(settings: Settings, site: str) -> int:
     install_connect_via()
     if not settings.bootstrap:
         raise SystemExit("i247 hub needs I247_BOOTSTRAP (the demo sets it for the hubs it starts)")
+    try:
+        census_interval()  # refused here, before the hub takes any work
+    except InvalidCensusInterval as error:
+        raise SystemExit(str(error)) from error
     keys_dir = Path(settings.keys_dir)
     directory = load_directory(keys_dir)
     tracing = start_tracing(settings, f"i247-{hub_id(site).replace(':', '-')}")

@@ -16,6 +16,8 @@ import streams.hub.service
 from brokers.broker_watch import BrokerChange, BrokerState, BrokerWatch, ChangeKind
 from brokers.settings import Settings
 from streams.core.coordination import HubPhase
+from streams.core.dedup import SeenMessages
+from streams.core.delivery import DeliveryLedger
 from streams.health.metrics import HubMetrics
 from streams.hub.service import HubService
 
@@ -41,6 +43,7 @@ class Runtime:
         self.producer = Producer()
         self.abandoned = False
         self.beats = 0
+        self.ledgers: dict[str, DeliveryLedger] = {}
         Runtime.made.append(self)
 
     async def beat(self) -> None:
@@ -65,6 +68,7 @@ class Desks:
     open_clocks: int = 0
     open_exchanges: int = 0
     open_windows: int = 0
+    remembered: int = 0
 
 
 @dataclass
@@ -72,6 +76,7 @@ class State:
     hub: str = "hub:lyon"
     counts: dict[str, int] = field(default_factory=dict)
     desks: Desks = field(default_factory=Desks)
+    seen: SeenMessages = field(default_factory=SeenMessages)
     settings: Settings = field(default_factory=lambda: Settings(bootstrap="127.0.0.1:1"))
     metrics: HubMetrics = field(default_factory=HubMetrics)
 

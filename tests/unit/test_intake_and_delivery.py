@@ -22,7 +22,13 @@ from schemas.errors import RejectReason
 from schemas.header import HeaderFlag, Language, Precedence
 from schemas.topics import TopicCatalog
 from streams.core.dedup import SeenMessages
-from streams.core.delivery import DeliveryLedger, plan_delivery, receipt_id_for, receipt_records
+from streams.core.delivery import (
+    DeliveryLedger,
+    ledger_horizon,
+    plan_delivery,
+    receipt_id_for,
+    receipt_records,
+)
 from streams.core.intake import Admitted, IntakePolicy, Redelivered, Refused, admit
 from streams.core.roster import DutyRoster
 from tests.unit.factories import T0, small_keyring
@@ -230,20 +236,65 @@ def test_the_same_message_on_another_lane_record_is_a_duplicate() -> None:
 
 def test_the_first_lane_record_of_a_delivery_stays_its_origin() -> None:
     ledger = DeliveryLedger()
-    ledger.record("m-1", "DEU", ("lane", 0, 3))
-    ledger.record("m-1", "DEU", ("lane", 0, 9))
+    ledger.record("m-1", "DEU", ("lane", 0, 3), T0)
+    ledger.record("m-1", "DEU", ("lane", 0, 9), T0)
     assert not ledger.duplicate("m-1", "DEU", ("lane", 0, 3))
     assert ledger.duplicate("m-1", "DEU", ("lane", 0, 9))
+    assert ledger.duplicate("m-1", "DEU", ("other-lane", 0, 3))
+    assert ledger.duplicate("m-1", "DEU", ("lane", 1, 3))
     assert not ledger.duplicate("m-1", "ITA", ("lane", 0, 9))
 
 
-def test_the_ledger_forgets_its_oldest_deliveries_first() -> None:
-    ledger = DeliveryLedger(capacity=2)
-    for n in range(3):
-        ledger.record(f"m-{n}", "DEU", ("lane", 0, n))
-    assert len(ledger) == 2
+HORIZON = timedelta(seconds=420)
+
+
+def test_the_ledger_remembers_a_pair_while_its_partition_plans_messages_within_the_horizon() -> (
+    None
+):
+    ledger = DeliveryLedger(HORIZON)
+    ledger.record("m-0", "DEU", ("lane", 0, 0), T0)
+    ledger.record("m-1", "DEU", ("lane", 0, 1), T0 + HORIZON)
+    assert ledger.duplicate("m-0", "DEU", ("lane", 0, 99))
+    ledger.record("m-2", "DEU", ("lane", 0, 2), T0 + HORIZON + timedelta(seconds=1))
     assert not ledger.duplicate("m-0", "DEU", ("lane", 0, 99))
-    assert ledger.duplicate("m-2", "DEU", ("lane", 0, 99))
+    assert ledger.duplicate("m-1", "DEU", ("lane", 0, 99))
+    assert len(ledger) == 2
+
+
+def test_a_partition_ahead_of_another_does_not_make_the_ledger_forget_the_lagging_ones_pairs() -> (
+    None
+):
+    ledger = DeliveryLedger(HORIZON)
+    ledger.record("m-0", "DEU", ("lane", 0, 0), T0)
+    ledger.record("m-1", "DEU", ("lane", 1, 0), T0 + 10 * HORIZON)
+    assert ledger.duplicate("m-0", "DEU", ("lane", 0, 99))
+
+
+def test_a_message_older_than_its_partitions_horizon_is_not_remembered() -> None:
+    ledger = DeliveryLedger(HORIZON)
+    ledger.record("m-new", "DEU", ("lane", 0, 5), T0 + 2 * HORIZON)
+    ledger.record("m-old", "DEU", ("lane", 0, 6), T0)
+    assert len(ledger) == 1
+    assert not ledger.duplicate("m-old", "DEU", ("lane", 0, 99))
+
+
+def test_the_ledger_stops_growing_after_one_horizon_of_steady_traffic() -> None:
+    ledger = DeliveryLedger(HORIZON)
+    sizes = []
+    for n in range(3 * 420 * 5):  # five messages a second for three horizons
+        at = T0 + timedelta(seconds=n / 5)
+        ledger.record(f"m-{n}", "DEU", ("lane", n % 3, n), at)
+        sizes.append(len(ledger))
+    full = 420 * 5
+    assert full - 5 <= max(sizes) <= full + 3
+    assert sizes[-1] >= full - 5
+    assert max(sizes[full * 2 :]) == max(sizes[full : full * 2 + 1])
+
+
+def test_ledger_horizon_covers_intakes_window_and_skew() -> None:
+    horizon = ledger_horizon(timedelta(seconds=300), timedelta(seconds=60))
+    assert horizon > timedelta(seconds=360)
+    assert DeliveryLedger(horizon).horizon == horizon.total_seconds()
 
 
 def test_an_acknowledgement_stops_a_clock_and_earns_no_receipt() -> None:
