@@ -40,11 +40,23 @@ from streams.core.coordination import HubPhase
 from streams.desks.hub_state import HubState, journal_event
 from streams.health.probes import Probes, ProbeServer
 from streams.hub.memory_census import census_interval, take_census
+from streams.hub.native_heap import heap_figures, resident_mib, trim_heap
 from streams.hub.runtime import HubRuntime
 
 __all__ = ["HubService"]
 
 log = structlog.get_logger("i247.hub")
+
+HEAP_TRIM_SECONDS = 60.0
+"""How often a hub hands the C heap's free pages back: a trim of a few hundred MiB heap
+takes milliseconds, and a backlog builds up its high-water mark over minutes."""
+
+
+def _heap_fields() -> dict[str, float]:
+    figures = heap_figures()
+    if figures is None:
+        return {}
+    return {"heap_in_use_mib": figures.in_use_mib, "heap_free_mib": figures.free_mib}
 
 
 class HubService:
@@ -91,6 +103,7 @@ class HubService:
                 self._every(1.0, "clocks-due", self.clocks_due),
                 self._every(1.0, "desk-due", self.desk_due),
                 self._every(10.0, "hub-stats", self.report),
+                self._every(HEAP_TRIM_SECONDS, "heap-trim", self.trim),
             ]
             census = census_interval()
             if census is not None:
@@ -271,4 +284,18 @@ class HubService:
             ended_remembered=self.state.desks.remembered,
             replay_ids=len(self.state.seen),
             ledger_pairs=sum(len(ledger) for ledger in self.runtime.ledgers.values()),
+            rss_mib=resident_mib(),
+            **_heap_fields(),
         )
+
+    async def trim(self) -> None:
+        """Give the C heap's free pages back (``streams.hub.native_heap``), and say so."""
+        result = trim_heap()
+        if result is not None:
+            log.info(
+                "heap-trimmed",
+                hub=self.state.hub,
+                rss_before_mib=result.rss_before_mib,
+                rss_after_mib=result.rss_after_mib,
+                took_ms=result.took_ms,
+            )
