@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import time
 from dataclasses import dataclass
 from functools import cache
+
+import psutil
 
 __all__ = ["HeapFigures", "TrimResult", "heap_figures", "resident_mib", "trim_heap"]
 
@@ -76,13 +77,11 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def resident_mib() -> float | None:
-    """This process's resident set, MiB (Linux ``/proc``), or None where there is none."""
+    """This process's resident set, MiB (psutil, as the soak reads it), or None if unreadable."""
     try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
+        return round(psutil.Process().memory_info().rss / _MIB, 1)
+    except psutil.Error:
         return None
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / _MIB, 1)
 
 
 def heap_figures() -> HeapFigures | None:
@@ -98,7 +97,7 @@ def heap_figures() -> HeapFigures | None:
 
 
 def trim_heap() -> TrimResult | None:
-    """Hand the heap's free pages back to the system; None without glibc or ``/proc``."""
+    """Hand the heap's free pages back to the system; None without glibc."""
     libc = _libc()
     before = resident_mib()
     if libc is None or before is None:

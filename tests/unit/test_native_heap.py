@@ -37,7 +37,7 @@ def test_heap_figures_count_what_is_allocated() -> None:
     assert len(held) == 5_000
 
 
-def test_resident_set_is_read_from_proc() -> None:
+def test_resident_set_is_read() -> None:
     rss = resident_mib()
     assert rss is not None
     assert rss > 5
