@@ -50,7 +50,27 @@ LINGER_MS = 2  # a few ms batch bursts without adding visible latency
 
 
 class _Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
-    """An AIOKafkaProducer that closes itself when ``start()`` fails."""
+    """An AIOKafkaProducer that closes itself when ``start()`` fails and whose metadata
+    keeps every topic it has sent to (see ``send``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._tracked: set[str] = set()
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        """Send as aiokafka does, with ``topic`` named in the client's metadata requests.
+
+        aiokafka 0.14 tracks only the topics it had to look up: a producer that found its
+        topics in the bootstrap metadata tracks none, and its first send to a topic created
+        later asks the broker for that one topic alone. The answer replaces the cluster
+        view, every other topic's leader becomes unknown, and their batches wait while the
+        sender asks again in a tight loop (a hub's deliveries stalled 3 s, thousands of
+        metadata requests a second, each time a team's inbox was created).
+        """
+        if topic not in self._tracked:
+            self._tracked.add(topic)
+            self.client.add_topic(topic)
+        return await super().send(topic, *args, **kwargs)
 
     async def start(self) -> None:
         try:

@@ -154,6 +154,7 @@ class WorkLoop:
         self._between.set()
         self._stopping = False
         self._changed = asyncio.Event()  # set when a term is added or removed
+        self._retiring: set[asyncio.Task[None]] = set()  # producers closing after a restart
 
     async def start(self) -> None:
         await self._producer.start()
@@ -167,8 +168,9 @@ class WorkLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._consumer.stop()
-        with contextlib.suppress(Exception):  # a producer stuck on unacked batches must not hang us
-            await asyncio.wait_for(self._producer.stop(), 2.0)
+        await _retire(self._producer)
+        if self._retiring:
+            await asyncio.wait(self._retiring)
 
     async def add(
         self,
@@ -289,12 +291,9 @@ class WorkLoop:
 
     async def _restart(self, failure: Exception) -> None:
         """After a failed batch: a fresh producer, every term again from its positions."""
-        old = self._producer
-        try:
-            await asyncio.wait_for(old.stop(), 2.0)
-        except Exception:  # stuck on unacknowledged sends: close its connections anyway
-            with contextlib.suppress(Exception):
-                await old.client.close()
+        retiring = asyncio.create_task(_retire(self._producer), name="work-producer-retire")
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
         for term in self.terms.values():
             log.warning(
                 "unit-worker-restarted",
@@ -466,6 +465,16 @@ class WorkLoop:
             term.positions[partition] = position
         for term in first:
             await self.context.on_first_output(term.unit, term.epoch, self.context.clock())
+
+
+async def _retire(producer: AIOKafkaProducer) -> None:
+    """Stop a producer, giving its unacknowledged batches 2 s before its connections close:
+    in the background after a restart, so the fresh producer does not wait for it."""
+    try:
+        await asyncio.wait_for(producer.stop(), 2.0)
+    except Exception:
+        with contextlib.suppress(Exception):
+            await producer.client.close()
 
 
 def _acknowledged(future: asyncio.Future[Any]) -> bool:

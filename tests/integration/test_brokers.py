@@ -244,6 +244,21 @@ class TestClients:
                 with pytest.raises(CommitFailedError):
                     await loner.commit({partition: 1})
 
+    async def test_a_topic_created_later_leaves_the_others_deliverable(
+        self, bootstrap: str, settings: Settings, topics: TopicCatalog
+    ) -> None:
+        """aiokafka alone would look up the new topic by itself and forget every other."""
+        old, new = topics.control, f"{topics.prefix}.team.late.inbox"
+        await provision(bootstrap, [TopicSpec(old, TopicKind.CONTROL)])
+        async with make_producer(settings) as producer:
+            await producer.send_and_wait(old, b"before")
+            await provision(bootstrap, [TopicSpec(new, TopicKind.INBOX)])
+            pending = await producer.send(old, b"in the accumulator")
+            await producer.send_and_wait(new, b"first to the new topic")
+            assert producer.client.cluster.partitions_for_topic(old) == {0}
+            metadata = await asyncio.wait_for(pending, 30)
+        assert (metadata.topic, metadata.offset) == (old, 1)
+
     def test_settings_without_a_bootstrap_say_how_to_get_one(self) -> None:
         with pytest.raises(ValueError, match="I247_BOOTSTRAP"):
             make_producer(Settings())
