@@ -64,9 +64,11 @@ class TopicTail:
         idle_fetch_wait_ms: int = DEFAULT_IDLE_FETCH_WAIT_MS,
         max_partition_fetch_bytes: int = 1_048_576,
         pace_ms: int = 0,
+        busy_pace_ms: int = 0,
     ) -> None:
         """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``);
-        ``pace_ms``: the rest after an empty fetch (0: none)."""
+        ``pace_ms``: the rest after an empty fetch, ``busy_pace_ms`` after one that brought
+        records (0: none)."""
         self._topics = list(topics)
         self._on_record = on_record
         self._consumer = AdaptiveConsumer(
@@ -82,7 +84,7 @@ class TopicTail:
         self._partitions: list[TopicPartition] = []
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self._pace = FetchPace(pace_ms)
+        self._pace = FetchPace(pace_ms, busy_pace_ms)
         self._waiters = 0  # callers waiting for records: no rest while there are any
         self._wake = asyncio.Event()
 

@@ -73,6 +73,10 @@ ARCHIVE_PACE_MS = 2_000
 """After an empty fetch the archiver rests this long, its partitions paused: each fetch names
 every partition of the backbone (Tansu's CPU per fetch grows with them), and nobody waits on
 the archive; under traffic fetches are never empty, so it never rests then."""
+ARCHIVE_BUSY_PACE_MS = 500
+"""...and this long after a fetch that brought records: under traffic each fetch returns
+records of the lanes and intake, and Tansu's CPU for such a fetch grows with the record
+batches already in those partitions (``brokers.fetch_wait.FetchPace``)."""
 
 
 def head_event(
@@ -110,6 +114,7 @@ class Archiver:
         refresh_seconds: float = 2.0,
         batch_records: int = 5_000,
         pace_ms: int = ARCHIVE_PACE_MS,
+        busy_pace_ms: int = ARCHIVE_BUSY_PACE_MS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if identity.participant != AUDITOR:
@@ -135,7 +140,7 @@ class Archiver:
         self._task: asyncio.Task[None] | None = None
         self._assigned: set[TopicPartition] = set()
         self._unsigned = 0  # records since the last head, our own head events aside
-        self._pace = FetchPace(pace_ms)
+        self._pace = FetchPace(pace_ms, busy_pace_ms)
         self._last_head = 0.0
 
     @property

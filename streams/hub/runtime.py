@@ -142,6 +142,10 @@ JOURNAL_PACE_MS = 250
 """The journals' tail rests this long after an empty fetch (``brokers.fetch_wait.FetchPace``):
 it names every journal and lane partition, which costs Tansu CPU per fetch; a claim's
 read-back and a fence check wait on the tail, and waiting ends its rest at once."""
+JOURNAL_BUSY_PACE_MS = 200
+"""...and this long after a fetch that brought records: under traffic every fetch brings lane
+records, and Tansu's CPU for such a fetch grows with the batches in the lanes (the replay
+memory and the intake progress it feeds can be a fifth of a second behind)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +265,7 @@ class HubRuntime:
             idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
             max_partition_fetch_bytes=2 * settings.max_message_bytes,
             pace_ms=JOURNAL_PACE_MS,
+            busy_pace_ms=JOURNAL_BUSY_PACE_MS,
         )
         self._work = WorkLoop(
             WorkerContext(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from brokers.clients import make_producer
 from brokers.provisioning import provision
 from brokers.records import ReceivedRecord
@@ -27,12 +29,17 @@ async def produce(settings: Settings, topic: str, values: list[bytes]) -> int:
         await producer.stop()
 
 
-async def test_a_paced_tail_reads_every_record_in_order_after_idling(settings: Settings) -> None:
+@pytest.mark.parametrize("busy_pace_ms", [0, PACE_MS], ids=["rests-when-idle", "rests-always"])
+async def test_a_paced_tail_reads_every_record_in_order_after_idling(
+    settings: Settings, busy_pace_ms: int
+) -> None:
     assert settings.bootstrap
     topic = settings.topics.control
     await provision(settings.bootstrap, [TopicSpec(topic, TopicKind.CONTROL)])
     seen: list[ReceivedRecord] = []
-    tail = TopicTail(settings.bootstrap, [topic], seen.append, pace_ms=PACE_MS)
+    tail = TopicTail(
+        settings.bootstrap, [topic], seen.append, pace_ms=PACE_MS, busy_pace_ms=busy_pace_ms
+    )
     await tail.start()
     try:
         first = [f"before-{n}".encode() for n in range(5)]

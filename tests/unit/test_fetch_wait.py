@@ -84,3 +84,17 @@ def test_a_rest_earned_before_anyone_waited_is_ended_by_the_next_fetch_with_a_wa
     assert pace.after(0, now_ms=1_000) == 250
     assert pace.after(0, now_ms=1_010, waiting=1) == 0
     assert pace.rest_ms(now_ms=1_020) == 0
+
+
+def test_a_busy_pace_rests_after_a_fetch_with_records_too() -> None:
+    """Off the message path under traffic: fewer fetches of long partitions."""
+    pace = FetchPace(pace_ms=250, busy_pace_ms=200)
+    assert pace.after(4, now_ms=1_000) == 200
+    assert pace.rest_ms(now_ms=1_150) == 50
+    assert pace.after(0, now_ms=1_200) == 250
+
+
+def test_a_busy_pace_gives_way_to_a_waiting_reader() -> None:
+    pace = FetchPace(pace_ms=250, busy_pace_ms=200)
+    assert pace.after(4, now_ms=1_000, waiting=1) == 0
+    assert pace.rest_ms(now_ms=1_000) == 0
