@@ -69,7 +69,8 @@ class _Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
         """
         if topic not in self._tracked:
             self._tracked.add(topic)
-            self.client.add_topic(topic)
+            if self.client.cluster.partitions_for_topic(topic) is None:
+                self.client.set_topics(self._tracked)  # one lookup, naming them all
         return await super().send(topic, *args, **kwargs)
 
     async def start(self) -> None:

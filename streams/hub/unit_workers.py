@@ -5,10 +5,12 @@ one lease term (a ``Term``: unit, topic, epoch, positions, handler), on ONE grou
 consumer and ONE producer. As leases change the loop assigns and unassigns partitions and
 seeks each term's partitions to its start positions, always between two batches, so the
 consumer's position of a partition equals its term's positions there. Each fetched batch
-is handled in precedence order (``handling_order``: FLASH lane records first, then
-IMMEDIATE, PRIORITY, ROUTINE, then intake), each record by the pure core (``admit`` or
-``plan_delivery``) through its term's handler; the outputs are produced tagged with
-unit, epoch and input offset (``schemas.leases.fence_headers``). The loop waits once per
+is handled in precedence order (``handling_plan``: FLASH lane records first, then
+IMMEDIATE, then intake, then PRIORITY and ROUTINE; a rank's partitions in turns), each
+record by the pure core (``admit`` or ``plan_delivery``) through its term's handler; the
+outputs are produced tagged with unit, epoch and input offset
+(``schemas.leases.fence_headers``). After ``BATCH_SECONDS`` of handling the rest of the
+batch (FLASH lane records aside) is left for the next fetch. The loop waits once per
 batch for all outputs' acknowledgements, and only then moves the terms' ``positions``,
 which the hub reports with its renewals.
 
@@ -49,7 +51,8 @@ __all__ = [
     "WorkLoop",
     "WorkerContext",
     "acknowledged_positions",
-    "handling_order",
+    "handling_plan",
+    "handling_rank",
     "lane_rank",
     "upstream_verdict",
 ]
@@ -57,6 +60,10 @@ __all__ = [
 log = structlog.get_logger("i247.hub")
 
 BATCH_RECORDS = 500  # records handled per batch (one acknowledgement wait each)
+BATCH_SECONDS = 0.1
+"""A batch's handling stops after this long except for FLASH lane records; the rest is read
+again: outputs are acknowledged and the next fetch's FLASH records come first, instead of
+after a backlog of 500 records (half a second to a second of handling after a handover)."""
 RETRY_SECONDS = 1.0  # a term whose handler failed waits this long before reading again
 YIELD_SECONDS = 0.01
 """Longest stretch of handling before the loop lets other tasks run: the handlers are CPU
@@ -99,12 +106,40 @@ def lane_rank(topic: str) -> int:
         return len(Precedence)
 
 
-def handling_order(
-    batch: Mapping[TopicPartition, Sequence[Any]], rank: Callable[[str], int] = lane_rank
+def handling_rank(topic: str) -> int:
+    """Where a topic's records come in a batch: the FLASH and IMMEDIATE lanes, then intake
+    (a FLASH message still waiting for admission is behind everything admitted before it
+    in its partition), then the PRIORITY and ROUTINE lanes."""
+    rank = lane_rank(topic)
+    intake = len(Precedence)
+    if rank == intake:
+        return Precedence.IMMEDIATE.rank + 1
+    return rank if rank <= Precedence.IMMEDIATE.rank else rank + 1
+
+
+def handling_plan(
+    batch: Mapping[TopicPartition, Sequence[Any]], chunk: int = 16
 ) -> list[tuple[TopicPartition, Sequence[Any]]]:
-    """A fetched batch's partitions in the order to handle them: most urgent lane first,
-    intake last; the same rank keeps topic and partition order (offsets stay in order)."""
-    return sorted(batch.items(), key=lambda item: (rank(item[0].topic), item[0]))
+    """A fetched batch as steps of at most ``chunk`` records: by ``handling_rank``, and the
+    partitions of one rank in turns, so a batch cut short (``BATCH_SECONDS``) has
+    advanced each of them, not the first partition alone. Each partition's records keep
+    their order.
+
+    >>> a, b = TopicPartition("i247.inbound", 0), TopicPartition("i247.inbound", 1)
+    >>> f = TopicPartition("i247.hub.lyon.flash", 0)
+    >>> [(tp.partition, list(r)) for tp, r in handling_plan({a: [1, 2, 3], b: [4], f: [9]}, 2)]
+    [(0, [9]), (0, [1, 2]), (1, [4]), (0, [3])]
+    """
+    steps: list[tuple[TopicPartition, Sequence[Any]]] = []
+    ranked = sorted(batch.items(), key=lambda item: (handling_rank(item[0].topic), item[0]))
+    while ranked:
+        rank = handling_rank(ranked[0][0].topic)
+        group = [(tp, records) for tp, records in ranked if handling_rank(tp.topic) == rank]
+        ranked = ranked[len(group) :]
+        longest = max(len(records) for _, records in group)
+        for start in range(0, longest, chunk):
+            steps += [(tp, r[start : start + chunk]) for tp, r in group if r[start : start + chunk]]
+    return steps
 
 
 @dataclass
@@ -327,10 +362,29 @@ class WorkLoop:
         self, batch: dict[TopicPartition, list[Any]], by_topic: dict[str, Term]
     ) -> None:
         run = _BatchRun(by_topic)
-        for tp, records in handling_order(batch):
-            await self._handle_records(run, tp, records)
+        deadline = time.monotonic() + BATCH_SECONDS
+        stopped: set[TopicPartition] = set()  # read again from a position of their own
+        plan = handling_plan(batch)
+        for step, (tp, records) in enumerate(plan):
+            if tp in stopped:
+                continue
+            if time.monotonic() > deadline and lane_rank(tp.topic) > 0:
+                self._defer(plan[step:], stopped)
+                break
+            if not await self._handle_records(run, tp, records):
+                stopped.add(tp)
         await self._flush(run)
         await self._settle(run)
+
+    def _defer(
+        self, steps: Sequence[tuple[TopicPartition, Sequence[Any]]], stopped: set[TopicPartition]
+    ) -> None:
+        """Leave the batch's remaining steps for the next fetch: each partition is read
+        again from its first record not handled."""
+        for tp, records in steps:
+            if tp not in stopped and tp in self._consumer.assignment():
+                self._consumer.seek(tp, records[0].offset)
+            stopped.add(tp)
 
     async def _flush(self, run: _BatchRun) -> None:
         """Each term's held-back outputs for the batch, per partition, tagged as its last
@@ -373,10 +427,12 @@ class WorkLoop:
                 self._in_hand.add(term.unit)
                 await self._handle_records(run, tp, records)
 
-    async def _handle_records(self, run: _BatchRun, tp: TopicPartition, records: Any) -> None:
+    async def _handle_records(self, run: _BatchRun, tp: TopicPartition, records: Any) -> bool:
+        """Handle ``records`` of ``tp``; False if it stopped short (the partition is read
+        again from a position of its own, or every term is re-sought)."""
         term = run.by_topic.get(tp.topic)
         if term is None:
-            return
+            return False
         preemptible = lane_rank(tp.topic) > 0
         for raw in records:
             if time.monotonic() - run.yielded > YIELD_SECONDS:
@@ -388,12 +444,12 @@ class WorkLoop:
                 # released or lost meanwhile: nothing of the batch past its positions counts;
                 # read it again if the unit comes back (a new term seeks to its own start)
                 self._seek_back(tp, raw.offset)
-                break
+                return False
             if not self.context.may_work(term.unit, term.epoch):
                 # the lease lapsed mid-batch: read the rest again if it is renewed, else
                 # the next term starts from the reported positions anyway
                 self._consumer.seek(tp, raw.offset)
-                break
+                return False
             record = received_from_kafka(raw)
             try:
                 outputs = await term.handle(record, term.epoch)
@@ -403,7 +459,7 @@ class WorkLoop:
                 )
                 term.retry_at = time.monotonic() + RETRY_SECONDS
                 self._reassign = True  # back to the acknowledged positions
-                break
+                return False
             tag = FenceTag(term.unit, term.epoch, record.partition, record.offset)
             futures: list[asyncio.Future[Any]] = []
             for out in outputs:
@@ -423,6 +479,7 @@ class WorkLoop:
             run.last[(term.unit, record.partition)] = (term, tag)
             run.outputs.append(tuple(futures))
             term.processed += 1
+        return True
 
     def _seek_back(self, tp: TopicPartition, offset: int) -> None:
         """Read ``tp`` again from ``offset`` (if still assigned) and re-seek every term."""

@@ -1,5 +1,5 @@
-"""The work loop's batch order: FLASH lane records first, then IMMEDIATE, PRIORITY, ROUTINE,
-intake last; offsets of one partition stay in order."""
+"""The work loop's batch order: FLASH lane records first, then IMMEDIATE, then intake, then
+PRIORITY and ROUTINE; a rank's partitions in turns; offsets of one partition stay in order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from aiokafka import TopicPartition
 
 from schemas.header import Precedence
 from schemas.topics import TopicCatalog
-from streams.hub.unit_workers import acknowledged_positions, handling_order, lane_rank
+from streams.hub.unit_workers import (
+    acknowledged_positions,
+    handling_plan,
+    handling_rank,
+    lane_rank,
+)
 
 TOPICS = TopicCatalog("i247")
 
@@ -27,6 +32,20 @@ def test_each_topic_ranks_by_its_precedence_and_intake_last(topic: str, rank: in
     assert lane_rank(topic) == rank
 
 
+@pytest.mark.parametrize(
+    ("topic", "rank"),
+    [
+        (TOPICS.lane("lyon", Precedence.FLASH), 0),
+        (TOPICS.lane("singapore", Precedence.IMMEDIATE), 1),
+        (TOPICS.inbound, 2),
+        (TOPICS.lane("buenos-aires", Precedence.PRIORITY), 3),
+        (TOPICS.lane("lyon", Precedence.ROUTINE), 4),
+    ],
+)
+def test_intake_is_handled_after_the_flash_and_immediate_lanes_only(topic: str, rank: int) -> None:
+    assert handling_rank(topic) == rank
+
+
 def test_a_batch_is_handled_most_urgent_first_whatever_order_it_was_fetched_in() -> None:
     routine = TopicPartition(TOPICS.lane("lyon", Precedence.ROUTINE), 0)
     inbound_0 = TopicPartition(TOPICS.inbound, 0)
@@ -42,20 +61,36 @@ def test_a_batch_is_handled_most_urgent_first_whatever_order_it_was_fetched_in()
         priority: [6],
         flash_lyon: [9],
     }
-    order = handling_order(batch)
-    assert [tp for tp, _ in order] == [
+    plan = handling_plan(batch)
+    assert [tp for tp, _ in plan] == [
         flash_lyon,
         flash_sin,
-        priority,
-        routine,
         inbound_0,
         inbound_2,
+        priority,
+        routine,
     ]
-    assert dict(order) == batch  # nothing dropped, each partition's records untouched
+    assert {tp: list(records) for tp, records in plan} == batch  # nothing dropped
+
+
+def test_partitions_of_one_rank_take_turns_and_each_keeps_its_order() -> None:
+    """A batch cut short after a few steps has advanced every intake partition."""
+    inbound = [TopicPartition(TOPICS.inbound, p) for p in range(3)]
+    batch = {inbound[0]: list(range(40)), inbound[1]: list(range(100, 105)), inbound[2]: [200]}
+    plan = handling_plan(batch, chunk=16)
+    assert [(tp.partition, len(records)) for tp, records in plan] == [
+        (0, 16),
+        (1, 5),
+        (2, 1),
+        (0, 16),
+        (0, 8),
+    ]
+    for tp, records in batch.items():
+        assert [r for step, chunk in plan if step == tp for r in chunk] == records
 
 
 def test_an_empty_batch_has_nothing_to_handle() -> None:
-    assert handling_order({}) == []
+    assert handling_plan({}) == []
 
 
 @pytest.mark.parametrize(
