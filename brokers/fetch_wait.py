@@ -108,12 +108,23 @@ class AdaptiveConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         self.fetch_wait = AdaptiveFetchWait(
             short_ms=int(options.get("fetch_max_wait_ms", 500)), idle_ms=idle_fetch_wait_ms
         )
+        self._cap_ms: int | None = None
+
+    def cap_wait(self, cap_ms: int | None) -> None:
+        """Fetch with at most ``cap_ms`` of wait from the next request on (``None``: the
+        policy's wait again): someone is waiting for the next record."""
+        self._cap_ms = cap_ms
+        self._set_wait(self.fetch_wait.wait_ms)
+
+    def _set_wait(self, wait_ms: int) -> None:
+        if self._cap_ms is not None:
+            wait_ms = min(wait_ms, self._cap_ms)
+        fetcher = getattr(self, "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms = wait_ms
 
     async def getmany(self, *partitions: Any, timeout_ms: int = 0, **options: Any) -> Any:
         batch = await super().getmany(*partitions, timeout_ms=timeout_ms, **options)
         records = sum(len(chunk) for chunk in batch.values())
-        wait = self.fetch_wait.observe(records, time.monotonic() * 1000)
-        fetcher = getattr(self, "_fetcher", None)
-        if fetcher is not None:
-            fetcher._fetch_max_wait_ms = wait
+        self._set_wait(self.fetch_wait.observe(records, time.monotonic() * 1000))
         return batch

@@ -65,10 +65,12 @@ class TopicTail:
         max_partition_fetch_bytes: int = 1_048_576,
         pace_ms: int = 0,
         busy_pace_ms: int = 0,
+        waited_fetch_wait_ms: int | None = None,
     ) -> None:
         """``security``: aiokafka TLS/SASL options (default: this process's ``I247_*``);
         ``pace_ms``: the rest after an empty fetch, ``busy_pace_ms`` after one that brought
-        records (0: none)."""
+        records (0: none); ``waited_fetch_wait_ms``: the fetch wait while someone waits on
+        the tail (a claim's read-back: each fetch of it is a hop of a handover)."""
         self._topics = list(topics)
         self._on_record = on_record
         self._consumer = AdaptiveConsumer(
@@ -86,6 +88,7 @@ class TopicTail:
         self._task: asyncio.Task[None] | None = None
         self._pace = FetchPace(pace_ms, busy_pace_ms)
         self._waiters = 0  # callers waiting for records: no rest while there are any
+        self._waited_wait_ms = waited_fetch_wait_ms
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
@@ -147,10 +150,14 @@ class TopicTail:
         """Mark a caller waiting for records: the tail fetches without resting meanwhile."""
         self._waiters += 1
         self._wake.set()
+        if self._waiters == 1 and self._waited_wait_ms is not None:
+            self._consumer.cap_wait(self._waited_wait_ms)
         try:
             yield
         finally:
             self._waiters -= 1
+            if not self._waiters:
+                self._consumer.cap_wait(None)
 
     def position(self, topic: str, partition: int = 0) -> int:
         """The next offset this tail will hand over for ``topic``/``partition``."""

@@ -42,6 +42,7 @@ __all__ = [
     "RenewUnit",
     "advance",
     "alive_sites",
+    "intake_expected",
     "pause_before_pass",
     "step",
     "units_awaited",
@@ -228,3 +229,32 @@ def pause_before_pass(now: datetime, roster: DutyRoster, tick: timedelta) -> tim
     datetime.timedelta(microseconds=100000)
     """
     return max(timedelta(0), min(tick, roster.next_handover(now) - now))
+
+
+def intake_expected(
+    me: str, now: datetime, roster: DutyRoster, lead: timedelta, *, holding: bool
+) -> bool:
+    """Whether intake is about to come to ``me``: it is not ``holding`` it, and it is on duty
+    now (a handover under way) or at a handover within ``lead``. Its work loop then fetches
+    with the message path's short wait, so that intake's first fetch after the claim is not
+    queued behind an idle fetch still waiting at the broker (measured: half a second).
+
+    >>> from datetime import UTC
+    >>> roster = DutyRoster(shift_seconds=20, epoch=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> at = datetime(2026, 1, 1, 0, 0, 19, 500_000, tzinfo=UTC)
+    >>> incoming = roster.hub_on_duty(roster.next_handover(at))
+    >>> intake_expected(incoming, at, roster, timedelta(seconds=1), holding=False)
+    True
+    >>> intake_expected(roster.hub_on_duty(at), at, roster, timedelta(seconds=1), holding=True)
+    False
+    >>> intake_expected(incoming, at, roster, timedelta(seconds=0.2), holding=False)
+    False
+    >>> later = datetime(2026, 1, 1, 0, 0, 20, 100_000, tzinfo=UTC)  # the release not read yet
+    >>> intake_expected(incoming, later, roster, timedelta(seconds=1), holding=False)
+    True
+    """
+    if holding:
+        return False
+    handover = roster.next_handover(now)
+    coming = handover - now <= lead and roster.hub_on_duty(handover) == me
+    return coming or roster.hub_on_duty(now) == me

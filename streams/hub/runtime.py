@@ -98,6 +98,7 @@ from streams.core.coordination import (
     ReleaseUnit,
     RenewUnit,
     advance,
+    intake_expected,
     pause_before_pass,
     step,
     units_awaited,
@@ -142,6 +143,9 @@ JOURNAL_PACE_MS = 250
 """The journals' tail rests this long after an empty fetch (``brokers.fetch_wait.FetchPace``):
 it names every journal and lane partition, which costs Tansu CPU per fetch; a claim's
 read-back and a fence check wait on the tail, and waiting ends its rest at once."""
+INTAKE_LEAD = timedelta(seconds=1)
+"""How long before a handover that brings it on duty a hub's work loop fetches with the short
+wait (``intake_expected``): longer than the idle wait plus a tick."""
 JOURNAL_BUSY_PACE_MS = 200
 """...and this long after a fetch that brought records: under traffic every fetch brings lane
 records, and Tansu's CPU for such a fetch grows with the batches in the lanes (the replay
@@ -266,6 +270,7 @@ class HubRuntime:
             max_partition_fetch_bytes=2 * settings.max_message_bytes,
             pace_ms=JOURNAL_PACE_MS,
             busy_pace_ms=JOURNAL_BUSY_PACE_MS,
+            waited_fetch_wait_ms=settings.fetch_max_wait_ms,
         )
         self._work = WorkLoop(
             WorkerContext(
@@ -597,6 +602,10 @@ class HubRuntime:
     async def coordinate(self) -> None:
         """One pass: ask the pure core what to do (``streams.core.coordination.step``), do it."""
         now = self.state.clock()
+        expected = intake_expected(
+            self.me, now, self.state.roster, INTAKE_LEAD, holding=INTAKE in self.workers
+        )
+        self.work.brace(self.state.settings.fetch_max_wait_ms if expected else None)
         intake = self.book.lease(INTAKE)
         self.intake_progress.forget(intake.epoch, intake.positions)
         assert self._started_at is not None

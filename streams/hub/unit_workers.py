@@ -190,6 +190,7 @@ class WorkLoop:
         self._stopping = False
         self._changed = asyncio.Event()  # set when a term is added or removed
         self._retiring: set[asyncio.Task[None]] = set()  # producers closing after a restart
+        self._braced: int | None = None
 
     async def start(self) -> None:
         await self._producer.start()
@@ -206,6 +207,15 @@ class WorkLoop:
         await _retire(self._producer)
         if self._retiring:
             await asyncio.wait(self._retiring)
+
+    def brace(self, cap_ms: int | None) -> None:
+        """Fetch with at most ``cap_ms`` of wait (``None``: the adaptive wait again): a unit
+        is about to be added, and aiokafka sends a new term's first fetch only after the
+        fetch in flight, which an idle loop has made long."""
+        cap = getattr(self._consumer, "cap_wait", None)  # a plain consumer has no cap
+        if cap is not None and cap_ms != self._braced:
+            cap(cap_ms)
+        self._braced = cap_ms
 
     async def add(
         self,

@@ -22,6 +22,7 @@ from streams.core.coordination import (
     RenewUnit,
     advance,
     alive_sites,
+    intake_expected,
     pause_before_pass,
     step,
     units_awaited,
@@ -279,3 +280,21 @@ def test_a_lapsed_lease_is_not_awaited_it_is_claimed() -> None:
 def test_the_pause_between_passes_ends_at_a_handover(at: float, pause_ms: int) -> None:
     pause = pause_before_pass(s(at), ROSTER, timedelta(milliseconds=200))
     assert round(pause.total_seconds() * 1000) == pause_ms
+
+
+@pytest.mark.parametrize(
+    ("site", "at", "holding", "expected"),
+    [
+        ("lyon", 8.5, False, False),  # lyon comes on at 10 s: too early to brace
+        ("lyon", 9.2, False, True),  # within the second before its handover
+        ("buenos-aires", 9.2, False, False),  # not the incoming hub
+        ("lyon", 10.1, False, True),  # on duty, the release not read yet
+        ("lyon", 10.1, True, False),  # intake claimed: the adaptive wait again
+        ("singapore", 9.2, True, False),  # the outgoing hub
+    ],
+)
+def test_a_hub_braces_for_intake_only_around_the_handover_that_brings_it_on(
+    site: str, at: float, holding: bool, expected: bool
+) -> None:
+    lead = timedelta(seconds=1)
+    assert intake_expected(site, s(at), ROSTER, lead, holding=holding) is expected

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from brokers.fetch_wait import AdaptiveFetchWait, FetchPace
+from brokers.fetch_wait import AdaptiveConsumer, AdaptiveFetchWait, FetchPace
 
 
 @pytest.mark.parametrize(
@@ -98,3 +100,20 @@ def test_a_busy_pace_gives_way_to_a_waiting_reader() -> None:
     pace = FetchPace(pace_ms=250, busy_pace_ms=200)
     assert pace.after(4, now_ms=1_000, waiting=1) == 0
     assert pace.rest_ms(now_ms=1_000) == 0
+
+
+async def test_a_capped_wait_applies_to_the_next_request_and_lifts_back_to_the_policy() -> None:
+    """A caller waiting on a journal tail caps its fetch wait until nobody waits."""
+    consumer = AdaptiveConsumer(
+        bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=50, idle_fetch_wait_ms=250
+    )
+    fetcher = SimpleNamespace(_fetch_max_wait_ms=50)  # what start() would create
+    consumer._fetcher = fetcher
+    try:
+        consumer.cap_wait(10)
+        assert fetcher._fetch_max_wait_ms == 10
+        consumer.cap_wait(None)
+        assert fetcher._fetch_max_wait_ms == 50
+    finally:
+        consumer._fetcher = None
+        await consumer.stop()  # never started: only marks it closed
