@@ -10,7 +10,7 @@ IMMEDIATE, then intake, then PRIORITY and ROUTINE; a rank's partitions in turns)
 record by the pure core (``admit`` or ``plan_delivery``) through its term's handler; the
 outputs are produced tagged with unit, epoch and input offset
 (``schemas.leases.fence_headers``). After ``BATCH_SECONDS`` of handling the rest of the
-batch (FLASH lane records aside) is left for the next fetch. The loop waits once per
+batch (FLASH lane records aside) is kept for the next one. The loop waits once per
 batch for all outputs' acknowledgements, and only then moves the terms' ``positions``,
 which the hub reports with its renewals.
 
@@ -61,9 +61,10 @@ log = structlog.get_logger("i247.hub")
 
 BATCH_RECORDS = 500  # records handled per batch (one acknowledgement wait each)
 BATCH_SECONDS = 0.1
-"""A batch's handling stops after this long except for FLASH lane records; the rest is read
-again: outputs are acknowledged and the next fetch's FLASH records come first, instead of
-after a backlog of 500 records (half a second to a second of handling after a handover)."""
+"""A batch's handling stops after this long except for FLASH lane records; the rest is kept
+for the next batch: outputs are acknowledged and the next fetch's FLASH records come first,
+instead of after a backlog of 500 records (half a second to a second of handling after a
+handover)."""
 RETRY_SECONDS = 1.0  # a term whose handler failed waits this long before reading again
 YIELD_SECONDS = 0.01
 """Longest stretch of handling before the loop lets other tasks run: the handlers are CPU
@@ -191,6 +192,7 @@ class WorkLoop:
         self._changed = asyncio.Event()  # set when a term is added or removed
         self._retiring: set[asyncio.Task[None]] = set()  # producers closing after a restart
         self._braced: int | None = None
+        self._carry: dict[TopicPartition, list[Any]] = {}  # fetched, left by a cut batch
 
     async def start(self) -> None:
         await self._producer.start()
@@ -280,6 +282,7 @@ class WorkLoop:
                 batch = await self._fetch()
                 if self._reassign:
                     continue  # terms changed meanwhile: read again from their positions
+                batch = self._with_carry(batch)
                 if batch:
                     await self._process(batch)
             except asyncio.CancelledError:
@@ -293,8 +296,9 @@ class WorkLoop:
         an idle loop would otherwise sit out its poll before it reads a new term's records
         (intake just handed over to this hub)."""
         self._changed.clear()
+        wait_ms = 0 if self._carry else 100  # records in hand: do not wait for more
         fetch = asyncio.ensure_future(
-            self._consumer.getmany(timeout_ms=100, max_records=BATCH_RECORDS)
+            self._consumer.getmany(timeout_ms=wait_ms, max_records=BATCH_RECORDS)
         )
         changed = asyncio.ensure_future(self._changed.wait())
         try:
@@ -314,6 +318,7 @@ class WorkLoop:
     def _assign(self) -> None:
         """Assign every held term's partitions and seek them to the terms' positions."""
         self._reassign = False
+        self._carry.clear()  # every partition is read again from its term's positions
         partitions = [tp for term in self.terms.values() for tp in term.partitions]
         self._consumer.assign(partitions)
         self._paused.clear()
@@ -389,12 +394,31 @@ class WorkLoop:
     def _defer(
         self, steps: Sequence[tuple[TopicPartition, Sequence[Any]]], stopped: set[TopicPartition]
     ) -> None:
-        """Leave the batch's remaining steps for the next fetch: each partition is read
-        again from its first record not handled."""
+        """Keep the batch's remaining steps for the next batch, ahead of what the next fetch
+        brings for the same partitions (no fetch again, no decoding again)."""
         for tp, records in steps:
-            if tp not in stopped and tp in self._consumer.assignment():
-                self._consumer.seek(tp, records[0].offset)
-            stopped.add(tp)
+            if tp not in stopped:
+                self._carry.setdefault(tp, []).extend(records)
+        stopped.update(tp for tp, _ in steps)
+
+    def _with_carry(
+        self, batch: dict[TopicPartition, list[Any]]
+    ) -> dict[TopicPartition, list[Any]]:
+        """``batch`` behind the records a cut batch left in hand, partition by partition; a
+        carried partition paused or let go meanwhile is read again from its first record."""
+        if not self._carry:
+            return batch
+        carried, self._carry = self._carry, {}
+        merged: dict[TopicPartition, list[Any]] = {}
+        assigned = self._consumer.assignment()
+        for tp, records in carried.items():
+            if tp in self._paused or tp not in assigned:
+                if tp in assigned:
+                    self._consumer.seek(tp, records[0].offset)
+                continue
+            merged[tp] = records + batch.pop(tp, [])
+        merged.update(batch)
+        return merged
 
     async def _flush(self, run: _BatchRun) -> None:
         """Each term's held-back outputs for the batch, per partition, tagged as its last
