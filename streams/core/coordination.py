@@ -27,7 +27,14 @@ from enum import StrEnum
 from schemas.leases import LeaseBook
 from schemas.participants import HUB_SITES
 from schemas.topics import TopicCatalog
-from streams.core.duty import ClaimReason, Intent, claim_reason, desired_owners, plan_leases
+from streams.core.duty import (
+    INTAKE,
+    ClaimReason,
+    Intent,
+    claim_reason,
+    desired_owners,
+    plan_leases,
+)
 from streams.core.liveness import HubView, Liveness, LivenessPolicy, assess
 from streams.core.roster import DutyRoster
 
@@ -42,6 +49,7 @@ __all__ = [
     "RenewUnit",
     "advance",
     "alive_sites",
+    "intake_at_risk",
     "intake_expected",
     "pause_before_pass",
     "step",
@@ -258,3 +266,33 @@ def intake_expected(
     handover = roster.next_handover(now)
     coming = handover - now <= lead and roster.hub_on_duty(handover) == me
     return coming or roster.hub_on_duty(now) == me
+
+
+def intake_at_risk(
+    me: str, now: datetime, book: LeaseBook, views: Mapping[str, HubView], policy: LivenessPolicy
+) -> bool:
+    """Whether another hub may soon have to take intake over: nobody holds a good lease on
+    it, or its holder has not been heard for more than half the liveness timeout. A hub
+    that may take it braces its work loop as for a handover (``intake_expected``); a beat
+    that comes late only costs a few short fetches.
+
+    >>> from datetime import UTC
+    >>> from schemas.leases import Claim
+    >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> book = LeaseBook.empty().apply(Claim(INTAKE, "lyon", 1, t0, timedelta(seconds=3)))
+    >>> heard = {"lyon": HubView("lyon", t0, 1, 1)}
+    >>> policy = LivenessPolicy(timeout=timedelta(seconds=3))
+    >>> intake_at_risk("singapore", t0 + timedelta(seconds=1), book, heard, policy)
+    False
+    >>> intake_at_risk("singapore", t0 + timedelta(seconds=2), book, heard, policy)
+    True
+    >>> intake_at_risk("lyon", t0 + timedelta(seconds=2), book, heard, policy)
+    False
+    """
+    holder = book.owner_at(INTAKE, now)
+    if holder == me:
+        return False
+    if holder is None:
+        return True
+    view = views.get(holder)
+    return view is None or now - view.last_received > policy.timeout / 2

@@ -98,6 +98,7 @@ from streams.core.coordination import (
     ReleaseUnit,
     RenewUnit,
     advance,
+    intake_at_risk,
     intake_expected,
     pause_before_pass,
     step,
@@ -602,9 +603,10 @@ class HubRuntime:
     async def coordinate(self) -> None:
         """One pass: ask the pure core what to do (``streams.core.coordination.step``), do it."""
         now = self.state.clock()
-        expected = intake_expected(
-            self.me, now, self.state.roster, INTAKE_LEAD, holding=INTAKE in self.workers
-        )
+        holding = INTAKE in self.workers
+        expected = intake_expected(self.me, now, self.state.roster, INTAKE_LEAD, holding=holding)
+        if not holding and not expected:
+            expected = intake_at_risk(self.me, now, self.book, self.views, self.policy)
         self.work.brace(self.state.settings.fetch_max_wait_ms if expected else None)
         intake = self.book.lease(INTAKE)
         self.intake_progress.forget(intake.epoch, intake.positions)

@@ -22,6 +22,7 @@ from streams.core.coordination import (
     RenewUnit,
     advance,
     alive_sites,
+    intake_at_risk,
     intake_expected,
     pause_before_pass,
     step,
@@ -298,3 +299,25 @@ def test_a_hub_braces_for_intake_only_around_the_handover_that_brings_it_on(
 ) -> None:
     lead = timedelta(seconds=1)
     assert intake_expected(site, s(at), ROSTER, lead, holding=holding) is expected
+
+
+@pytest.mark.parametrize(
+    ("me", "heard_at", "at", "at_risk"),
+    [
+        ("lyon", 10.0, 11.0, False),  # the holder beat a second ago
+        ("lyon", 10.0, 11.6, True),  # more than half the 3 s timeout without a beat
+        ("singapore", 10.0, 11.6, False),  # the holder itself braces for nothing
+        ("lyon", 10.0, 13.1, True),  # the holder's lease has lapsed: nobody holds intake
+    ],
+)
+def test_a_hub_braces_when_the_holder_of_intake_goes_quiet(
+    me: str, heard_at: float, at: float, at_risk: bool
+) -> None:
+    book = LeaseBook.empty().apply(Claim(INTAKE, "singapore", 1, s(10.0), TTL))
+    views = {"singapore": heard("singapore", heard_at)}
+    assert intake_at_risk(me, s(at), book, views, POLICY) is at_risk
+
+
+def test_a_holder_never_heard_is_at_risk() -> None:
+    book = LeaseBook.empty().apply(Claim(INTAKE, "singapore", 1, s(10.0), TTL))
+    assert intake_at_risk("lyon", s(10.5), book, {}, POLICY)
