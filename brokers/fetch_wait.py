@@ -110,6 +110,10 @@ class AdaptiveConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         )
         self._cap_ms: int | None = None
 
+    def set_idle_wait(self, idle_ms: int) -> None:
+        """The longest wait while nothing arrives, from the next poll on."""
+        self.fetch_wait.idle_ms = max(idle_ms, self.fetch_wait.short_ms)
+
     def cap_wait(self, cap_ms: int | None) -> None:
         """Fetch with at most ``cap_ms`` of wait from the next request on (``None``: the
         policy's wait again): someone is waiting for the next record."""

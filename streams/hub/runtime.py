@@ -147,6 +147,9 @@ read-back and a fence check wait on the tail, and waiting ends its rest at once.
 INTAKE_LEAD = timedelta(seconds=1)
 """How long before a handover that brings it on duty a hub's work loop fetches with the short
 wait (``intake_expected``): longer than the idle wait plus a tick."""
+STANDBY_IDLE_FETCH_WAIT_MS = 2_000
+"""A hub without intake: its lanes get records only from its own intake, so its work loop may
+wait this long while they are quiet; it braces (the short wait) before it may take intake."""
 JOURNAL_BUSY_PACE_MS = 200
 """...and this long after a fetch that brought records: under traffic every fetch brings lane
 records, and Tansu's CPU for such a fetch grows with the batches in the lanes (the replay
@@ -607,6 +610,8 @@ class HubRuntime:
         expected = intake_expected(self.me, now, self.state.roster, INTAKE_LEAD, holding=holding)
         if not holding and not expected:
             expected = intake_at_risk(self.me, now, self.book, self.views, self.policy)
+        idle_ms = self.state.settings.idle_fetch_wait_ms
+        self.work.idle_wait(idle_ms if holding else max(idle_ms, STANDBY_IDLE_FETCH_WAIT_MS))
         self.work.brace(self.state.settings.fetch_max_wait_ms if expected else None)
         intake = self.book.lease(INTAKE)
         self.intake_progress.forget(intake.epoch, intake.positions)

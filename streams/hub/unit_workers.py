@@ -210,6 +210,12 @@ class WorkLoop:
         if self._retiring:
             await asyncio.wait(self._retiring)
 
+    def idle_wait(self, idle_ms: int) -> None:
+        """The loop's longest fetch wait while its partitions are quiet."""
+        setter = getattr(self._consumer, "set_idle_wait", None)  # a plain consumer has none
+        if setter is not None:
+            setter(idle_ms)
+
     def brace(self, cap_ms: int | None) -> None:
         """Fetch with at most ``cap_ms`` of wait (``None``: the adaptive wait again): a unit
         is about to be added, and aiokafka sends a new term's first fetch only after the
