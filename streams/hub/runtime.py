@@ -150,7 +150,7 @@ wait (``intake_expected``): longer than the idle wait plus a tick."""
 STANDBY_IDLE_FETCH_WAIT_MS = 2_000
 """A hub without intake: its lanes get records only from its own intake, so its work loop may
 wait this long while they are quiet; it braces (the short wait) before it may take intake."""
-JOURNAL_BUSY_PACE_MS = 200
+JOURNAL_BUSY_PACE_MS = 400
 """...and this long after a fetch that brought records: under traffic every fetch brings lane
 records, and Tansu's CPU for such a fetch grows with the batches in the lanes (the replay
 memory and the intake progress it feeds can be a fifth of a second behind)."""
