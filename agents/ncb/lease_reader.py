@@ -29,6 +29,9 @@ log = structlog.get_logger("i247.ncb")
 LEASE_READER_PACE_MS = 250
 """The tail rests this long after an empty fetch: a delivery under an epoch not folded yet
 waits on the tail (``ready_for``), which ends the rest at once."""
+LEASE_READER_BUSY_PACE_MS = 400
+"""...and this long after one that brought records: the hubs renew and beat every TTL/3,
+so the lease journal has records on most fetches even with no traffic."""
 
 
 class LeaseReader:
@@ -42,7 +45,11 @@ class LeaseReader:
         self._topic = topic
         self._also = dict(also or {})
         self._tail = TopicTail(
-            bootstrap, [topic, *self._also], self._fold, pace_ms=LEASE_READER_PACE_MS
+            bootstrap,
+            [topic, *self._also],
+            self._fold,
+            pace_ms=LEASE_READER_PACE_MS,
+            busy_pace_ms=LEASE_READER_BUSY_PACE_MS,
         )
 
     def _fold(self, record: ReceivedRecord) -> None:
