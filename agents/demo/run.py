@@ -99,6 +99,9 @@ GATEWAY_IDLE_FETCH_WAIT_MS = 1_000
 fetch grows with the partitions named) and its observer (the books) when idle; Tansu ends
 a waiting fetch early when a record arrives (docs/performance.md), and the wait drops
 back to the short one while records flow."""
+TEAM_INBOX_PACE_MS = 250
+"""A team's inbox reader (the IMEST's from the start, each deployed team's) rests this long
+after an empty fetch: teams get a few records a minute."""
 
 log = structlog.get_logger("i247.demo")
 
@@ -277,6 +280,7 @@ async def follow_teams(
                         [adapter.inbox],
                         arrived.append,
                         fetch_max_wait_ms=BACKGROUND_FETCH_WAIT_MS,
+                        pace_ms=TEAM_INBOX_PACE_MS,
                     )
                     await tail.start()
                     tails[adapter.inbox] = tail

@@ -73,7 +73,7 @@ ARCHIVE_PACE_MS = 2_000
 """After an empty fetch the archiver rests this long, its partitions paused: each fetch names
 every partition of the backbone (Tansu's CPU per fetch grows with them), and nobody waits on
 the archive; under traffic fetches are never empty, so it never rests then."""
-ARCHIVE_BUSY_PACE_MS = 500
+ARCHIVE_BUSY_PACE_MS = 1_500
 """...and this long after a fetch that brought records: under traffic each fetch returns
 records of the lanes and intake, and Tansu's CPU for such a fetch grows with the record
 batches already in those partitions (``brokers.fetch_wait.FetchPace``)."""
