@@ -121,8 +121,12 @@ async def _collect(
     expected: int,
     timeout: float,
     stamp: Callable[[Any], float | None],
+    probe: tuple[bytes, asyncio.Event] | None = None,
 ) -> tuple[list[float], float]:
-    """Read ``expected`` records from ``topics``: latencies, and seconds from first to last."""
+    """Read ``expected`` records from ``topics``: latencies, and seconds from first to last.
+
+    ``probe``: the key of a record sent through the path before the timed load, and the
+    event to set when it arrives; it is not counted (``_through``)."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -141,6 +145,9 @@ async def _collect(
             now = time.time()
             for records in batch.values():
                 for record in records:
+                    if probe is not None and record.key == probe[0]:
+                        probe[1].set()
+                        continue
                     sent = stamp(record)
                     if sent is not None:
                         latencies.append((now - sent) * 1000)
@@ -194,6 +201,28 @@ async def _offer(
     return time.monotonic() - start
 
 
+async def _through(
+    producer: AIOKafkaProducer,
+    record: OutboundRecord,
+    arrived: asyncio.Event,
+    collector: asyncio.Task[Any],
+    timeout: float = 120,
+) -> None:
+    """Send ``record`` and wait until the collector has read it at the end of the path: the
+    timed load then starts on a live path. Without it the first seconds timed the readers'
+    and forwarders' start-up (the first 300-700 records of a 200/s run waited 2-3.5 s)."""
+    await producer.send_and_wait(
+        record.topic, record.value, key=record.key, headers=list(record.headers)
+    )
+    waiting = asyncio.ensure_future(arrived.wait())
+    await asyncio.wait({waiting, collector}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if collector.done():
+        collector.result()  # the collector's error, if it failed
+    elif not arrived.is_set():
+        raise TimeoutError(f"the probe did not come through in {timeout:.0f} s")
+
+
 def _stamp_header(record: Any) -> float | None:
     for key, value in record.headers or ():
         if key == "bench-sent":
@@ -231,9 +260,12 @@ async def baseline(
             for s, t in ((a, b), (b, c))
         ]
         await asyncio.sleep(3)
+        arrived = asyncio.Event()
         collector = asyncio.create_task(
-            _collect(bootstrap, settings, [c], count, 300, _stamp_header)
+            _collect(bootstrap, settings, [c], count, 300, _stamp_header, (b"probe", arrived))
         )
+        probe = OutboundRecord(a, b"probe", payload, (("bench-sent", b"0"),))
+        await _through(producer, probe, arrived, collector)
         seconds = await _offer(
             producer,
             records,
@@ -267,7 +299,8 @@ async def backbone(
     topics = local.topics
     for adapter in adapters.values():
         adapter.topics = topics
-    records = [record for _, record in sealed_batch(adapters, count, datetime.now(UTC))]
+    (probe_id, probe), *batch = sealed_batch(adapters, count + 1, datetime.now(UTC))
+    records = [record for _, record in batch]
     inboxes = [topics.inbox(code) for code in adapters]
     producer = await _producer(bootstrap, local)
 
@@ -284,9 +317,13 @@ async def backbone(
     try:
         hub = start_hub(local, "lyon", bootstrap, run_dir)
         await _wait_ready(bootstrap, local)
+        arrived = asyncio.Event()
         collector = asyncio.create_task(
-            _collect(bootstrap, local, inboxes, count, 600, _stamp_header)
+            _collect(
+                bootstrap, local, inboxes, count, 600, _stamp_header, (probe_id.encode(), arrived)
+            )
         )
+        await _through(producer, restamp(probe), arrived, collector)
         seconds = await _offer(producer, records, rate, restamp)
         latencies, _ = await collector
     finally:

@@ -72,3 +72,13 @@ async def test_idle_names_the_broker_and_every_backbone_process_with_a_cpu_figur
     assert report["unmeasured"] == []
     assert report["total_percent"] >= report["backbone_total_percent"] >= 0
     assert len(report["processes"]) == 6
+
+
+async def test_a_fixed_load_is_timed_after_a_probe_came_through_and_the_probe_is_not_counted(
+    bootstrap: str, settings: Settings
+) -> None:
+    """The timed records start once the path is live; each is counted once, the probe never."""
+    figures = await baseline(bootstrap, settings, 300, 500.0, "probe")
+    assert figures.messages == 300
+    # the probe is stamped at the epoch: counted, its "latency" would be 56 years
+    assert max(figures.latencies_ms) < 3_600_000
