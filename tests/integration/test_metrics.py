@@ -90,13 +90,18 @@ async def test_a_hub_turns_ready_and_counts_what_it_admits_and_delivers(
             await backbone.send(record)
         await backbone.inboxes(["DEU"], until=lambda rs: len(rs) >= sent)
 
-        _, body = await until(
+        intake_epoch = ("i247_hub_unit_epoch", (("unit", "intake"),))
+        _, body = await until(  # gauges are refreshed once a second, counters at once
             port,
             "/metrics",
-            lambda _, b: outcome(b, "admitted") >= sent and outcome(b, "delivered") >= sent,
+            lambda _, b: (
+                outcome(b, "admitted") >= sent
+                and outcome(b, "delivered") >= sent
+                and intake_epoch in samples(b)
+            ),
         )
         found = samples(body)
-        assert found[("i247_hub_unit_epoch", (("unit", "intake"),))] >= 1
+        assert found[intake_epoch] >= 1
         assert found[("i247_hub_units_held", ())] >= 1
         latencies = [
             value
