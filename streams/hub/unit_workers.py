@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,11 +133,9 @@ def handling_plan(
     [(0, [9]), (0, [1, 2]), (1, [4]), (0, [3])]
     """
     steps: list[tuple[TopicPartition, Sequence[Any]]] = []
-    ranked = sorted(batch.items(), key=lambda item: (handling_rank(item[0].topic), item[0]))
-    while ranked:
-        rank = handling_rank(ranked[0][0].topic)
-        group = [(tp, records) for tp, records in ranked if handling_rank(tp.topic) == rank]
-        ranked = ranked[len(group) :]
+    ranked = sorted((handling_rank(tp.topic), tp, records) for tp, records in batch.items())
+    for _, same_rank in itertools.groupby(ranked, key=lambda item: item[0]):
+        group = [(tp, records) for _, tp, records in same_rank]
         longest = max(len(records) for _, records in group)
         for start in range(0, longest, chunk):
             steps += [(tp, r[start : start + chunk]) for tp, r in group if r[start : start + chunk]]
