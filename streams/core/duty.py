@@ -44,6 +44,7 @@ __all__ = [
     "LeaseIntent",
     "claim_reason",
     "desired_owners",
+    "due_for_renewal",
     "lane_site",
     "plan_leases",
     "standby_chain",
@@ -122,6 +123,14 @@ def plan_leases(
     hub's name that this process does not run is a previous incarnation's (a restart):
     it is claimed afresh, which ends that term, rather than renewed.
     """
+    kept = [
+        unit
+        for unit, want in wanted.items()
+        if want in (None, me)
+        and book.lease(unit).owner == me
+        and running.get(unit) == book.lease(unit).epoch
+    ]
+    renewing = due_for_renewal(kept, last_renewed, now=now, renew_every=renew_every)
     moves: list[LeaseIntent] = []
     for unit, want in wanted.items():
         lease = book.lease(unit)
@@ -133,13 +142,31 @@ def plan_leases(
         elif lease.owner == me:
             if want is not None and want != me:
                 moves.append(LeaseIntent(Intent.RELEASE, unit, lease.epoch, handing_to=want))
-            elif now - last_renewed.get(unit, datetime.min.replace(tzinfo=now.tzinfo)) >= (
-                renew_every
-            ):
+            elif unit in renewing:
                 moves.append(LeaseIntent(Intent.RENEW, unit, lease.epoch))
         elif want == me and book.owner_at(unit, now) is None:
             moves.append(LeaseIntent(Intent.CLAIM, unit, lease.epoch + 1))
     return moves
+
+
+def due_for_renewal(
+    held: Iterable[str],
+    last_renewed: Mapping[str, datetime],
+    *,
+    now: datetime,
+    renew_every: timedelta,
+) -> frozenset[str]:
+    """The held units to renew at ``now``: every one of them once any is due.
+
+    A hub's renewals then leave together, one record batch on the lease journal a round
+    instead of one per unit: Tansu's cost for every fetch that returns records grows with
+    the batches in the partition, and every hub and gateway tails this one.
+    """
+    held = frozenset(held)
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    if any(now - last_renewed.get(unit, never) >= renew_every for unit in held):
+        return held
+    return frozenset()
 
 
 class ClaimReason(StrEnum):

@@ -16,6 +16,7 @@ from streams.core.duty import (
     LeaseIntent,
     claim_reason,
     desired_owners,
+    due_for_renewal,
     lane_site,
     plan_leases,
     standby_chain,
@@ -147,6 +148,37 @@ def test_plan_leases(
 def test_a_release_names_who_it_hands_to() -> None:
     [move] = plan("lyon", OWNED, "singapore", 0.5)
     assert move.handing_to == "singapore"
+
+
+LYON_ROUTINE = TOPICS.lane("lyon", Precedence.ROUTINE)
+
+
+def test_a_hubs_renewals_leave_together_once_one_is_due() -> None:
+    last = {LYON_FLASH: T0, LYON_ROUTINE: T0 + s(0.6)}
+    assert due_for_renewal(last, last, now=T0 + s(0.9), renew_every=EVERY) == frozenset()
+    assert due_for_renewal(last, last, now=T0 + s(1), renew_every=EVERY) == set(last)
+    assert due_for_renewal([INTAKE], last, now=T0, renew_every=EVERY) == {INTAKE}  # never
+    assert due_for_renewal([], last, now=T0 + s(9), renew_every=EVERY) == frozenset()
+
+
+def test_plan_leases_renews_every_kept_unit_with_the_one_due_and_nothing_it_gives_up() -> None:
+    book = OWNED.apply(Claim(LYON_ROUTINE, "lyon", 1, T0, TTL)).apply(
+        Claim(INTAKE, "lyon", 1, T0, TTL)
+    )
+    moves = plan_leases(
+        me="lyon",
+        book=book,
+        wanted={LYON_FLASH: "lyon", LYON_ROUTINE: "lyon", INTAKE: "singapore"},
+        now=T0 + s(1),
+        last_renewed={LYON_FLASH: T0, LYON_ROUTINE: T0 + s(0.6), INTAKE: T0 + s(0.6)},
+        renew_every=EVERY,
+        running={LYON_FLASH: 1, LYON_ROUTINE: 1, INTAKE: 1},
+    )
+    assert {(m.unit, m.intent) for m in moves} == {
+        (LYON_FLASH, Intent.RENEW),
+        (LYON_ROUTINE, Intent.RENEW),  # early, with the flash lane's
+        (INTAKE, Intent.RELEASE),  # handed over, never renewed
+    }
 
 
 @pytest.mark.parametrize(
