@@ -33,6 +33,7 @@ an unreachable broker leaves no "Unclosed AIOKafka..." warning behind.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from collections.abc import Iterable
@@ -44,7 +45,13 @@ from brokers.access import client_security
 from brokers.fetch_wait import AdaptiveConsumer
 from brokers.settings import Settings
 
-__all__ = ["BACKGROUND_FETCH_WAIT_MS", "make_consumer", "make_producer", "terminate"]
+__all__ = [
+    "BACKGROUND_FETCH_WAIT_MS",
+    "Consumer",
+    "make_consumer",
+    "make_producer",
+    "terminate",
+]
 
 LINGER_MS = 2  # a few ms batch bursts without adding visible latency
 
@@ -81,8 +88,9 @@ class _Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
             raise
 
 
-class _Consumer(AdaptiveConsumer):
-    """An adaptive consumer that closes itself when ``start()`` fails."""
+class Consumer(AdaptiveConsumer):
+    """An adaptive consumer that closes itself when ``start()`` fails, and whose ``stop()``
+    ends even when a fetch failed just before it."""
 
     async def start(self) -> None:
         try:
@@ -90,6 +98,26 @@ class _Consumer(AdaptiveConsumer):
         except BaseException:
             await self.stop()
             raise
+
+    async def stop(self) -> None:
+        """Stop as aiokafka does, to the end, and raise only a cancellation of the caller's.
+
+        aiokafka 0.14's fetcher cancels its pending fetch tasks and awaits each; one in its
+        retry back-off (its fetch just failed: the broker went away) raises that
+        cancellation into the caller. The stop ended half way, its client left open, and
+        the calling task died: a hub's broker watch, as it reacted to the broker's loss.
+        """
+        try:
+            await super().stop()
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():
+                raise
+            pending = list(getattr(self._fetcher, "_pending_tasks", ()))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._client.close()
 
 
 def _target(target: Settings | str, settings: Settings | None) -> tuple[str, Settings]:
@@ -167,7 +195,7 @@ def make_consumer(
     }
     idle_ms = int(overrides.pop("idle_fetch_wait_ms", tuning.idle_fetch_wait_ms))
     options.update(overrides)
-    return _Consumer(*(topics or ()), idle_fetch_wait_ms=idle_ms, **options)
+    return Consumer(*(topics or ()), idle_fetch_wait_ms=idle_ms, **options)
 
 
 def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:

@@ -27,7 +27,8 @@ import structlog
 from aiokafka import TopicPartition
 
 from brokers.access import process_security
-from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, AdaptiveConsumer, FetchPace
+from brokers.clients import Consumer
+from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, FetchPace
 from brokers.records import ReceivedRecord
 
 __all__ = ["TopicTail", "received_from_kafka"]
@@ -73,7 +74,7 @@ class TopicTail:
         the tail (a claim's read-back: each fetch of it is a hop of a handover)."""
         self._topics = list(topics)
         self._on_record = on_record
-        self._consumer = AdaptiveConsumer(
+        self._consumer = Consumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

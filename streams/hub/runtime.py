@@ -111,7 +111,7 @@ from streams.core.delivery import (
     plan_delivery,
     receipt_records,
 )
-from streams.core.duty import INTAKE, ClaimReason
+from streams.core.duty import INTAKE, ClaimReason, due_for_renewal
 from streams.core.intake import Admitted, Outcome, Redelivered, Refused, admit, unknown_signing_key
 from streams.core.intake_progress import IntakeProgress
 from streams.core.liveness import Heartbeat, HubView, Liveness, LivenessPolicy, observe
@@ -356,10 +356,11 @@ class HubRuntime:
         if self.phase in (HubPhase.STOPPING, HubPhase.STOPPED):
             return
         self._enter(HubPhase.STOPPING)
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        for task in (self._loop, self._renewals):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for client in (self._work, self._tail, self._producer):
             if client is not None:
                 with contextlib.suppress(Exception):  # a client stuck on a lost broker
@@ -440,15 +441,17 @@ class HubRuntime:
             await asyncio.sleep(TICK)
 
     async def renew_due(self) -> None:
-        """Renew every term this hub works whose lease is its own and due for renewal."""
+        """Renew the terms this hub works under its own lease, all together once one is due."""
         now = self.state.clock()
-        for unit, term in list(self.workers.items()):
-            lease = self.book.lease(unit)
-            if (
-                self.workers.get(unit) is term  # not released while an earlier one was sent
-                and (lease.owner, lease.epoch) == (self.me, term.epoch)
-                and self._renewal_due(unit, now)
-            ):
+        held = {
+            unit: term
+            for unit, term in self.workers.items()
+            if (self.book.lease(unit).owner, self.book.lease(unit).epoch) == (self.me, term.epoch)
+        }
+        due = due_for_renewal(held, self.last_renewed, now=now, renew_every=self.renew_every)
+        for unit in sorted(due):
+            term = held[unit]
+            if self.workers.get(unit) is term:  # not released while an earlier one was sent
                 await self._renew(unit, term.epoch, now)
 
     def _renewal_due(self, unit: str, now: datetime) -> bool:

@@ -34,7 +34,7 @@ import pytest
 from agents.ncb.adapter import Opened
 from agents.ncb.client_state import state_path
 from agents.ops.operations import provision_all
-from brokers.clients import make_producer, terminate
+from brokers.clients import make_consumer, make_producer, terminate
 from brokers.embedded import EmbeddedBroker
 from brokers.settings import Settings
 from schemas.bodies import MessageBody
@@ -300,3 +300,29 @@ async def test_a_broker_out_of_reach_then_back_with_its_log_resumes_without_prov
             assert bb.hubs["lyon"].poll() is None
     finally:
         await proxy.stop()
+
+
+async def test_a_consumer_stopped_just_after_its_fetch_failed_stops_and_says_nothing(
+    own_broker: EmbeddedBroker,
+) -> None:
+    """aiokafka's fetcher raised its back-off's cancellation into whoever stopped it (the
+    hub's broker watch died of it); the shell's consumer contains it and still closes."""
+    assert own_broker.bootstrap is not None
+    async with make_producer(own_broker.bootstrap, Settings()) as producer:
+        await producer.send_and_wait("stop.probe", b"x")  # creates the topic
+    consumer = make_consumer(
+        own_broker.bootstrap, Settings(), topics=["stop.probe"], retry_backoff_ms=30_000
+    )
+    await consumer.start()
+    assert await consumer.getmany(timeout_ms=5_000)
+    await asyncio.to_thread(own_broker.stop)
+    deadline = time.monotonic() + PATIENCE
+    while not consumer._fetcher._pending_tasks:  # a fetch failed: it sleeps its back-off
+        assert time.monotonic() < deadline, "no fetch in flight after the broker stopped"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+
+    stopping = asyncio.create_task(consumer.stop())
+    await asyncio.wait_for(stopping, 10)  # raised CancelledError here without the fix
+    assert not stopping.cancelled()
+    assert not consumer._client._conns  # closed to the end
