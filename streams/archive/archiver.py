@@ -21,7 +21,7 @@ The archiver is ready (``/readyz`` on ``I247_METRICS_PORT``, ``streams.health.pr
 has caught up with the backbone once: it archived up to the end offsets the broker reported
 at start, or a fetch found nothing new (under steady traffic fetches are never empty).
 
-After an empty fetch the archiver rests ``pace_ms`` (2 s) with its partitions paused
+After an empty fetch the archiver rests ``pace_ms`` (4 s) with its partitions paused
 (``brokers.fetch_wait.FetchPace``): its fetches name every partition of the backbone.
 
 Correctness never rests on the broker's end offsets (the embedded Tansu broker
@@ -69,14 +69,17 @@ log = structlog.get_logger("i247.archiver")
 
 HEAD_EVENT_TYPE = "int.interpol.i247.control.tree-head.v1"
 _SOURCE = f"/i247/{AUDITOR}"
-ARCHIVE_PACE_MS = 2_000
+ARCHIVE_PACE_MS = 4_000
 """After an empty fetch the archiver rests this long, its partitions paused: each fetch names
 every partition of the backbone (Tansu's CPU per fetch grows with them), and nobody waits on
 the archive; under traffic fetches are never empty, so it never rests then."""
-ARCHIVE_BUSY_PACE_MS = 1_500
+ARCHIVE_BUSY_PACE_MS = 3_000
 """...and this long after a fetch that brought records: under traffic each fetch returns
 records of the lanes and intake, and Tansu's CPU for such a fetch grows with the record
-batches already in those partitions (``brokers.fetch_wait.FetchPace``)."""
+batches already in those partitions (``brokers.fetch_wait.FetchPace``). At idle the
+journals' beats and renewals keep every fetch busy; each rest costs two fetches (aiokafka's
+prefetch is in flight when the partitions pause), so 1.5 s made it one fetch a second of
+218 partitions, a fifth of the broker's idle CPU; 3 s (and 4 s) halved it."""
 
 
 def head_event(
