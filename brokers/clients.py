@@ -39,7 +39,7 @@ import subprocess
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from brokers.access import client_security
 from brokers.fetch_wait import AdaptiveConsumer
@@ -173,7 +173,7 @@ def make_consumer(
     group_id: str | None = None,
     topics: Iterable[str] | None = None,
     **overrides: Any,
-) -> AIOKafkaConsumer:
+) -> Consumer:
     """A consumer, not started: subscribed to ``topics`` if given, else ready for ``assign``.
 
     With ``group_id`` it commits that group's offsets (explicitly: auto-commit is off);

@@ -23,13 +23,22 @@ background task, so the new wait applies from the next request on).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-__all__ = ["DEFAULT_IDLE_FETCH_WAIT_MS", "AdaptiveConsumer", "AdaptiveFetchWait", "FetchPace"]
+__all__ = [
+    "DEFAULT_IDLE_FETCH_WAIT_MS",
+    "AdaptiveConsumer",
+    "AdaptiveFetchWait",
+    "FetchPace",
+    "rest_paused",
+]
 
 DEFAULT_IDLE_FETCH_WAIT_MS = 250
 """The idle cap where no settings are at hand (``I247_IDLE_FETCH_WAIT_MS`` sets it)."""
@@ -132,3 +141,23 @@ class AdaptiveConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         records = sum(len(chunk) for chunk in batch.values())
         self._set_wait(self.fetch_wait.observe(records, time.monotonic() * 1000))
         return batch
+
+
+async def rest_paused(
+    consumer: AIOKafkaConsumer,
+    partitions: Collection[TopicPartition],
+    seconds: float,
+    *,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """No fetch of ``partitions`` for ``seconds`` (paused, then resumed), or until ``wake``
+    is set: a ``FetchPace`` rest, for every reader that paces its fetches."""
+    consumer.pause(*partitions)
+    try:
+        if wake is None:
+            await asyncio.sleep(seconds)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), seconds)
+    finally:
+        consumer.resume(*partitions)

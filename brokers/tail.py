@@ -28,7 +28,7 @@ from aiokafka import TopicPartition
 
 from brokers.access import process_security
 from brokers.clients import Consumer
-from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, FetchPace
+from brokers.fetch_wait import DEFAULT_IDLE_FETCH_WAIT_MS, FetchPace, rest_paused
 from brokers.records import ReceivedRecord
 
 __all__ = ["TopicTail", "received_from_kafka"]
@@ -139,12 +139,7 @@ class TopicTail:
     async def _rest(self, seconds: float) -> None:
         """No fetch for ``seconds``, unless someone starts waiting for records."""
         self._wake.clear()
-        self._consumer.pause(*self._partitions)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), seconds)
-        finally:
-            self._consumer.resume(*self._partitions)
+        await rest_paused(self._consumer, self._partitions, seconds, wake=self._wake)
 
     @contextlib.contextmanager
     def _waiting(self) -> Iterator[None]:

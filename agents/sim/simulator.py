@@ -9,7 +9,6 @@ dead letters so the books (``Accounting``) are kept from what really crossed the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -34,6 +33,7 @@ from agents.sim.faults import (
     tamper_header,
 )
 from agents.sim.traffic import EXPECTED_REASON, Fault, Planned, TrafficMix
+from brokers.fetch_wait import rest_paused
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
 from schemas import header_names as names
@@ -404,8 +404,5 @@ class Observer:
                     if handled % (10 * _YIELD_EVERY) == 0:
                         await asyncio.sleep(0)
             if batch:  # its books take lane times from the records: resting costs no figure
-                resting = consumer.assignment()
-                consumer.pause(*resting)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), OBSERVER_BUSY_PACE_MS / 1000)
-                consumer.resume(*resting)
+                pace = OBSERVER_BUSY_PACE_MS / 1000
+                await rest_paused(consumer, consumer.assignment(), pace, wake=stop)

@@ -53,7 +53,7 @@ from aiokafka.client import AIOKafkaClient
 from brokers.access import client_security
 from brokers.archive_store import ArchiveStore
 from brokers.clients import BACKGROUND_FETCH_WAIT_MS, make_consumer, make_producer
-from brokers.fetch_wait import FetchPace
+from brokers.fetch_wait import FetchPace, rest_paused
 from brokers.record_headers import cloudevent_headers, header_value
 from brokers.settings import Settings
 from schemas.archive import ArchivedRecord, TreeHead, sign_tree_head
@@ -268,12 +268,7 @@ class Archiver:
     async def _rest(self, seconds: float) -> None:
         """No fetch for ``seconds`` (every partition paused)."""
         assert self._consumer is not None
-        resting = sorted(self._assigned)
-        self._consumer.pause(*resting)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._consumer.resume(*resting)
+        await rest_paused(self._consumer, sorted(self._assigned), seconds)
 
     async def _note_ends(self) -> None:
         """The end offsets at start that the archive has not reached: caught up once none is

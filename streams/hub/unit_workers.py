@@ -38,8 +38,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
+from brokers.fetch_wait import AdaptiveConsumer
 from brokers.records import OutboundRecord, ReceivedRecord
 from brokers.tail import received_from_kafka
 from schemas.header import Precedence
@@ -86,7 +87,7 @@ as one journal record): produced after the batch's records, under its last input
 class WorkerContext:
     """What the work loop needs from its hub."""
 
-    new_consumer: Callable[[], AIOKafkaConsumer]
+    new_consumer: Callable[[], AdaptiveConsumer]
     new_producer: Callable[[], AIOKafkaProducer]  # fresh after an unacknowledged batch
     may_work: Callable[[str, int], bool]
     on_first_output: Callable[[str, int, datetime], Awaitable[None]]
@@ -211,17 +212,14 @@ class WorkLoop:
 
     def idle_wait(self, idle_ms: int) -> None:
         """The loop's longest fetch wait while its partitions are quiet."""
-        setter = getattr(self._consumer, "set_idle_wait", None)  # a plain consumer has none
-        if setter is not None:
-            setter(idle_ms)
+        self._consumer.set_idle_wait(idle_ms)
 
     def brace(self, cap_ms: int | None) -> None:
         """Fetch with at most ``cap_ms`` of wait (``None``: the adaptive wait again): a unit
         is about to be added, and aiokafka sends a new term's first fetch only after the
         fetch in flight, which an idle loop has made long."""
-        cap = getattr(self._consumer, "cap_wait", None)  # a plain consumer has no cap
-        if cap is not None and cap_ms != self._braced:
-            cap(cap_ms)
+        if cap_ms != self._braced:
+            self._consumer.cap_wait(cap_ms)
         self._braced = cap_ms
 
     async def add(
