@@ -10,7 +10,9 @@ envelope header, in clear). Every check is a miss: agents do not open the databa
 (layers), so the hub builds them at start if missing (a full-size first build takes about
 30 s before the hub is ready; not timed). The baseline is the same shape in plain
 aiokafka: a request topic, one echo consumer answering on an answer topic, same offered
-rate and record size, no sealing. Nothing here asserts a speed.
+rate and record size, no sealing. One check goes through the hub first and is not counted
+(``agents.bench.probe``): the timed checks start on a live path. Nothing here asserts a
+speed.
 
 Worked example: ``await bench_checks(Settings(db_scale=0.01), rate=50, duration=10)``
 returns ``{"checks": {"asked": 500, "answered": 500, "checks_per_s": ..., "p50_ms": ...,
@@ -33,6 +35,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from agents.bench.probe import through_path
 from agents.ncb.adapter import NcbAdapter
 from agents.ops.keyring import load_all
 from agents.ops.operations import provision_all
@@ -97,7 +100,7 @@ async def _backbone(local: Settings, bootstrap: str, count: int, rate: float) ->
     await provision_all(local)
     directory, identities = load_all(Path(local.keys_dir), list(ASKERS))
     adapters = {c: NcbAdapter(identities[c], directory, local.topics) for c in ASKERS}
-    requests = _requests(count)
+    (probe_asker, probe), *requests = _requests(count + 1)
     run_dir = Path(local.data_dir) / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)
     hub = _start_hub(local, bootstrap, run_dir)
@@ -107,7 +110,14 @@ async def _backbone(local: Settings, bootstrap: str, count: int, rate: float) ->
     try:
         await _wait_ready(bootstrap, local)
         inboxes = [local.topics.inbox(c) for c in ASKERS]
-        collector = asyncio.create_task(_collect(bootstrap, local, inboxes, sent, count))
+        arrived = asyncio.Event()
+        collector = asyncio.create_task(
+            _collect(bootstrap, local, inboxes, sent, count, (probe.correlation_id, arrived))
+        )
+        _, first = adapters[probe_asker].compose(
+            ["ccc"], probe, now=datetime.now(UTC), random_bytes=os.urandom
+        )
+        await through_path(producer, first, arrived, collector)
         start = time.monotonic()
         for index, (asker, request) in enumerate(requests):
             delay = start + index / rate - time.monotonic()
@@ -129,9 +139,15 @@ async def _backbone(local: Settings, bootstrap: str, count: int, rate: float) ->
 
 
 async def _collect(
-    bootstrap: str, local: Settings, topics: list[str], sent: dict[str, float], count: int
+    bootstrap: str,
+    local: Settings,
+    topics: list[str],
+    sent: dict[str, float],
+    count: int,
+    probe: tuple[str, asyncio.Event],
 ) -> tuple[list[float], float]:
-    """Latencies of the check answers read from ``topics``, and seconds first to last."""
+    """Latencies of the check answers read from ``topics``, and seconds first to last;
+    the answer to ``probe``'s correlation id sets its event and is not counted."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -155,8 +171,13 @@ async def _collect(
                         ).header
                     except RejectedMessage:
                         continue
+                    if header.message_type.value != "check-answer":
+                        continue
+                    if header.correlation_id == probe[0]:
+                        probe[1].set()
+                        continue
                     asked_at = sent.get(header.correlation_id or "")
-                    if header.message_type.value == "check-answer" and asked_at is not None:
+                    if asked_at is not None:
                         latencies.append((now - asked_at) * 1000)
                         first = first or now
                         last = now

@@ -56,6 +56,7 @@ from agents.bench.broadcast import bench_broadcast, print_broadcast_bench
 from agents.bench.checks import bench_checks
 from agents.bench.failover import bench_failover, print_failover_bench
 from agents.bench.idle import bench_idle, print_idle_bench
+from agents.bench.probe import through_path
 from agents.bench.routing import (
     ROUTE_CALLS,
     RoutingFigures,
@@ -126,7 +127,7 @@ async def _collect(
     """Read ``expected`` records from ``topics``: latencies, and seconds from first to last.
 
     ``probe``: the key of a record sent through the path before the timed load, and the
-    event to set when it arrives; it is not counted (``_through``)."""
+    event to set when it arrives; it is not counted (``agents.bench.probe.through_path``)."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -201,28 +202,6 @@ async def _offer(
     return time.monotonic() - start
 
 
-async def _through(
-    producer: AIOKafkaProducer,
-    record: OutboundRecord,
-    arrived: asyncio.Event,
-    collector: asyncio.Task[Any],
-    timeout: float = 120,
-) -> None:
-    """Send ``record`` and wait until the collector has read it at the end of the path: the
-    timed load then starts on a live path. Without it the first seconds timed the readers'
-    and forwarders' start-up (the first 300-700 records of a 200/s run waited 2-3.5 s)."""
-    await producer.send_and_wait(
-        record.topic, record.value, key=record.key, headers=list(record.headers)
-    )
-    waiting = asyncio.ensure_future(arrived.wait())
-    await asyncio.wait({waiting, collector}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    if collector.done():
-        collector.result()  # the collector's error, if it failed
-    elif not arrived.is_set():
-        raise TimeoutError(f"the probe did not come through in {timeout:.0f} s")
-
-
 def _stamp_header(record: Any) -> float | None:
     for key, value in record.headers or ():
         if key == "bench-sent":
@@ -265,7 +244,7 @@ async def baseline(
             _collect(bootstrap, settings, [c], count, 300, _stamp_header, (b"probe", arrived))
         )
         probe = OutboundRecord(a, b"probe", payload, (("bench-sent", b"0"),))
-        await _through(producer, probe, arrived, collector)
+        await through_path(producer, probe, arrived, collector)
         seconds = await _offer(
             producer,
             records,
@@ -323,7 +302,7 @@ async def backbone(
                 bootstrap, local, inboxes, count, 600, _stamp_header, (probe_id.encode(), arrived)
             )
         )
-        await _through(producer, restamp(probe), arrived, collector)
+        await through_path(producer, restamp(probe), arrived, collector)
         seconds = await _offer(producer, records, rate, restamp)
         latencies, _ = await collector
     finally:
